@@ -1,0 +1,145 @@
+"""Bronze step: ingest landed files exactly once, keeping every raw line verbatim.
+
+Exactly-once without a streaming checkpoint: a run first records the files it is about to
+ingest as a *planned* batch in `ops.ingest_files`, then appends their lines to bronze with a
+Delta idempotent write (txnAppId/txnVersion = the batch id), then records the batch as
+*committed*. A run killed anywhere in between finds the planned batch and replays exactly
+the same files; Delta skips a write whose batch was already committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pyspark.sql.functions as F
+from pyspark.sql import SparkSession
+
+from lakehouse.tables import Lake
+
+FEEDS = {
+    "events": (".jsonl", ".jsonl.gz", ".json", ".json.gz"),
+    "users": (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".csv", ".csv.gz"),
+}
+MANIFEST_SCHEMA = (
+    "batch_id long, feed string, file_path string, size long, modified_at timestamp, "
+    "status string, recorded_at timestamp"
+)
+
+
+class LandingError(RuntimeError):
+    """The landing folder cannot be read."""
+
+
+@dataclass
+class BronzeResult:
+    """What one bronze step did."""
+
+    batch_id: int | None = None
+    files: dict = field(default_factory=dict)
+    lines: dict = field(default_factory=dict)
+    replayed: bool = False
+
+
+def _hadoop_path(spark: SparkSession, uri: str):
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def _is_landing_file(name: str, suffixes: tuple[str, ...]) -> bool:
+    return not name.startswith((".", "_")) and name.lower().endswith(suffixes)
+
+
+def list_landing(spark: SparkSession, landing: str) -> dict[str, list[tuple[str, int, dt.datetime]]]:
+    """Every landing file per feed as (uri, size, modification time), through Hadoop's FileSystem."""
+    root, fs = _hadoop_path(spark, landing)
+    if not fs.exists(root) or not fs.getFileStatus(root).isDirectory():
+        raise LandingError(f"landing folder not found: {landing}")
+    out: dict[str, list] = {}
+    for feed, suffixes in FEEDS.items():
+        out[feed] = []
+        feed_root, _ = _hadoop_path(spark, f"{landing.rstrip('/')}/{feed}")
+        if not fs.exists(feed_root):
+            continue
+        files = fs.listFiles(feed_root, True)
+        while files.hasNext():
+            status = files.next()
+            name = status.getPath().getName()
+            if _is_landing_file(name, suffixes):
+                modified = dt.datetime.fromtimestamp(status.getModificationTime() / 1000, tz=dt.timezone.utc).replace(tzinfo=None)
+                out[feed].append((status.getPath().toString(), int(status.getLen()), modified))
+        out[feed].sort()
+    return out
+
+
+def _manifest(spark: SparkSession, lake: Lake) -> list:
+    """The ingest manifest (one row per file and status change); small enough to collect."""
+    return lake.read_or_empty(spark, "ops.ingest_files", MANIFEST_SCHEMA).collect()
+
+
+def committed_batches(spark: SparkSession, lake: Lake) -> list[int]:
+    """Batch ids whose bronze writes are complete, ascending."""
+    return sorted({r["batch_id"] for r in _manifest(spark, lake) if r["status"] == "committed"})
+
+
+def _record(spark: SparkSession, lake: Lake, rows: list[tuple], status: str, recorded_at: dt.datetime) -> None:
+    df = spark.createDataFrame(
+        [(b, feed, path, size, mtime, status, recorded_at) for b, feed, path, size, mtime in rows], MANIFEST_SCHEMA
+    )
+    lake.write(df.coalesce(1), "ops.ingest_files", mode="append")
+
+
+def plan_batch(spark: SparkSession, lake: Lake, landing: str) -> tuple[int | None, list[tuple], dt.datetime | None, bool]:
+    """The batch to ingest: an unfinished planned one (replayed as is) or the files never seen."""
+    manifest = _manifest(spark, lake)
+    committed = {r["batch_id"] for r in manifest if r["status"] == "committed"}
+    pending = [r for r in manifest if r["status"] == "planned" and r["batch_id"] not in committed]
+    if pending:
+        batch_id = pending[0]["batch_id"]
+        rows = [(r["batch_id"], r["feed"], r["file_path"], r["size"], r["modified_at"]) for r in pending if r["batch_id"] == batch_id]
+        return batch_id, rows, pending[0]["recorded_at"], True
+    known = {r["file_path"] for r in manifest}
+    batch_id = max((r["batch_id"] for r in manifest), default=0) + 1
+    rows = [
+        (batch_id, feed, path, size, mtime)
+        for feed, files in list_landing(spark, landing).items()
+        for path, size, mtime in files
+        if path not in known
+    ]
+    if not rows:
+        return None, [], None, False
+    planned_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    _record(spark, lake, rows, "planned", planned_at)
+    return batch_id, rows, planned_at, False
+
+
+def read_lines(spark: SparkSession, paths: list[str], batch_id: int, ingested_at: dt.datetime):
+    """Every line of the files, verbatim, with its file, the file's time and a line id."""
+    return spark.read.format("text").load(paths).select(
+        F.col("value"),
+        F.col("_metadata.file_path").alias("source_file"),
+        F.col("_metadata.file_modification_time").alias("file_modified_at"),
+        F.monotonically_increasing_id().alias("line_id"),
+        F.lit(batch_id).cast("long").alias("batch_id"),
+        F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
+    )
+
+
+def ingest(spark: SparkSession, lake: Lake, landing: str) -> BronzeResult:
+    """Ingest the files not ingested before (or finish an interrupted batch)."""
+    batch_id, rows, ingested_at, replayed = plan_batch(spark, lake, landing)
+    result = BronzeResult(batch_id=batch_id, replayed=replayed)
+    if batch_id is None:
+        return result
+    for feed in FEEDS:
+        paths = [path for _, f, path, _, _ in rows if f == feed]
+        result.files[feed] = len(paths)
+        if not paths:
+            result.lines[feed] = 0
+            continue
+        lines = read_lines(spark, paths, batch_id, ingested_at)
+        lake.write(lines, f"bronze.{feed}", mode="append", txn=(f"bronze.{feed}", batch_id))
+        result.lines[feed] = lake.read(spark, f"bronze.{feed}").filter(F.col("batch_id") == batch_id).count()
+    _record(spark, lake, rows, "committed", ingested_at)
+    return result

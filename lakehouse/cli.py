@@ -1,0 +1,217 @@
+"""`lakehouse` command line: generate, run, sql, dashboard, forget, maintain."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+
+from lakehouse.config import ConfigError, load_config, parse_set
+
+
+class UserError(RuntimeError):
+    """An error the user can fix: printed as one line, exit code 2."""
+
+
+def _common(p: argparse.ArgumentParser, landing: bool = False) -> None:
+    if landing:
+        p.add_argument("--landing", help="landing folder or URI (events/ and users/ below it)")
+    p.add_argument("--lake", required=True, help="lake root folder or URI")
+    p.add_argument("--conf", dest="env", help="config environment: conf/<ENV>/ overrides conf/base/")
+    p.add_argument("--timezone", help="reporting timezone (IANA name), overrides the config")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="lakehouse", description="Product-analytics lakehouse on Spark and Delta")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write a realistic demo landing folder")
+    g.add_argument("--out", required=True)
+    g.add_argument("--users", type=int, default=2000)
+    g.add_argument("--days", type=int, default=90)
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--start", help="first day, YYYY-MM-DD")
+
+    r = sub.add_parser("run", help="run bronze, silver and gold (or --only one layer)")
+    _common(r, landing=True)
+    r.add_argument("--only", choices=["bronze", "silver", "gold"])
+    r.add_argument("--full-refresh", action="store_true", help="recompute gold even when nothing new arrived")
+    r.add_argument("--wait", action="store_true", help="wait for another run on the same lake instead of exiting")
+
+    q = sub.add_parser("sql", help="run a SQL query over bronze.*, silver.*, gold.* and print the result")
+    q.add_argument("query")
+    _common(q)
+    q.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    q.add_argument("--limit", type=int, default=1000, help="rows printed at most")
+
+    d = sub.add_parser("dashboard", help="serve the Dash dashboard over the gold tables")
+    d.add_argument("--lake", required=True)
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--port", type=int, default=8050)
+    d.add_argument("--debug", action="store_true")
+
+    f = sub.add_parser("forget", help="erase users from every layer (right to be forgotten)")
+    _common(f)
+    f.add_argument("--user-id", action="append", required=True, dest="user_ids")
+
+    m = sub.add_parser("maintain", help="compact small files and vacuum")
+    _common(m)
+    return parser
+
+
+def _config(args) -> dict:
+    overrides = parse_set(getattr(args, "set", None))
+    if getattr(args, "timezone", None):
+        overrides["timezone"] = args.timezone
+    return load_config(env=getattr(args, "env", None), overrides=overrides)
+
+
+def _spark(cfg: dict, app: str):
+    from lakehouse.session import build_spark
+
+    return build_spark(cfg, app_name=app)
+
+
+def cmd_generate(args) -> int:
+    from lakehouse import generator
+
+    start = dt.date.fromisoformat(args.start) if args.start else None
+    t0 = time.perf_counter()
+    summary = generator.generate(args.out, users=args.users, days=args.days, seed=args.seed, start=start,
+                                 progress=lambda msg: print(msg, flush=True))
+    print(f"generated {summary['events']} events for {summary['users']} users in {time.perf_counter() - t0:.1f}s -> {args.out}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from lakehouse import pipeline
+
+    cfg = _config(args)
+    if args.only in (None, "bronze") and not args.landing:
+        raise UserError("--landing is required (the folder with events/ and users/)")
+    if args.landing and "://" not in args.landing and not os.path.isdir(args.landing):
+        raise UserError(f"landing folder not found: {args.landing}")
+    _check_lake_writable(args.lake)
+    t0 = time.perf_counter()
+    spark = _spark(cfg, "lakehouse-run")
+    print(f"spark ready in {time.perf_counter() - t0:.1f}s", flush=True)
+    summary = pipeline.run(spark, cfg, args.landing, args.lake, only=args.only, full_refresh=args.full_refresh,
+                           wait=args.wait, progress=lambda m: print(m, flush=True))
+    print(summary.render())
+    print(f"total {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def _check_lake_writable(lake: str) -> None:
+    if "://" in lake and not lake.startswith("file:"):
+        return
+    path = lake.removeprefix("file://").removeprefix("file:")
+    probe = path
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe.rstrip("/")) or "."
+    if not os.access(probe, os.W_OK) or (os.path.exists(path) and not os.path.isdir(path)):
+        raise UserError(f"lake folder is not writable: {lake}")
+
+
+def cmd_sql(args) -> int:
+    from lakehouse.tables import Lake
+
+    cfg = _config(args)
+    spark = _spark(cfg, "lakehouse-sql")
+    lake = Lake(args.lake)
+    if not lake.register(spark):
+        raise UserError(f"no tables found in lake {args.lake} (run `lakehouse run` first)")
+    df = spark.sql(args.query)
+    rows = df.limit(args.limit).collect()
+    cols = df.columns
+    print(format_rows(cols, [tuple(r) for r in rows], args.format))
+    return 0
+
+
+def format_rows(cols: list[str], rows: list[tuple], fmt: str) -> str:
+    """Render query rows as an aligned table, CSV or JSON lines."""
+    if fmt == "json":
+        return "\n".join(json.dumps(dict(zip(cols, r)), default=str) for r in rows)
+    if fmt == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(cols)
+        writer.writerows(["" if v is None else v for v in r] for r in rows)
+        return buf.getvalue().rstrip("\n")
+    text = [[("NULL" if v is None else str(v)) for v in r] for r in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in text]) for i, c in enumerate(cols)]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    out = [line, "| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths)) + " |", line]
+    out += ["| " + " | ".join(v.ljust(w) for v, w in zip(r, widths)) + " |" for r in text]
+    out.append(line)
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def cmd_dashboard(args) -> int:
+    if not os.path.isdir(args.lake):
+        raise UserError(f"lake folder not found: {args.lake}")
+    from dashboard import app
+
+    app.main(lake=args.lake, host=args.host, port=args.port, debug=args.debug)
+    return 0
+
+
+def cmd_forget(args) -> int:
+    from lakehouse import maintenance
+
+    cfg = _config(args)
+    spark = _spark(cfg, "lakehouse-forget")
+    print(maintenance.forget(spark, cfg, args.lake, args.user_ids))
+    return 0
+
+
+def cmd_maintain(args) -> int:
+    from lakehouse import maintenance
+
+    cfg = _config(args)
+    spark = _spark(cfg, "lakehouse-maintain")
+    print(maintenance.maintain(spark, cfg, args.lake))
+    return 0
+
+
+COMMANDS = {
+    "generate": cmd_generate, "run": cmd_run, "sql": cmd_sql, "dashboard": cmd_dashboard,
+    "forget": cmd_forget, "maintain": cmd_maintain,
+}
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first meaningful line of an error, without a Java stack trace."""
+    text = str(exc).strip() or type(exc).__name__
+    first = text.splitlines()[0]
+    return first[:500]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `lakehouse` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("lakehouse: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every error ends as one line and a non-zero exit
+        from lakehouse.errors import describe
+
+        print(f"lakehouse {args.command}: error: {describe(exc)}", file=sys.stderr)
+        if os.environ.get("LAKEHOUSE_DEBUG"):
+            raise
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

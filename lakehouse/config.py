@@ -1,0 +1,151 @@
+"""Layered configuration: conf/base < conf/<env> < conf/local < LAKEHOUSE_* env vars < flags."""
+
+from __future__ import annotations
+
+import copy
+import os
+import zoneinfo
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+ENV_PREFIX = "LAKEHOUSE_"
+
+
+class ConfigError(ValueError):
+    """A configuration value the pipeline cannot use; the message names it."""
+
+
+def conf_dir() -> Path:
+    """Where conf/ lives: $LAKEHOUSE_CONF_DIR, ./conf, or the repository's conf/."""
+    explicit = os.environ.get("LAKEHOUSE_CONF_DIR")
+    if explicit:
+        return Path(explicit)
+    here = Path.cwd() / "conf"
+    if (here / "base").is_dir():
+        return here
+    return Path(__file__).resolve().parent.parent / "conf"
+
+
+def _merge(base: dict, over: Mapping) -> dict:
+    """Deep-merge `over` into a copy of `base` (dicts merge, everything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_layer(folder: Path) -> dict:
+    """Merge every YAML file of one folder, in name order."""
+    merged: dict = {}
+    if not folder.is_dir():
+        return merged
+    for path in sorted(folder.glob("*.y*ml")):
+        if path.name == "expectations.yaml":
+            continue
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping")
+        merged = _merge(merged, data)
+    return merged
+
+
+def _set_path(cfg: dict, dotted: str, value: Any) -> None:
+    """Set cfg[a][b] for 'a.b' (or 'a__b'); Spark conf keys keep their dots."""
+    parts = dotted.replace("__", ".").split(".")
+    if parts[0] == "spark" and len(parts) > 2 and parts[1] == "conf":
+        parts = ["spark", "conf", ".".join(parts[2:])]
+    node = cfg
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {dotted}: {part} is not a section")
+    node[parts[-1]] = value
+
+
+def _env_overrides(cfg: dict, environ: Mapping[str, str]) -> dict:
+    """LAKEHOUSE_<KEY>[__<SUB>] overrides keys that exist in the config (values parsed as YAML)."""
+    out = copy.deepcopy(cfg)
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        node = out
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and parts[-1] in node:
+            node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+    return out
+
+
+def _validate(cfg: dict) -> dict:
+    """Fail early, in one line, on values the pipeline cannot use."""
+    try:
+        zoneinfo.ZoneInfo(str(cfg["timezone"]))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, KeyError):
+        raise ConfigError(f"timezone: unknown time zone {cfg.get('timezone')!r} (use an IANA name like Europe/Paris)")
+    if not isinstance(cfg.get("excluded_events"), list) or not all(isinstance(e, str) for e in cfg["excluded_events"]):
+        raise ConfigError("excluded_events: must be a list of event names")
+    for key in ("session_gap_minutes", "max_line_bytes", "max_future_skew_hours", "vacuum_retention_hours"):
+        value = cfg.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{key}: must be a positive whole number, got {value!r}")
+    funnel = cfg.get("funnel") or {}
+    steps = funnel.get("steps")
+    if not isinstance(steps, list) or len(steps) < 2 or not all(isinstance(s, str) and s for s in steps):
+        raise ConfigError("funnel.steps: must be a list of at least two event names")
+    if not isinstance(funnel.get("window_days"), int) or funnel["window_days"] < 0:
+        raise ConfigError(f"funnel.window_days: must be a whole number >= 0, got {funnel.get('window_days')!r}")
+    spark = cfg.get("spark") or {}
+    partitions = (spark.get("conf") or {}).get("spark.sql.shuffle.partitions", 4)
+    if not str(partitions).isdigit() or int(partitions) <= 0:
+        raise ConfigError(f"spark.conf.spark.sql.shuffle.partitions: must be a positive whole number, got {partitions!r}")
+    return cfg
+
+
+def load_config(
+    env: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    root: Path | None = None,
+) -> dict:
+    """Build the run configuration from every layer; `overrides` are dotted keys from flags."""
+    root = root or conf_dir()
+    if not (root / "base").is_dir():
+        raise ConfigError(f"config folder {root / 'base'} not found (set LAKEHOUSE_CONF_DIR)")
+    cfg = _read_layer(root / "base")
+    if env:
+        if not (root / env).is_dir():
+            raise ConfigError(f"--conf {env}: no folder {root / env}")
+        cfg = _merge(cfg, _read_layer(root / env))
+    cfg = _merge(cfg, _read_layer(root / "local"))
+    cfg = _env_overrides(cfg, os.environ if environ is None else environ)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(cfg, key, value)
+    return _validate(cfg)
+
+
+def parse_set(items: list[str] | None) -> dict:
+    """Turn repeated `--set key=value` flags into dotted overrides (values parsed as YAML)."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(raw)
+    return out
+
+
+def expectations_path(root: Path | None = None) -> Path:
+    """The data-quality rules file (conf/local overrides conf/base)."""
+    root = root or conf_dir()
+    local = root / "local" / "expectations.yaml"
+    return local if local.is_file() else root / "base" / "expectations.yaml"

@@ -1,0 +1,137 @@
+"""Gold step: compute every gold table from silver and publish them.
+
+Shared intermediates (active events, user-days, the user dimension) are computed once and
+cached; tables are then written concurrently (Spark runs jobs from several threads).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from lakehouse.tables import Lake
+from lakehouse.transforms import gold as G
+
+
+@dataclass
+class GoldInputs:
+    """The prepared frames every gold table is built from."""
+
+    events: DataFrame
+    active: DataFrame
+    days: DataFrame
+    neighbours: DataFrame
+    users: DataFrame
+    sessions: DataFrame
+    cal: DataFrame
+    rng: G.DateRange
+    quarantine: DataFrame
+    cfg: dict
+    cached: list = field(default_factory=list)
+
+    def release(self) -> None:
+        """Drop the cached intermediates."""
+        for df in self.cached:
+            df.unpersist()
+
+
+def prepare(spark: SparkSession, events: DataFrame, profiles: DataFrame, sessions: DataFrame,
+            quarantine: DataFrame, cfg: dict) -> GoldInputs | None:
+    """Shared intermediates, or None when silver holds no active event yet."""
+    tz = cfg["timezone"]
+    excluded = tuple(cfg["excluded_events"])
+    events = events.transform(G.with_activity_date(tz))
+    active = events.transform(G.active_only(excluded)).repartition("user_id").persist(StorageLevel.MEMORY_AND_DISK)
+    rng = G.date_range(active)
+    if rng is None:
+        active.unpersist()
+        return None
+    days = G.user_days(active, G.sessions_per_day(sessions, tz)).persist(StorageLevel.MEMORY_AND_DISK)
+    neighbours = G.with_neighbours(days).persist(StorageLevel.MEMORY_AND_DISK)
+    users = G.user_dimension(days, profiles, G.first_event_country(events), rng, tz).persist(StorageLevel.MEMORY_AND_DISK)
+    cal = G.calendar(spark, rng).persist()
+    return GoldInputs(events, active, days, neighbours, users, sessions, cal, rng, quarantine, cfg,
+                      cached=[active, days, neighbours, users, cal])
+
+
+def core_tables(x: GoldInputs) -> dict[str, Callable[[], DataFrame]]:
+    """The gold tables of the core issue, as thunks so that they are built when written."""
+    rolling = G.rolling_active(x.cal, x.neighbours, x.rng, {"wau": 7, "mau": 30})
+    daily = G.engagement_daily(x.cal, x.days, rolling, x.users, x.events).persist(StorageLevel.MEMORY_AND_DISK)
+    x.cached.append(daily)
+    points = G.loyalty_events(x.events)
+    balances = G.loyalty_balances(points)
+    return {
+        "engagement_daily": lambda: daily,
+        "engagement_monthly": lambda: G.engagement_monthly(x.days, x.users, daily, x.rng),
+        "lifecycle_daily": lambda: G.lifecycle_daily(x.cal, x.neighbours, x.users, x.rng),
+        "demographics": lambda: G.demographics(x.users, x.rng, x.cfg["demographics"]["window_days"]),
+        "loyalty_daily": lambda: G.loyalty_daily(x.cal, points, daily),
+        "loyalty_balances": lambda: balances,
+        "user_activity_daily": lambda: G.user_activity_daily(x.days, x.users),
+        "users": lambda: G.users_table(x.users, balances),
+        "quarantine_summary": lambda: G.quarantine_summary(x.quarantine),
+    }
+
+
+def build(x: GoldInputs) -> dict[str, Callable[[], DataFrame]]:
+    """Every gold table this version of the project builds."""
+    return core_tables(x)
+
+
+def publish(lake: Lake, tables: dict[str, Callable[[], DataFrame]], txn_version: int | None,
+            threads: int = 4) -> list[str]:
+    """Overwrite each gold table (idempotently when `txn_version` is given); the names written."""
+
+    def _write(item):
+        name, thunk = item
+        df = thunk().coalesce(1)
+        lake.write(df, f"gold.{name}", mode="overwrite", txn=(f"gold.{name}", txn_version) if txn_version else None)
+        return name
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(_write, sorted(tables.items())))
+
+
+def table_rows(spark: SparkSession, lake: Lake, names) -> dict[str, int]:
+    """Row counts of published gold tables (Delta keeps them in the log: no full scan)."""
+    return {name: lake.read(spark, f"gold.{name}").count() for name in sorted(names)}
+
+
+def empty_quarantine(spark: SparkSession) -> DataFrame:
+    """An empty silver.quarantine frame."""
+    return spark.createDataFrame([], "feed string, reason string, value string, source_file string, batch_id long, ingested_at timestamp")
+
+
+def read_silver(spark: SparkSession, lake: Lake) -> tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
+    """silver.events, users, sessions and quarantine (empty frames where a table is missing)."""
+    from lakehouse.silver import _silver_users_schema
+
+    events = lake.read(spark, "silver.events")
+    profiles = lake.read_or_empty(spark, "silver.users", _silver_users_schema())
+    sessions = lake.read_or_empty(
+        spark, "silver.sessions",
+        "user_id string, session_id string, session_start timestamp, session_end timestamp, events long, duration_s long, is_derived boolean",
+    )
+    quarantine = lake.read(spark, "silver.quarantine") if lake.exists(spark, "silver.quarantine") else empty_quarantine(spark)
+    return events, profiles, sessions, quarantine.select("feed", "reason")
+
+
+def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None) -> dict[str, int]:
+    """Build and publish gold from the current silver; returns rows per table."""
+    if not lake.exists(spark, "silver.events"):
+        return {}
+    x = prepare(spark, *read_silver(spark, lake), cfg)
+    if x is None:
+        return {}
+    try:
+        tables = build(x)
+        publish(lake, tables, txn_version)
+    finally:
+        x.release()
+    return table_rows(spark, lake, tables)
+

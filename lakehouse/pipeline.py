@@ -1,0 +1,182 @@
+"""The pipeline run: bronze -> silver -> gold in one Spark session, with a summary and a run log."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from pyspark.sql import SparkSession
+
+from lakehouse import bronze, gold, silver
+from lakehouse.tables import Lake
+
+LAYERS = ("bronze", "silver", "gold")
+RUNS_SCHEMA = (
+    "run_id string, started_at timestamp, ended_at timestamp, status string, timezone string, "
+    "files long, lines long, silver_rows long, duplicates long, quarantined long, rows_json string, "
+    "quarantine_json string, durations_json string, message string"
+)
+
+
+class PipelineError(RuntimeError):
+    """An error the user can fix; the message says what."""
+
+
+class LakeBusyError(PipelineError):
+    """Another run holds the lake."""
+
+
+@dataclass
+class RunSummary:
+    """What one run read, wrote, dropped and quarantined, and how long each layer took."""
+
+    run_id: str
+    started_at: dt.datetime
+    files: dict = field(default_factory=dict)
+    lines: dict = field(default_factory=dict)
+    rows: dict = field(default_factory=dict)
+    quarantined: Counter = field(default_factory=Counter)
+    duplicates: int = 0
+    profile_headers: int = 0
+    durations: dict = field(default_factory=dict)
+    recomputed: str = "nothing"
+    status: str = "running"
+    message: str = ""
+
+    def lines_total(self) -> int:
+        return sum(self.lines.values())
+
+    def render(self) -> str:
+        """A short human summary for the console."""
+        out = [f"run {self.run_id}: {self.status}"]
+        if self.files:
+            out.append("  read: " + ", ".join(f"{feed} {self.files.get(feed, 0)} files / {self.lines.get(feed, 0)} lines" for feed in sorted(self.files)))
+        else:
+            out.append("  read: no new files")
+        if self.rows:
+            out.append("  rows added: " + ", ".join(f"{k} {v}" for k, v in sorted(self.rows.items())))
+        out.append(f"  duplicates dropped: {self.duplicates}")
+        q = sum(self.quarantined.values())
+        out.append(f"  quarantined: {q}" + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(self.quarantined.items())) + ")" if q else ""))
+        out.append(f"  recomputed: {self.recomputed}")
+        out.append("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.durations.items()))
+        if self.message:
+            out.append(f"  note: {self.message}")
+        return "\n".join(out)
+
+
+@contextlib.contextmanager
+def lake_lock(lake_root: str, wait: bool = False) -> Iterator[None]:
+    """One run at a time per lake (an OS file lock for local lakes; none for remote URIs)."""
+    if "://" in lake_root and not lake_root.startswith("file:"):
+        yield
+        return
+    import fcntl
+
+    root = lake_root.removeprefix("file://").removeprefix("file:")
+    try:
+        os.makedirs(root, exist_ok=True)
+        handle = open(os.path.join(root, "_lakehouse.lock"), "w")
+    except OSError as exc:
+        raise PipelineError(f"lake folder {lake_root} is not writable: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError as exc:
+            raise LakeBusyError(f"another lakehouse run is using {lake_root}; try again when it ends (or pass --wait)") from exc
+        yield
+    finally:
+        handle.close()
+
+
+def _timed(summary: RunSummary, name: str, step: Callable):
+    start = time.perf_counter()
+    try:
+        return step()
+    finally:
+        summary.durations[name] = summary.durations.get(name, 0.0) + time.perf_counter() - start
+
+
+def _log_run(spark: SparkSession, lake: Lake, cfg: dict, summary: RunSummary) -> None:
+    """Append the run to ops.pipeline_runs."""
+    ended = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    row = (
+        summary.run_id, summary.started_at, ended, summary.status, cfg["timezone"],
+        sum(summary.files.values()), summary.lines_total(), summary.rows.get("silver.events", 0),
+        summary.duplicates, sum(summary.quarantined.values()),
+        json.dumps(summary.rows, sort_keys=True), json.dumps(dict(summary.quarantined), sort_keys=True),
+        json.dumps({k: round(v, 3) for k, v in summary.durations.items()}), summary.message[:2000],
+    )
+    lake.write(spark.createDataFrame([row], RUNS_SCHEMA).coalesce(1), "ops.pipeline_runs", mode="append")
+
+
+def run(spark: SparkSession, cfg: dict, landing: str | None, lake_root: str, only: str | None = None,
+        full_refresh: bool = False, wait: bool = False, progress: Callable[[str], None] = print) -> RunSummary:
+    """Run the layers (all, or `only` one) and return the summary; nothing new changes nothing."""
+    if only is not None and only not in LAYERS:
+        raise PipelineError(f"--only {only!r}: expected one of {', '.join(LAYERS)}")
+    lake = Lake(lake_root)
+    summary = RunSummary(run_id=uuid.uuid4().hex[:12], started_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    layers = [only] if only else list(LAYERS)
+    with lake_lock(lake_root, wait=wait):
+        try:
+            wrote = _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progress)
+            summary.status = "success"
+        except BaseException as exc:
+            summary.status = "failed"
+            summary.message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            with contextlib.suppress(Exception):
+                _log_run(spark, lake, cfg, summary)
+            raise
+        if wrote:
+            _log_run(spark, lake, cfg, summary)
+            lake.register(spark)
+    return summary
+
+
+def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progress) -> bool:
+    """The layers of one run; returns whether anything was written."""
+    wrote = False
+    if "bronze" in layers:
+        if landing is None:
+            raise PipelineError("--landing is required to run bronze")
+        progress("bronze: looking for new files")
+        result = _timed(summary, "bronze", lambda: bronze.ingest(spark, lake, landing))
+        if result.batch_id is not None:
+            wrote = True
+            summary.files, summary.lines = result.files, result.lines
+            for feed, n in result.lines.items():
+                summary.rows[f"bronze.{feed}"] = n
+            progress(f"bronze: batch {result.batch_id}{' (replayed)' if result.replayed else ''}: "
+                     + ", ".join(f"{feed} {result.files[feed]} files / {result.lines[feed]} lines" for feed in result.files))
+    if "silver" in layers:
+        batches = bronze.committed_batches(spark, lake)
+        if batches and silver.done_batches(spark, lake, "silver") < batches[-1]:
+            progress("silver: parsing, validating, deduplicating")
+            res = _timed(summary, "silver", lambda: silver.process(spark, lake, cfg, batches))
+            wrote = True
+            summary.rows["silver.events"] = res.events_added
+            summary.duplicates = res.duplicates
+            summary.profile_headers = res.profile_headers
+            summary.quarantined = res.quarantined
+            progress(f"silver: batches {res.batches}: {res.events_added} events added, {res.duplicates} duplicates dropped, "
+                     f"{sum(res.quarantined.values())} lines quarantined")
+    if "gold" in layers:
+        silver_done = silver.done_batches(spark, lake, "silver")
+        gold_done = silver.done_batches(spark, lake, "gold")
+        if silver_done and (full_refresh or gold_done < silver_done):
+            progress("gold: building metrics")
+            rows = _timed(summary, "gold", lambda: gold.run(spark, lake, cfg, None if full_refresh else silver_done))
+            silver.mark_done(spark, lake, "gold", silver_done)
+            wrote = True
+            summary.rows.update({f"gold.{k}": v for k, v in rows.items()})
+            summary.recomputed = f"all gold tables ({len(rows)}) over the full date range"
+            progress(f"gold: {len(rows)} tables published")
+    return wrote

@@ -1,0 +1,54 @@
+"""The one Spark session builder used by jobs, the CLI and the test fixture."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from pyspark.sql import SparkSession
+
+from lakehouse.config import conf_dir
+
+
+class JavaMissingError(RuntimeError):
+    """No usable Java 17 runtime: Spark cannot start."""
+
+
+def check_java() -> None:
+    """Fail in one line when Java is missing, instead of a py4j gateway error."""
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise JavaMissingError("Java 17 is required by Spark: install it (e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    if '"17' not in out and " 17" not in out and '"21' not in out:
+        first = out.splitlines()[0] if out else "unknown"
+        raise JavaMissingError(f"Spark 4.2 needs Java 17 (found: {first}); install openjdk-17-jre-headless or set JAVA_HOME")
+
+
+def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
+    """Create (or reuse) the Spark session with Delta and the settings of `cfg['spark']`."""
+    check_java()
+    spark_cfg = cfg.get("spark", {})
+    builder = (
+        SparkSession.builder.appName(app_name or spark_cfg.get("app_name", "lakehouse"))
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config("spark.driver.memory", spark_cfg.get("driver_memory", "4g"))
+    )
+    # spark-submit sets the master itself; only default it when running from Python.
+    if "spark.master" not in os.environ.get("PYSPARK_SUBMIT_ARGS", "") and not os.environ.get("SPARK_SUBMITTED"):
+        builder = builder.master(os.environ.get("LAKEHOUSE_SPARK_MASTER", spark_cfg.get("master", "local[2]")))
+    if spark_cfg.get("jars"):
+        builder = builder.config("spark.jars", spark_cfg["jars"])
+    elif spark_cfg.get("packages"):
+        builder = builder.config("spark.jars.packages", spark_cfg["packages"])
+    for key, value in (spark_cfg.get("conf") or {}).items():
+        builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
+    log_conf = conf_dir() / "log4j2.properties"
+    if log_conf.is_file():
+        java_opts = str((spark_cfg.get("conf") or {}).get("spark.driver.extraJavaOptions", ""))
+        builder = builder.config("spark.driver.extraJavaOptions", f"{java_opts} -Dlog4j2.configurationFile=file:{log_conf}".strip())
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

@@ -1,0 +1,110 @@
+"""Silver step: turn each committed bronze batch into typed, deduplicated silver rows.
+
+Batches are processed one at a time, in order. Every write is idempotent (Delta txn keyed on
+the batch id) and the batch is marked done in `ops.progress` last, so a killed run replays
+the batch and lands on exactly the same tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pyspark.sql.functions as F
+from pyspark import StorageLevel
+from pyspark.sql import SparkSession
+
+from lakehouse.tables import Lake
+from lakehouse.transforms import silver as T
+
+PROGRESS_SCHEMA = "layer string, batch_id long, completed_at timestamp"
+EVENT_SCHEMA_DDL = None  # silver.events schema comes from the transform itself
+
+
+@dataclass
+class SilverResult:
+    """What one silver step did, summed over the batches it processed."""
+
+    batches: list = field(default_factory=list)
+    events_added: int = 0
+    duplicates: int = 0
+    profiles_valid: int = 0
+    profile_headers: int = 0
+    quarantined: Counter = field(default_factory=Counter)
+    sessions: int = 0
+
+
+def done_batches(spark: SparkSession, lake: Lake, layer: str) -> int:
+    """The last batch id a layer has fully processed (0 when none)."""
+    df = lake.read_or_empty(spark, "ops.progress", PROGRESS_SCHEMA)
+    row = df.filter(F.col("layer") == layer).agg(F.max("batch_id").alias("b")).collect()[0]
+    return row["b"] or 0
+
+
+def mark_done(spark: SparkSession, lake: Lake, layer: str, batch_id: int) -> None:
+    """Record that `layer` has processed everything up to `batch_id`."""
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    lake.write(spark.createDataFrame([(layer, batch_id, now)], PROGRESS_SCHEMA), "ops.progress", mode="append")
+
+
+def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, result: SilverResult) -> None:
+    bronze = lake.read(spark, "bronze.events").filter(F.col("batch_id") == batch_id)
+    parsed = bronze.transform(T.parse_events(cfg["max_line_bytes"], cfg["max_future_skew_hours"])).persist(StorageLevel.MEMORY_AND_DISK)
+    reasons = {r["reason"]: r["n"] for r in parsed.groupBy(F.col("_error").alias("reason")).agg(F.count(F.lit(1)).alias("n")).collect()}
+    valid = reasons.pop(None, 0)
+    events = T.first_copy_per_event_id(T.valid_events(parsed))
+    if lake.exists(spark, "silver.events"):
+        events = events.transform(T.drop_known_event_ids(lake.read(spark, "silver.events")))
+    lake.write(events, "silver.events", mode="append", txn=("silver.events", batch_id))
+    added = lake.read(spark, "silver.events").filter(F.col("batch_id") == batch_id).count()
+    if reasons:
+        lake.write(T.quarantined(parsed, "events"), "silver.quarantine", mode="append", txn=("silver.quarantine.events", batch_id))
+    parsed.unpersist()
+    result.events_added += added
+    result.duplicates += valid - added
+    result.quarantined.update({f"events:{k}": v for k, v in reasons.items()})
+
+
+def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, result: SilverResult) -> None:
+    bronze = lake.read(spark, "bronze.users").filter(F.col("batch_id") == batch_id)
+    parsed = bronze.transform(T.parse_profiles(str(cfg["email_salt"]), cfg["max_line_bytes"])).persist(StorageLevel.MEMORY_AND_DISK)
+    reasons = {r["reason"]: r["n"] for r in parsed.groupBy(F.col("_error").alias("reason")).agg(F.count(F.lit(1)).alias("n")).collect()}
+    valid = reasons.pop(None, 0)
+    current = lake.read_or_empty(spark, "silver.users", _silver_users_schema())
+    merged = T.latest_profiles(current, parsed)
+    lake.write(merged.coalesce(1), "silver.users", mode="overwrite", txn=("silver.users", batch_id))
+    if reasons:
+        lake.write(T.quarantined(parsed, "users"), "silver.quarantine", mode="append", txn=("silver.quarantine.users", batch_id))
+    headers = bronze.count() - valid - sum(reasons.values())
+    parsed.unpersist()
+    result.profiles_valid += valid
+    result.profile_headers += headers
+    result.quarantined.update({f"users:{k}": v for k, v in reasons.items()})
+
+
+def _silver_users_schema() -> str:
+    return (
+        "user_id string, registered_at timestamp, gender string, birth_date date, age int, country string, "
+        "city string, signup_channel string, email_hash string, updated_at timestamp, source_file string, batch_id long"
+    )
+
+
+def process(spark: SparkSession, lake: Lake, cfg: dict, bronze_batches: list[int]) -> SilverResult:
+    """Process every committed bronze batch silver has not finished, then rebuild sessions."""
+    result = SilverResult()
+    last = done_batches(spark, lake, "silver")
+    for batch_id in [b for b in bronze_batches if b > last]:
+        if lake.exists(spark, "bronze.events") and lake.read(spark, "bronze.events").filter(F.col("batch_id") == batch_id).limit(1).count():
+            _events_batch(spark, lake, cfg, batch_id, result)
+        if lake.exists(spark, "bronze.users") and lake.read(spark, "bronze.users").filter(F.col("batch_id") == batch_id).limit(1).count():
+            _profiles_batch(spark, lake, cfg, batch_id, result)
+        if result.events_added or not lake.exists(spark, "silver.sessions"):
+            if lake.exists(spark, "silver.events"):
+                sessions = lake.read(spark, "silver.events").transform(
+                    T.sessionize(cfg["session_gap_minutes"], tuple(cfg["excluded_events"]))
+                )
+                lake.write(sessions, "silver.sessions", mode="overwrite", txn=("silver.sessions", batch_id))
+        mark_done(spark, lake, "silver", batch_id)
+        result.batches.append(batch_id)
+    return result

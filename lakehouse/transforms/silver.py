@@ -1,0 +1,356 @@
+"""Silver: parse, validate, type and normalise raw lines; deduplicate; merge profiles; sessions.
+
+Pure DataFrame -> DataFrame functions; parameterised ones return a function for `df.transform`.
+Lines are parsed once into a VARIANT so that wrong JSON types can be told apart from missing fields.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame, Window
+
+Transform = Callable[[DataFrame], DataFrame]
+
+REQUIRED_EVENT_FIELDS = ("event_id", "event", "ts", "user_id")
+ISO_TS = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}(:?\d{2})?)?$"
+POINTS_EVENTS = ("points_earned", "points_redeemed")
+REPLACEMENT_CHAR = "\ufffd"
+BOM = "\ufeff"
+
+# (column, JSON path, Spark type) of typed fields taken from `properties` / `context`.
+PROPERTY_FIELDS = (
+    ("page", "$.properties.page", "string"),
+    ("item_id", "$.properties.item_id", "string"),
+    ("item_type", "$.properties.item_type", "string"),
+    ("category", "$.properties.category", "string"),
+    ("price", "$.properties.price", "double"),
+    ("quantity", "$.properties.quantity", "int"),
+    ("cart_value", "$.properties.cart_value", "double"),
+    ("order_id", "$.properties.order_id", "string"),
+    ("amount", "$.properties.amount", "double"),
+    ("currency", "$.properties.currency", "string"),
+    ("payment_status", "$.properties.payment_status", "string"),
+    ("course_id", "$.properties.course_id", "string"),
+    ("progress_pct", "$.properties.progress_pct", "double"),
+    ("quiz_id", "$.properties.quiz_id", "string"),
+    ("score", "$.properties.score", "double"),
+    ("max_score", "$.properties.max_score", "double"),
+    ("passed", "$.properties.passed", "boolean"),
+    ("duration_s", "$.properties.duration_s", "double"),
+    ("points", "$.properties.points", "double"),
+    ("reason", "$.properties.reason", "string"),
+    ("reward", "$.properties.reward", "string"),
+    ("channel", "$.properties.channel", "string"),
+)
+CONTEXT_FIELDS = ("country", "city", "device", "os", "app_version", "referrer")
+
+SILVER_EVENT_COLUMNS = (
+    ["event_id", "event", "ts", "user_id", "session_id"]
+    + list(CONTEXT_FIELDS)
+    + [name for name, _, _ in PROPERTY_FIELDS]
+    + ["properties", "source_file", "batch_id", "ingested_at"]
+)
+
+PROFILE_FIELDS = ("user_id", "registered_at", "gender", "birth_date", "age", "country", "city",
+                  "signup_channel", "email", "updated_at")
+CSV_MAX_COLUMNS = 32
+
+GENDER_MAP = {
+    "female": ("f", "female", "woman", "w"),
+    "male": ("m", "male", "man"),
+    "other": ("other", "non-binary", "nonbinary", "nb", "x", "diverse"),
+}
+
+
+# ---------------------------------------------------------------- small column helpers
+
+def _get(path: str, type_: str = "string") -> Column:
+    """A typed field of the parsed line, null when absent or not castable."""
+    return F.expr(f"try_variant_get(_v, '{path}', '{type_}')")
+
+
+def _json_type(path: str) -> Column:
+    """The JSON type of a field ('STRING', 'BIGINT', 'OBJECT<…>', …), null when absent."""
+    return F.expr(f"schema_of_variant(variant_get(_v, '{path}'))")
+
+
+def _blank_to_null(col: Column) -> Column:
+    """Trim a string; empty becomes null."""
+    trimmed = F.trim(col)
+    return F.when(trimmed == "", F.lit(None)).otherwise(trimmed)
+
+
+def _parse_ts(text: Column) -> Column:
+    """ISO-8601 text to a UTC timestamp (no offset means UTC); null when it does not parse."""
+    text = F.trim(text)
+    return F.when(text.rlike(ISO_TS), F.regexp_replace(text, "^(.{10}) ", "$1T").try_cast("timestamp"))
+
+
+def _raw_checks(max_line_bytes: int) -> Column:
+    """Reasons found on the raw text, before any parsing."""
+    return (
+        F.when(F.octet_length("value") > max_line_bytes, F.lit("line_too_long"))
+        .when(F.col("value").contains(REPLACEMENT_CHAR), F.lit("not_utf8"))
+        .when(F.trim(F.regexp_replace("value", BOM, "")) == "", F.lit("empty_line"))
+    )
+
+
+def _parse_line(df: DataFrame, max_line_bytes: int, text_col: str = "value") -> DataFrame:
+    """Add `_v` (the line as VARIANT, a leading BOM ignored; null when unparsable) and `_root_type`."""
+    parsed = F.expr(f"try_parse_json(regexp_replace({text_col}, '^\\uFEFF', ''))")
+    return (
+        df.withColumn("_raw_reason", _raw_checks(max_line_bytes))
+        .withColumn("_v", F.when(F.col("_raw_reason").isNull(), parsed))
+        .withColumn("_root_type", F.expr("schema_of_variant(_v)"))
+    )
+
+
+def _field_reason(field: str) -> Column:
+    """`missing_<field>` when absent/null/blank, `wrong_type_<field>` when not a JSON string."""
+    json_type = _json_type(f"$.{field}")
+    text = _get(f"$.{field}")
+    return (
+        F.when(json_type.isNull() | (json_type == "VOID"), F.lit(f"missing_{field}"))
+        .when(json_type != "STRING", F.lit(f"wrong_type_{field}"))
+        .when(F.trim(text) == "", F.lit(f"missing_{field}"))
+    )
+
+
+def _object_reason(field: str) -> Column:
+    """`wrong_type_<field>` when an optional object field is present but not an object."""
+    json_type = _json_type(f"$.{field}")
+    return F.when(json_type.isNotNull() & (json_type != "VOID") & ~json_type.startswith("OBJECT"), F.lit(f"wrong_type_{field}"))
+
+
+# ---------------------------------------------------------------- events
+
+def parse_events(max_line_bytes: int = 1_048_576, max_future_skew_hours: int = 24) -> Transform:
+    """Bronze event lines -> typed candidate rows with `_error` (the quarantine reason, null when valid)."""
+
+    def _transform(bronze: DataFrame) -> DataFrame:
+        df = _parse_line(bronze, max_line_bytes).withColumn("_ts_text", F.trim(_get("$.ts")))
+        ts = _parse_ts(F.col("_ts_text"))
+        points = _get("$.properties.points", "double")
+        amount = _get("$.properties.amount", "double")
+        reason = F.coalesce(
+            F.col("_raw_reason"),
+            F.when(F.col("_v").isNull(), F.lit("not_json")),
+            F.when(~F.col("_root_type").startswith("OBJECT"), F.lit("not_an_object")),
+            *[_field_reason(f) for f in REQUIRED_EVENT_FIELDS],
+            _object_reason("properties"),
+            _object_reason("context"),
+            F.when(ts.isNull(), F.lit("bad_timestamp")),
+            F.when(ts > F.col("ingested_at") + F.expr(f"INTERVAL {int(max_future_skew_hours)} HOURS"), F.lit("future_timestamp")),
+            F.when(_json_type("$.properties.amount").isNotNull() & amount.isNull(), F.lit("wrong_type_amount")),
+            F.when(amount < 0, F.lit("negative_amount")),
+            F.when(_get("$.event").isin(*POINTS_EVENTS) & (points.isNull() | (points <= 0)), F.lit("non_positive_points")),
+        )
+        typed = [
+            F.trim(_get("$.event_id")).alias("event_id"),
+            F.trim(_get("$.event")).alias("event"),
+            ts.alias("ts"),
+            F.trim(_get("$.user_id")).alias("user_id"),
+            _blank_to_null(_get("$.session_id")).alias("session_id"),
+            F.upper(_blank_to_null(_get("$.context.country"))).alias("country"),
+            _blank_to_null(_get("$.context.city")).alias("city"),
+            F.lower(_blank_to_null(_get("$.context.device"))).alias("device"),
+            _blank_to_null(_get("$.context.os")).alias("os"),
+            _blank_to_null(_get("$.context.app_version")).alias("app_version"),
+            _blank_to_null(_get("$.context.referrer")).alias("referrer"),
+        ]
+        props = [
+            (_get(path, type_).cast("long") if name == "points" else _get(path, type_)).alias(name)
+            for name, path, type_ in PROPERTY_FIELDS
+        ]
+        return df.select(
+            "value", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at",
+            reason.alias("_error"),
+            *typed, *props,
+            F.expr("to_json(variant_get(_v, '$.properties'))").alias("properties"),
+        )
+
+    return _transform
+
+
+def valid_events(parsed: DataFrame) -> DataFrame:
+    """Rows without a reason, in the silver.events column order."""
+    return parsed.filter(F.col("_error").isNull()).select(*SILVER_EVENT_COLUMNS, "file_modified_at", "line_id")
+
+
+def quarantined(parsed: DataFrame, feed: str) -> DataFrame:
+    """Rows with a reason, as silver.quarantine rows (the line exactly as it arrived)."""
+    return parsed.filter(F.col("_error").isNotNull()).select(
+        F.lit(feed).alias("feed"), F.col("_error").alias("reason"), "value", "source_file", "batch_id", "ingested_at",
+    )
+
+
+def first_copy_per_event_id(events: DataFrame) -> DataFrame:
+    """Keep the first-arrived copy of each event_id within one batch (file time, file, line)."""
+    order = Window.partitionBy("event_id").orderBy("batch_id", "file_modified_at", "source_file", "line_id")
+    return (
+        events.withColumn("_copy", F.row_number().over(order))
+        .filter(F.col("_copy") == 1)
+        .drop("_copy", "file_modified_at", "line_id")
+    )
+
+
+def drop_known_event_ids(known_ids: DataFrame) -> Transform:
+    """Drop events whose id is already in silver (duplicates across batches)."""
+
+    def _transform(events: DataFrame) -> DataFrame:
+        return events.join(known_ids.select("event_id"), "event_id", "left_anti")
+
+    return _transform
+
+
+# ---------------------------------------------------------------- profiles
+
+def normalise_gender(col: Column) -> Column:
+    """Free-text gender -> female / male / other / unknown (case-insensitive)."""
+    g = F.lower(F.trim(col))
+    out = F.when(g.isin(*GENDER_MAP["female"]), F.lit("female"))
+    out = out.when(g.isin(*GENDER_MAP["male"]), F.lit("male"))
+    out = out.when(g.isin(*GENDER_MAP["other"]), F.lit("other"))
+    return out.otherwise(F.lit("unknown"))
+
+
+def _csv_as_json(df: DataFrame) -> DataFrame:
+    """CSV profile lines -> JSON text using each file's header line; header lines are marked."""
+    is_csv = F.lower(F.col("source_file")).rlike(r"\.csv(\.gz)?$")
+    csv_struct = "struct<" + ",".join(f"c{i}:string" for i in range(CSV_MAX_COLUMNS)) + ">"
+    fields = F.from_csv(F.col("value"), csv_struct, {"mode": "PERMISSIVE"})
+    as_array = F.array(*[F.trim(fields[f"c{i}"]) for i in range(CSV_MAX_COLUMNS)])
+    csv = df.filter(is_csv).withColumn("_fields", as_array)
+    is_header = F.coalesce(F.lower(F.col("_fields")[0]) == "user_id", F.lit(False))
+    headers = (
+        csv.filter(is_header)
+        .groupBy("source_file")
+        .agg(F.first(F.transform("_fields", lambda x: F.lower(x))).alias("_header"))
+    )
+    rows = (
+        csv.join(headers, "source_file", "left")
+        .withColumn("_is_header", is_header)
+        .withColumn(
+            "_json",
+            F.when(
+                F.col("_header").isNotNull() & ~F.col("_is_header"),
+                F.to_json(F.map_filter(
+                    F.map_from_arrays(
+                        F.slice(F.col("_header"), 1, F.size(F.array_compact("_header"))),
+                        F.slice(F.col("_fields"), 1, F.size(F.array_compact("_header"))),
+                    ),
+                    lambda k, v: v.isNotNull() & (v != ""),
+                )),
+            ),
+        )
+        .withColumn("_csv_reason", F.when(F.col("_header").isNull(), F.lit("csv_without_header")))
+        .drop("_fields", "_header")
+    )
+    jsonl = (
+        df.filter(~is_csv)
+        .withColumn("_is_header", F.lit(False))
+        .withColumn("_json", F.col("value"))
+        .withColumn("_csv_reason", F.lit(None).cast("string"))
+    )
+    return jsonl.unionByName(rows)
+
+
+def parse_profiles(email_salt: str, max_line_bytes: int = 1_048_576) -> Transform:
+    """Bronze profile lines (JSONL or CSV) -> typed profile rows with `_error`, header lines dropped."""
+
+    def _transform(bronze: DataFrame) -> DataFrame:
+        df = _csv_as_json(bronze).filter(~F.col("_is_header"))
+        df = (
+            _parse_line(df, max_line_bytes, text_col="_json")
+            .withColumn("_raw_reason", F.coalesce(F.col("_raw_reason"), F.col("_csv_reason")))
+            .withColumn("_v", F.when(F.col("_raw_reason").isNull(), F.col("_v")))
+            .withColumn("_ts_text", F.trim(_get("$.updated_at")))
+        )
+        updated_at = _parse_ts(F.col("_ts_text"))
+        registered_text = _blank_to_null(_get("$.registered_at"))
+        registered_at = _parse_ts(registered_text)
+        email = _blank_to_null(_get("$.email"))
+        reason = F.coalesce(
+            F.col("_raw_reason"),
+            F.when(F.col("_v").isNull(), F.lit("not_json")),
+            F.when(~F.col("_root_type").startswith("OBJECT"), F.lit("not_an_object")),
+            _field_reason("user_id"),
+            F.when(F.col("_ts_text").isNotNull() & (F.col("_ts_text") != "") & updated_at.isNull(), F.lit("bad_timestamp")),
+            F.when(registered_text.isNotNull() & registered_at.isNull(), F.lit("bad_timestamp")),
+        )
+        return df.select(
+            "value", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at",
+            reason.alias("_error"),
+            F.trim(_get("$.user_id")).alias("user_id"),
+            registered_at.alias("registered_at"),
+            normalise_gender(_get("$.gender")).alias("gender"),
+            F.expr("try_cast(trim(try_variant_get(_v, '$.birth_date', 'string')) AS DATE)").alias("birth_date"),
+            _get("$.age", "int").alias("age"),
+            F.upper(_blank_to_null(_get("$.country"))).alias("country"),
+            _blank_to_null(_get("$.city")).alias("city"),
+            _blank_to_null(_get("$.signup_channel")).alias("signup_channel"),
+            F.when(email.isNotNull(), F.sha2(F.concat(F.lit(email_salt), F.lower(email)), 256)).alias("email_hash"),
+            updated_at.alias("updated_at"),
+        )
+
+    return _transform
+
+
+SILVER_USER_COLUMNS = ["user_id", "registered_at", "gender", "birth_date", "age", "country", "city",
+                       "signup_channel", "email_hash", "updated_at", "source_file", "batch_id"]
+
+
+def latest_profiles(current: DataFrame, incoming: DataFrame) -> DataFrame:
+    """One profile per user: the latest `updated_at` wins whatever the arrival order.
+
+    Ties (and missing `updated_at`, which sorts oldest) go to the later arrival.
+    """
+    inc = incoming.filter(F.col("_error").isNull()).select(*SILVER_USER_COLUMNS, "file_modified_at", "line_id")
+    cur = current.select(*SILVER_USER_COLUMNS).withColumn("file_modified_at", F.lit(None).cast("timestamp")).withColumn("line_id", F.lit(None).cast("long"))
+    order = Window.partitionBy("user_id").orderBy(
+        F.col("updated_at").desc_nulls_last(), F.col("batch_id").desc(),
+        F.col("file_modified_at").desc_nulls_last(), F.col("source_file").desc(), F.col("line_id").desc_nulls_last(),
+    )
+    return (
+        cur.unionByName(inc)
+        .withColumn("_rank", F.row_number().over(order))
+        .filter(F.col("_rank") == 1)
+        .select(*SILVER_USER_COLUMNS)
+    )
+
+
+# ---------------------------------------------------------------- sessions
+
+def sessionize(gap_minutes: int = 30, excluded_events: tuple[str, ...] = ("app_uninstall",)) -> Transform:
+    """Active events -> one row per session (client session_id, else a >gap_minutes inactivity split)."""
+
+    def _transform(events: DataFrame) -> DataFrame:
+        active = events.filter(~F.col("event").isin(*excluded_events)).select("user_id", "session_id", "ts")
+        given = active.filter(F.col("session_id").isNotNull()).select(
+            "user_id", "session_id", "ts", F.lit(False).alias("is_derived")
+        )
+        by_user = Window.partitionBy("user_id").orderBy("ts")
+        derived = (
+            active.filter(F.col("session_id").isNull())
+            .withColumn("_gap", F.col("ts").cast("long") - F.lag(F.col("ts").cast("long")).over(by_user))
+            .withColumn("_new", F.when(F.col("_gap").isNull() | (F.col("_gap") > gap_minutes * 60), 1).otherwise(0))
+            .withColumn("_n", F.sum("_new").over(by_user.rowsBetween(Window.unboundedPreceding, 0)))
+            .withColumn("_start", F.min("ts").over(Window.partitionBy("user_id", "_n")))
+            .select(
+                "user_id",
+                F.concat(F.lit("derived-"), F.col("user_id"), F.lit("-"), F.col("_start").cast("long").cast("string")).alias("session_id"),
+                "ts",
+                F.lit(True).alias("is_derived"),
+            )
+        )
+        return (
+            given.unionByName(derived)
+            .groupBy("user_id", "session_id", "is_derived")
+            .agg(F.min("ts").alias("session_start"), F.max("ts").alias("session_end"), F.count(F.lit(1)).alias("events"))
+            .withColumn("duration_s", F.col("session_end").cast("long") - F.col("session_start").cast("long"))
+            .select("user_id", "session_id", "session_start", "session_end", "events", "duration_s", "is_derived")
+        )
+
+    return _transform
