@@ -15,16 +15,13 @@ from dataclasses import dataclass, field
 import pyspark.sql.functions as F
 from pyspark.sql import SparkSession
 
+from lakehouse import ops
 from lakehouse.tables import Lake
 
 FEEDS = {
     "events": (".jsonl", ".jsonl.gz", ".json", ".json.gz"),
     "users": (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".csv", ".csv.gz"),
 }
-MANIFEST_SCHEMA = (
-    "batch_id long, feed string, file_path string, size long, modified_at timestamp, "
-    "status string, recorded_at timestamp"
-)
 
 
 class LandingError(RuntimeError):
@@ -67,32 +64,28 @@ def list_landing(spark: SparkSession, landing: str) -> dict[str, list[tuple[str,
             status = files.next()
             name = status.getPath().getName()
             if _is_landing_file(name, suffixes):
-                modified = dt.datetime.fromtimestamp(status.getModificationTime() / 1000, tz=dt.timezone.utc).replace(tzinfo=None)
+                modified = dt.datetime.fromtimestamp(status.getModificationTime() / 1000, tz=dt.timezone.utc)
                 out[feed].append((status.getPath().toString(), int(status.getLen()), modified))
         out[feed].sort()
     return out
 
 
-def _manifest(spark: SparkSession, lake: Lake) -> list:
-    """The ingest manifest (one row per file and status change); small enough to collect."""
-    return lake.read_or_empty(spark, "ops.ingest_files", MANIFEST_SCHEMA).collect()
-
-
-def committed_batches(spark: SparkSession, lake: Lake) -> list[int]:
+def committed_batches(lake: Lake) -> list[int]:
     """Batch ids whose bronze writes are complete, ascending."""
-    return sorted({r["batch_id"] for r in _manifest(spark, lake) if r["status"] == "committed"})
+    return sorted({r["batch_id"] for r in ops.read(lake, "ops.ingest_files") if r["status"] == "committed"})
 
 
-def _record(spark: SparkSession, lake: Lake, rows: list[tuple], status: str, recorded_at: dt.datetime) -> None:
-    df = spark.createDataFrame(
-        [(b, feed, path, size, mtime, status, recorded_at) for b, feed, path, size, mtime in rows], MANIFEST_SCHEMA
-    )
-    lake.write(df.coalesce(1), "ops.ingest_files", mode="append")
+def _record(lake: Lake, rows: list[tuple], status: str, recorded_at: dt.datetime) -> None:
+    ops.append(lake, "ops.ingest_files", [
+        {"batch_id": b, "feed": feed, "file_path": path, "size": size, "modified_at": mtime,
+         "status": status, "recorded_at": recorded_at}
+        for b, feed, path, size, mtime in rows
+    ])
 
 
 def plan_batch(spark: SparkSession, lake: Lake, landing: str) -> tuple[int | None, list[tuple], dt.datetime | None, bool]:
     """The batch to ingest: an unfinished planned one (replayed as is) or the files never seen."""
-    manifest = _manifest(spark, lake)
+    manifest = ops.read(lake, "ops.ingest_files")
     committed = {r["batch_id"] for r in manifest if r["status"] == "committed"}
     pending = [r for r in manifest if r["status"] == "planned" and r["batch_id"] not in committed]
     if pending:
@@ -109,8 +102,8 @@ def plan_batch(spark: SparkSession, lake: Lake, landing: str) -> tuple[int | Non
     ]
     if not rows:
         return None, [], None, False
-    planned_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    _record(spark, lake, rows, "planned", planned_at)
+    planned_at = ops.now().replace(microsecond=0)
+    _record(lake, rows, "planned", planned_at)
     return batch_id, rows, planned_at, False
 
 
@@ -139,7 +132,11 @@ def ingest(spark: SparkSession, lake: Lake, landing: str) -> BronzeResult:
             result.lines[feed] = 0
             continue
         lines = read_lines(spark, paths, batch_id, ingested_at)
+        version = ops.table_version(lake, f"bronze.{feed}")
         lake.write(lines, f"bronze.{feed}", mode="append", txn=(f"bronze.{feed}", batch_id))
-        result.lines[feed] = lake.read(spark, f"bronze.{feed}").filter(F.col("batch_id") == batch_id).count()
-    _record(spark, lake, rows, "committed", ingested_at)
+        if ops.table_version(lake, f"bronze.{feed}") != version:
+            result.lines[feed] = ops.last_commit_rows(lake, f"bronze.{feed}")
+        else:  # replay of a batch whose write had committed before the run was killed
+            result.lines[feed] = lake.read(spark, f"bronze.{feed}").filter(F.col("batch_id") == batch_id).count()
+    _record(lake, rows, "committed", ingested_at)
     return result

@@ -14,15 +14,10 @@ from typing import Callable, Iterator
 
 from pyspark.sql import SparkSession
 
-from lakehouse import bronze, gold, silver
+from lakehouse import bronze, gold, ops, silver
 from lakehouse.tables import Lake
 
 LAYERS = ("bronze", "silver", "gold")
-RUNS_SCHEMA = (
-    "run_id string, started_at timestamp, ended_at timestamp, status string, timezone string, "
-    "files long, lines long, silver_rows long, duplicates long, quarantined long, rows_json string, "
-    "quarantine_json string, durations_json string, message string"
-)
 
 
 class PipelineError(RuntimeError):
@@ -104,17 +99,18 @@ def _timed(summary: RunSummary, name: str, step: Callable):
         summary.durations[name] = summary.durations.get(name, 0.0) + time.perf_counter() - start
 
 
-def _log_run(spark: SparkSession, lake: Lake, cfg: dict, summary: RunSummary) -> None:
+def _log_run(lake: Lake, cfg: dict, summary: RunSummary) -> None:
     """Append the run to ops.pipeline_runs."""
-    ended = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    row = (
-        summary.run_id, summary.started_at, ended, summary.status, cfg["timezone"],
-        sum(summary.files.values()), summary.lines_total(), summary.rows.get("silver.events", 0),
-        summary.duplicates, sum(summary.quarantined.values()),
-        json.dumps(summary.rows, sort_keys=True), json.dumps(dict(summary.quarantined), sort_keys=True),
-        json.dumps({k: round(v, 3) for k, v in summary.durations.items()}), summary.message[:2000],
-    )
-    lake.write(spark.createDataFrame([row], RUNS_SCHEMA).coalesce(1), "ops.pipeline_runs", mode="append")
+    ops.append(lake, "ops.pipeline_runs", [{
+        "run_id": summary.run_id, "started_at": summary.started_at, "ended_at": ops.now(),
+        "status": summary.status, "timezone": cfg["timezone"], "files": sum(summary.files.values()),
+        "lines": summary.lines_total(), "silver_rows": summary.rows.get("silver.events", 0),
+        "duplicates": summary.duplicates, "quarantined": sum(summary.quarantined.values()),
+        "rows_json": json.dumps(summary.rows, sort_keys=True),
+        "quarantine_json": json.dumps(dict(summary.quarantined), sort_keys=True),
+        "durations_json": json.dumps({k: round(v, 3) for k, v in summary.durations.items()}),
+        "recomputed": summary.recomputed, "message": summary.message[:2000],
+    }])
 
 
 def run(spark: SparkSession, cfg: dict, landing: str | None, lake_root: str, only: str | None = None,
@@ -123,7 +119,7 @@ def run(spark: SparkSession, cfg: dict, landing: str | None, lake_root: str, onl
     if only is not None and only not in LAYERS:
         raise PipelineError(f"--only {only!r}: expected one of {', '.join(LAYERS)}")
     lake = Lake(lake_root)
-    summary = RunSummary(run_id=uuid.uuid4().hex[:12], started_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    summary = RunSummary(run_id=uuid.uuid4().hex[:12], started_at=ops.now())
     layers = [only] if only else list(LAYERS)
     with lake_lock(lake_root, wait=wait):
         try:
@@ -133,10 +129,10 @@ def run(spark: SparkSession, cfg: dict, landing: str | None, lake_root: str, onl
             summary.status = "failed"
             summary.message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             with contextlib.suppress(Exception):
-                _log_run(spark, lake, cfg, summary)
+                _log_run(lake, cfg, summary)
             raise
         if wrote:
-            _log_run(spark, lake, cfg, summary)
+            _log_run(lake, cfg, summary)
             lake.register(spark)
     return summary
 
@@ -157,8 +153,8 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
             progress(f"bronze: batch {result.batch_id}{' (replayed)' if result.replayed else ''}: "
                      + ", ".join(f"{feed} {result.files[feed]} files / {result.lines[feed]} lines" for feed in result.files))
     if "silver" in layers:
-        batches = bronze.committed_batches(spark, lake)
-        if batches and silver.done_batches(spark, lake, "silver") < batches[-1]:
+        batches = bronze.committed_batches(lake)
+        if batches and silver.done_batches(lake, "silver") < batches[-1]:
             progress("silver: parsing, validating, deduplicating")
             res = _timed(summary, "silver", lambda: silver.process(spark, lake, cfg, batches))
             wrote = True
@@ -169,12 +165,12 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
             progress(f"silver: batches {res.batches}: {res.events_added} events added, {res.duplicates} duplicates dropped, "
                      f"{sum(res.quarantined.values())} lines quarantined")
     if "gold" in layers:
-        silver_done = silver.done_batches(spark, lake, "silver")
-        gold_done = silver.done_batches(spark, lake, "gold")
+        silver_done = silver.done_batches(lake, "silver")
+        gold_done = silver.done_batches(lake, "gold")
         if silver_done and (full_refresh or gold_done < silver_done):
             progress("gold: building metrics")
             rows = _timed(summary, "gold", lambda: gold.run(spark, lake, cfg, None if full_refresh else silver_done))
-            silver.mark_done(spark, lake, "gold", silver_done)
+            silver.mark_done(lake, "gold", silver_done)
             wrote = True
             summary.rows.update({f"gold.{k}": v for k, v in rows.items()})
             summary.recomputed = f"all gold tables ({len(rows)}) over the full date range"

@@ -26,6 +26,21 @@ def check_java() -> None:
         raise JavaMissingError(f"Spark 4.2 needs Java 17 (found: {first}); install openjdk-17-jre-headless or set JAVA_HOME")
 
 
+def cached_delta_jars(packages: str) -> str:
+    """Local jar files of the Delta packages once Spark's Ivy resolution has cached them, else "".
+
+    Using them directly skips a resolution (and its console output) at every start.
+    """
+    ivy = os.environ.get("LAKEHOUSE_IVY_DIR", os.path.expanduser("~/.ivy2.5.2"))
+    found = []
+    for coordinate in filter(None, (p.strip() for p in packages.split(","))):
+        group, artifact, version = coordinate.split(":")
+        found.append(os.path.join(ivy, "jars", f"{group}_{artifact}-{version}.jar"))
+        if artifact.startswith("delta-spark"):
+            found.append(os.path.join(ivy, "jars", f"{group}_delta-storage-{version}.jar"))
+    return ",".join(found) if found and all(os.path.isfile(j) for j in found) else ""
+
+
 def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
     """Create (or reuse) the Spark session with Delta and the settings of `cfg['spark']`."""
     check_java()
@@ -36,13 +51,17 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.driver.memory", spark_cfg.get("driver_memory", "4g"))
     )
-    # spark-submit sets the master itself; only default it when running from Python.
-    if "spark.master" not in os.environ.get("PYSPARK_SUBMIT_ARGS", "") and not os.environ.get("SPARK_SUBMITTED"):
+    # Under spark-submit the JVM (and its master and jars) already exist: only default them from Python.
+    if not os.environ.get("PYSPARK_GATEWAY_PORT"):
         builder = builder.master(os.environ.get("LAKEHOUSE_SPARK_MASTER", spark_cfg.get("master", "local[2]")))
-    if spark_cfg.get("jars"):
-        builder = builder.config("spark.jars", spark_cfg["jars"])
+    jars = spark_cfg.get("jars") or cached_delta_jars(spark_cfg.get("packages", ""))
+    if jars:
+        builder = builder.config("spark.jars", jars)
     elif spark_cfg.get("packages"):
         builder = builder.config("spark.jars.packages", spark_cfg["packages"])
+        excludes = "".join(str(spark_cfg.get("package_excludes") or "").split())
+        if excludes:
+            builder = builder.config("spark.jars.excludes", excludes)
     for key, value in (spark_cfg.get("conf") or {}).items():
         builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
     log_conf = conf_dir() / "log4j2.properties"

@@ -7,7 +7,6 @@ the batch and lands on exactly the same tables.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -15,11 +14,10 @@ import pyspark.sql.functions as F
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
+from lakehouse import ops
 from lakehouse.tables import Lake
 from lakehouse.transforms import silver as T
 
-PROGRESS_SCHEMA = "layer string, batch_id long, completed_at timestamp"
-EVENT_SCHEMA_DDL = None  # silver.events schema comes from the transform itself
 
 
 @dataclass
@@ -35,17 +33,14 @@ class SilverResult:
     sessions: int = 0
 
 
-def done_batches(spark: SparkSession, lake: Lake, layer: str) -> int:
+def done_batches(lake: Lake, layer: str) -> int:
     """The last batch id a layer has fully processed (0 when none)."""
-    df = lake.read_or_empty(spark, "ops.progress", PROGRESS_SCHEMA)
-    row = df.filter(F.col("layer") == layer).agg(F.max("batch_id").alias("b")).collect()[0]
-    return row["b"] or 0
+    return max((r["batch_id"] for r in ops.read(lake, "ops.progress") if r["layer"] == layer), default=0)
 
 
-def mark_done(spark: SparkSession, lake: Lake, layer: str, batch_id: int) -> None:
+def mark_done(lake: Lake, layer: str, batch_id: int) -> None:
     """Record that `layer` has processed everything up to `batch_id`."""
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    lake.write(spark.createDataFrame([(layer, batch_id, now)], PROGRESS_SCHEMA), "ops.progress", mode="append")
+    ops.append(lake, "ops.progress", [{"layer": layer, "batch_id": batch_id, "completed_at": ops.now()}])
 
 
 def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, result: SilverResult) -> None:
@@ -56,8 +51,12 @@ def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, res
     events = T.first_copy_per_event_id(T.valid_events(parsed))
     if lake.exists(spark, "silver.events"):
         events = events.transform(T.drop_known_event_ids(lake.read(spark, "silver.events")))
+    version = ops.table_version(lake, "silver.events")
     lake.write(events, "silver.events", mode="append", txn=("silver.events", batch_id))
-    added = lake.read(spark, "silver.events").filter(F.col("batch_id") == batch_id).count()
+    if ops.table_version(lake, "silver.events") != version:
+        added = ops.last_commit_rows(lake, "silver.events")
+    else:  # replay: the batch had been written before the run was killed
+        added = lake.read(spark, "silver.events").filter(F.col("batch_id") == batch_id).count()
     if reasons:
         lake.write(T.quarantined(parsed, "events"), "silver.quarantine", mode="append", txn=("silver.quarantine.events", batch_id))
     parsed.unpersist()
@@ -93,7 +92,7 @@ def _silver_users_schema() -> str:
 def process(spark: SparkSession, lake: Lake, cfg: dict, bronze_batches: list[int]) -> SilverResult:
     """Process every committed bronze batch silver has not finished, then rebuild sessions."""
     result = SilverResult()
-    last = done_batches(spark, lake, "silver")
+    last = done_batches(lake, "silver")
     for batch_id in [b for b in bronze_batches if b > last]:
         if lake.exists(spark, "bronze.events") and lake.read(spark, "bronze.events").filter(F.col("batch_id") == batch_id).limit(1).count():
             _events_batch(spark, lake, cfg, batch_id, result)
@@ -105,6 +104,6 @@ def process(spark: SparkSession, lake: Lake, cfg: dict, bronze_batches: list[int
                     T.sessionize(cfg["session_gap_minutes"], tuple(cfg["excluded_events"]))
                 )
                 lake.write(sessions, "silver.sessions", mode="overwrite", txn=("silver.sessions", batch_id))
-        mark_done(spark, lake, "silver", batch_id)
+        mark_done(lake, "silver", batch_id)
         result.batches.append(batch_id)
     return result

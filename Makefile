@@ -1,0 +1,47 @@
+# Product-analytics lakehouse. `make demo` sets everything up and serves the dashboard; `make test` runs the tests.
+SHELL := /bin/bash
+VENV := .venv/bin
+DEMO_USERS ?= 2000
+DEMO_DAYS ?= 90
+DEMO_DIR ?= demo
+HOST ?= 127.0.0.1
+PORT ?= 8050
+
+.PHONY: setup setup-browser demo demo-data lake dashboard test test-fast bench bench-pipeline bench-dashboard screenshots clean
+
+setup:
+	@bash scripts/setup.sh
+
+setup-browser:
+	@bash scripts/setup.sh --browser
+
+demo-data: setup
+	@test -d $(DEMO_DIR)/landing || $(VENV)/lakehouse generate --out $(DEMO_DIR)/landing --users $(DEMO_USERS) --days $(DEMO_DAYS) --seed 42
+
+lake: demo-data
+	$(VENV)/lakehouse run --landing $(DEMO_DIR)/landing --lake $(DEMO_DIR)/lake
+
+dashboard: setup
+	$(VENV)/lakehouse dashboard --lake $(DEMO_DIR)/lake --host $(HOST) --port $(PORT)
+
+demo: lake dashboard
+
+test: setup-browser
+	$(VENV)/python -m pytest -q -p no:cacheprovider
+
+test-fast: setup
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not browser and not e2e"
+
+bench: bench-pipeline bench-dashboard
+
+bench-pipeline: setup
+	$(VENV)/python -m bench.pipeline
+
+bench-dashboard: setup-browser
+	$(VENV)/python -m dashboard.bench --lake bench/out/lake-dashboard --build
+
+screenshots: setup-browser lake
+	$(VENV)/python scripts/screenshots.py --lake $(DEMO_DIR)/lake --out docs/screenshots
+
+clean:
+	rm -rf $(DEMO_DIR) bench/out .pytest_cache

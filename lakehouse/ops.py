@@ -1,0 +1,82 @@
+"""Small bookkeeping tables under `<lake>/ops/`, read and appended with delta-rs.
+
+They hold a few rows per run (file manifest, layer progress, run log), so they go through
+delta-rs in-process instead of Spark jobs; Spark still reads them as ordinary Delta tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from lakehouse.tables import Lake
+
+TS = pa.timestamp("us", tz="UTC")
+SCHEMAS = {
+    "ops.ingest_files": pa.schema([
+        ("batch_id", pa.int64()), ("feed", pa.string()), ("file_path", pa.string()), ("size", pa.int64()),
+        ("modified_at", TS), ("status", pa.string()), ("recorded_at", TS),
+    ]),
+    "ops.progress": pa.schema([("layer", pa.string()), ("batch_id", pa.int64()), ("completed_at", TS)]),
+    "ops.pipeline_runs": pa.schema([
+        ("run_id", pa.string()), ("started_at", TS), ("ended_at", TS), ("status", pa.string()),
+        ("timezone", pa.string()), ("files", pa.int64()), ("lines", pa.int64()), ("silver_rows", pa.int64()),
+        ("duplicates", pa.int64()), ("quarantined", pa.int64()), ("rows_json", pa.string()),
+        ("quarantine_json", pa.string()), ("durations_json", pa.string()), ("recomputed", pa.string()),
+        ("message", pa.string()),
+    ]),
+    "ops.expectations": pa.schema([
+        ("run_id", pa.string()), ("checked_at", TS), ("table_name", pa.string()), ("rule", pa.string()),
+        ("action", pa.string()), ("failing_rows", pa.int64()), ("passed", pa.bool_()), ("detail", pa.string()),
+    ]),
+    "ops.erasures": pa.schema([
+        ("erasure_id", pa.string()), ("requested_at", TS), ("completed_at", TS), ("user_id_hash", pa.string()),
+        ("rows_removed_json", pa.string()), ("status", pa.string()),
+    ]),
+}
+
+
+def _uri(lake: Lake, name: str) -> str:
+    """The table location as delta-rs understands it (plain path for local lakes)."""
+    path = lake.path(name)
+    return path.removeprefix("file://").removeprefix("file:")
+
+
+def now() -> dt.datetime:
+    """The current UTC time, to the microsecond."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def read(lake: Lake, name: str) -> list[dict]:
+    """Every row of an ops table (empty when it does not exist yet)."""
+    try:
+        return DeltaTable(_uri(lake, name)).to_pyarrow_table().to_pylist()
+    except TableNotFoundError:
+        return []
+
+
+def append(lake: Lake, name: str, rows: list[dict]) -> None:
+    """Append rows in one Delta commit."""
+    if not rows:
+        return
+    schema = SCHEMAS[name]
+    table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema)
+    write_deltalake(_uri(lake, name), table, mode="append")
+
+
+def last_commit_rows(lake: Lake, name: str) -> int:
+    """Rows written by a table's latest commit, from its Delta log (no data scan)."""
+    history = DeltaTable(_uri(lake, name)).history(1)
+    metrics = history[0].get("operationMetrics") or {} if history else {}
+    return int(metrics.get("numOutputRows", 0) or 0)
+
+
+def table_version(lake: Lake, name: str) -> int | None:
+    """The latest version of any lake table, or None when it does not exist."""
+    try:
+        return DeltaTable(_uri(lake, name)).version()
+    except TableNotFoundError:
+        return None

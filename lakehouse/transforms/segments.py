@@ -1,0 +1,362 @@
+"""Gold: rule-based user segments and k-means behavioural clusters.
+
+Segments: an ordered rule set over recency, frequency, monetary value and tenure; the first rule
+that matches wins, the last one catches everybody, so every user has exactly one segment.
+
+Clusters: Spark MLlib k-means over standardised behavioural features (log1p on the heavy-tailed
+ones), k chosen by the best silhouette within [k_min, k_max], fixed seed and a deterministic row
+order, clusters renumbered by centroid (revenue, then size, ...) and named from their centroids.
+See docs/product-metrics.md for the full rule set.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import pyspark.sql.functions as F
+from pyspark import inheritable_thread_target
+from pyspark.ml.clustering import KMeans
+from pyspark.ml.evaluation import ClusteringEvaluator
+from pyspark.ml.feature import PCA, StandardScaler, VectorAssembler
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import Column, DataFrame
+
+from lakehouse.transforms.gold import DateRange, _ratio
+
+log = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------- settings
+
+SEGMENTS = ("new", "dormant", "high_value", "at_risk", "regular", "occasional")
+
+DEFAULT_SEGMENT_SETTINGS = {
+    "new_days": 7,                   # first seen within the last 7 days of the range
+    "dormant_days": 30,              # no active day within the last 30 days
+    "at_risk_days": 14,              # no active day within the last 14 days (but some in 30)
+    "regular_min_active_days": 4,    # active days within the last `dormant_days` days
+    "high_value_quantile": 0.9,      # top decile of buyers' lifetime revenue ...
+    "high_value_min_revenue": None,  # ... or at least this revenue (None: quantile only)
+}
+
+FEATURES = ("active_days", "sessions", "revenue", "points_earned", "recency_days", "tenure_days")
+LOG_FEATURES = ("active_days", "sessions", "revenue", "points_earned")
+
+DEFAULT_CLUSTER_SETTINGS = {
+    "k_min": 2,
+    "k_max": 6,
+    "seed": 42,
+    "max_iter": 20,
+    "parallel_fits": 4,              # k candidates fitted concurrently
+    "single_partition_users": 200000,  # below this many users k-means runs on one partition
+    "features": list(FEATURES),
+    "log_features": list(LOG_FEATURES),
+}
+
+SINGLE_CLUSTER_LABEL = "all users"
+
+
+def _settings(defaults: Mapping, given: Mapping | None) -> dict:
+    out = dict(defaults)
+    out.update({k: v for k, v in (given or {}).items()})
+    return out
+
+
+# ---------------------------------------------------------------- per-user behaviour
+
+def user_behaviour(users: DataFrame, days: DataFrame, rng: DateRange, recent_days: int = 30) -> DataFrame:
+    """users + sessions, points_earned, recent_active_days, recency_days, tenure_days (as of range end).
+
+    recency_days = days from the last active date to the range end (a never-active user: from
+    first_seen_date, else from the range start); tenure_days = days from first_seen_date to the
+    range end (0 when unknown or after the end).
+    """
+    since = F.date_sub(F.lit(rng.end), recent_days - 1)
+    per_user = days.groupBy("user_id").agg(
+        F.sum("sessions").alias("_sessions"),
+        F.sum("points_earned").alias("_points_earned"),
+        F.sum(F.when(F.col("activity_date") >= since, 1).otherwise(0)).alias("_recent_active_days"),
+    )
+    end = F.lit(rng.end)
+    return (
+        users.join(per_user, "user_id", "left")
+        .withColumn("sessions", F.coalesce("_sessions", F.lit(0)).cast("long"))
+        .withColumn("points_earned", F.coalesce("_points_earned", F.lit(0)).cast("long"))
+        .withColumn("recent_active_days", F.coalesce("_recent_active_days", F.lit(0)).cast("long"))
+        .withColumn("recency_days", F.greatest(F.lit(0), F.datediff(end, F.coalesce(
+            "last_active_date", "first_seen_date", F.lit(rng.start)))).cast("long"))
+        .withColumn("tenure_days", F.greatest(F.lit(0), F.datediff(end, F.coalesce("first_seen_date", end))).cast("long"))
+        .drop("_sessions", "_points_earned", "_recent_active_days")
+    )
+
+
+# ---------------------------------------------------------------- segments
+
+def segment_rule(rng: DateRange, s: Mapping, high_value_cut: Column) -> Column:
+    """The ordered rule set (first match wins) as one column expression."""
+    end = F.lit(rng.end)
+    new = F.col("first_seen_date") >= F.date_sub(end, int(s["new_days"]) - 1)
+    dormant = F.col("last_active_date").isNull() | (F.col("last_active_date") < F.date_sub(end, int(s["dormant_days"]) - 1))
+    high_value = (F.col("revenue") > 0) & (F.col("revenue") >= high_value_cut)
+    at_risk = F.col("last_active_date") < F.date_sub(end, int(s["at_risk_days"]) - 1)
+    regular = F.col("recent_active_days") >= int(s["regular_min_active_days"])
+    t = lambda c: F.coalesce(c, F.lit(False))  # noqa: E731 - a null comparison never matches
+    return (
+        F.when(t(new), F.lit("new"))
+        .when(t(dormant), F.lit("dormant"))
+        .when(t(high_value), F.lit("high_value"))
+        .when(t(at_risk), F.lit("at_risk"))
+        .when(t(regular), F.lit("regular"))
+        .otherwise(F.lit("occasional"))
+    )
+
+
+def assign_segments(users: DataFrame, days: DataFrame, rng: DateRange, settings: Mapping | None = None) -> DataFrame:
+    """users + `segment` (exactly one per user; see SEGMENTS for the order of the rules)."""
+    s = _settings(DEFAULT_SEGMENT_SETTINGS, settings)
+    beh = user_behaviour(users, days, rng, int(s["dormant_days"]))
+    cut = users.filter(F.col("revenue") > 0).agg(
+        F.percentile(F.col("revenue"), float(s["high_value_quantile"])).alias("_q"))
+    min_rev = s.get("high_value_min_revenue")
+    cut_col = F.col("_q") if min_rev is None else F.least(F.coalesce(F.col("_q"), F.lit(float(min_rev))), F.lit(float(min_rev)))
+    out = beh.crossJoin(F.broadcast(cut)).withColumn("segment", segment_rule(rng, s, cut_col))
+    return out.select(*users.columns, "segment")
+
+
+def segment_summary(segmented: DataFrame) -> DataFrame:
+    """Users, share, mean revenue and mean active days per segment (every segment listed, zero-filled)."""
+    spark = segmented.sparkSession
+    names = spark.createDataFrame([(i, n) for i, n in enumerate(SEGMENTS)], "_order int, segment string")
+    per = segmented.groupBy("segment").agg(
+        F.count(F.lit(1)).alias("users"),
+        F.avg(F.col("revenue").cast("double")).alias("avg_revenue"),
+        F.avg(F.col("active_days").cast("double")).alias("avg_active_days"),
+    )
+    total = segmented.agg(F.count(F.lit(1)).alias("_total"))
+    # Unknown segment names (none with the built-in rules) are kept after the known ones.
+    out = names.join(per, "segment", "full").crossJoin(F.broadcast(total))
+    return out.select(
+        "segment",
+        F.coalesce("users", F.lit(0)).cast("long").alias("users"),
+        _ratio(F.coalesce("users", F.lit(0)), F.col("_total")).alias("share"),
+        F.col("avg_revenue").cast("double").alias("avg_revenue"),
+        F.col("avg_active_days").cast("double").alias("avg_active_days"),
+        F.coalesce("_order", F.lit(len(SEGMENTS))).alias("_order"),
+    ).orderBy("_order", "segment").drop("_order")
+
+
+# ---------------------------------------------------------------- cluster labels
+
+# Archetype -> weights on the standardised centroid (z-scores of the model features).
+ARCHETYPES: tuple[tuple[str, dict[str, float]], ...] = (
+    ("frequent buyers", {"revenue": 1.0, "active_days": 0.5}),
+    ("loyalty fans", {"points_earned": 1.0, "active_days": 0.25}),
+    ("dormant", {"recency_days": 1.0, "active_days": -0.5}),
+    ("new users", {"tenure_days": -1.0, "recency_days": -0.25}),
+    ("engaged browsers", {"sessions": 0.5, "active_days": 0.5, "revenue": -1.0}),
+    ("casual browsers", {"sessions": -0.5, "active_days": -0.5, "recency_days": -0.5}),
+)
+
+
+def label_clusters(centers: Sequence[Mapping[str, float]]) -> list[str]:
+    """One unique readable label per cluster, from its standardised centroid.
+
+    Every (cluster, archetype) pair gets a score = sum(weight * z[feature]) (missing features: 0);
+    pairs are taken greedily by descending score (ties: lower cluster id, then archetype order),
+    each cluster and each archetype used once. Clusters left over (k > number of archetypes) are
+    called "group <id>".
+    """
+    pairs = []
+    for c, z in enumerate(centers):
+        for a, (name, weights) in enumerate(ARCHETYPES):
+            score = sum(w * float(z.get(f, 0.0)) for f, w in weights.items())
+            pairs.append((-round(score, 9), c, a, name))
+    labels: dict[int, str] = {}
+    used: set[int] = set()
+    for _, c, a, name in sorted(pairs):
+        if c in labels or a in used:
+            continue
+        labels[c] = name
+        used.add(a)
+    return [labels.get(c, f"group {c}") for c in range(len(centers))]
+
+
+# ---------------------------------------------------------------- clustering
+
+@dataclass(frozen=True)
+class ClusterResult:
+    users: DataFrame        # input users + cluster, cluster_pc1, cluster_pc2
+    profiles: DataFrame     # cluster_profiles
+    k: int
+    silhouette: float | None
+    cached: DataFrame | None = None  # the cached feature frame behind `users`
+    timings: dict | None = None      # seconds per phase
+
+    def unpersist(self) -> None:
+        """Free the cached feature frame (call after `users` has been written)."""
+        if self.cached is not None:
+            self.cached.unpersist()
+
+
+def _num(name: str) -> Column:
+    return F.coalesce(F.col(name).cast("double"), F.lit(0.0))
+
+
+def _order_key(row: Mapping, features: Sequence[str]) -> tuple:
+    """Stable cluster order: centroid revenue desc, size desc, then the other centroid values."""
+    rest = tuple(-float(row.get(f"c_{f}") or 0.0) for f in features if f != "revenue")
+    return (-float(row.get("c_revenue") or 0.0), -int(row["users"]), *rest)
+
+
+def _sign_fixed(pc, n_features: int, j: int) -> list[float]:
+    """Column j of the PCA loadings, signed so that its largest-|loading| entry is positive."""
+    col = [float(pc[i, j]) for i in range(n_features)]
+    big = max(range(n_features), key=lambda i: (abs(round(col[i], 12)), -i))
+    sign = -1.0 if col[big] < 0 else 1.0
+    return [sign * v for v in col]
+
+
+def cluster_users(users: DataFrame, days: DataFrame, rng: DateRange, settings: Mapping | None = None) -> ClusterResult:
+    """k-means clusters over behavioural features, k by best silhouette in [k_min, k_max].
+
+    Returns the users (all input columns) with `cluster` (int, 0 = highest centroid revenue),
+    `cluster_pc1`, `cluster_pc2` (2-D PCA projection of the scaled features) and the
+    cluster_profiles table. Tiny or constant data -> one cluster 0, silhouette null.
+    """
+    s = _settings(DEFAULT_CLUSTER_SETTINGS, settings)
+    features = [f for f in s["features"]]
+    unknown = [f for f in features if f not in FEATURES]
+    if unknown or len(features) < 2:
+        raise ValueError(f"clustering.features: at least two of {list(FEATURES)}, got {features}")
+    logs = set(s.get("log_features") or [])
+    k_min, k_max = max(2, int(s["k_min"])), int(s["k_max"])
+    seed, max_iter = int(s["seed"]), int(s["max_iter"])
+    spark = users.sparkSession
+    clock, timings = time.perf_counter(), {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
+    beh = user_behaviour(users, days, rng)
+    model_cols = [f"_m_{f}" for f in features]
+    prepared = beh.select(
+        *[F.col(c) for c in users.columns],
+        *[(F.log1p(F.greatest(F.lit(0.0), _num(f))) if f in logs else _num(f)).alias(m)
+          for f, m in zip(features, model_cols)],
+        *[F.col(f).cast("double").alias(f"_raw_{f}") for f in features if f not in users.columns],
+    )
+    raw = lambda f: F.col(f).cast("double") if f in users.columns else F.col(f"_raw_{f}")  # noqa: E731
+    assembled = VectorAssembler(inputCols=model_cols, outputCol="_vec", handleInvalid="keep").transform(prepared)
+    # Deterministic row order (hash partitions by user, sorted inside) => same data, same clusters.
+    # k-means is latency-bound on small data: one partition below `single_partition_users`.
+    one = assembled.repartition(1).sortWithinPartitions("user_id").cache()
+    n_users = one.count()
+    if n_users > int(s.get("single_partition_users", 200_000)):
+        parts = max(1, spark.sparkContext.defaultParallelism)
+        assembled = one.repartition(parts, "user_id").sortWithinPartitions("user_id").cache()
+        assembled.count()
+        one.unpersist()
+    else:
+        assembled = one
+    # Distinct feature points, counted up to k_max + 1 (enough to bound k).
+    n_distinct = assembled.select(*model_cols).distinct().limit(k_max + 1).count() if n_users else 0
+    lap("features")
+
+    if n_users:
+        scaler = StandardScaler(inputCol="_vec", outputCol="_features", withMean=True, withStd=True).fit(assembled)
+        data = scaler.transform(assembled)
+    else:
+        data = assembled.withColumn("_features", F.col("_vec"))
+
+    lap("scaler")
+    best = None  # (silhouette, k, model)
+    candidates = list(range(k_min, min(k_max, n_distinct - 1) + 1)) if n_distinct > k_min else []
+    if candidates:
+        evaluator = ClusteringEvaluator(featuresCol="_features", predictionCol="_pred", metricName="silhouette")
+
+        def fit(k: int):
+            model = KMeans(k=k, seed=seed, maxIter=max_iter, solver="block",
+                           featuresCol="_features", predictionCol="_pred").fit(data)
+            try:
+                sil = float(evaluator.evaluate(model.transform(data)))
+            except Exception:  # fewer than two non-empty clusters: not a candidate
+                return k, None, model
+            return k, (None if math.isnan(sil) else sil), model
+
+        # The k candidates are independent and each deterministic: fit them concurrently (the
+        # per-iteration job latency dominates on small data), then pick in k order.
+        with ThreadPoolExecutor(max_workers=min(len(candidates), int(s.get("parallel_fits", 4)))) as pool:
+            results = list(pool.map(inheritable_thread_target(spark)(fit), candidates))
+        for k, sil, model in results:
+            if sil is not None and (best is None or sil > best[0] + 1e-12):
+                best = (sil, k, model)
+
+    lap("kmeans")
+    if best is None:
+        clustered = data.withColumn("_pred", F.lit(0))
+        silhouette, k, centers_z = None, 1, None
+    else:
+        silhouette, k, model = best
+        clustered = model.transform(data)
+        centers_z = [list(map(float, c)) for c in model.clusterCenters()]
+
+    # Centroids in original units (mean of each raw feature) and sizes: k small rows.
+    stats = clustered.groupBy("_pred").agg(
+        F.count(F.lit(1)).alias("users"), *[F.avg(raw(f)).alias(f"c_{f}") for f in features]
+    ).collect()
+    rows = [r.asDict() for r in stats]
+    lap("profiles")
+    ordered = sorted(rows, key=lambda r: (_order_key(r, features), r["_pred"]))
+    new_id = {r["_pred"]: i for i, r in enumerate(ordered)}
+    if centers_z is None:
+        labels = [SINGLE_CLUSTER_LABEL] * len(ordered)
+    else:
+        labels = label_clusters([dict(zip(features, centers_z[r["_pred"]])) for r in ordered])
+
+    mapping = F.create_map(*[x for old, new in sorted(new_id.items()) for x in (F.lit(old), F.lit(new))]) if new_id else None
+    cluster_col = (mapping[F.col("_pred")] if mapping is not None else F.lit(0)).cast("int")
+
+    # 2-D projection of the scaled features (deterministic sign), 0 when there is nothing to project.
+    if n_distinct >= 2:
+        pca = PCA(k=2, inputCol="_features", outputCol="_pca").fit(data)
+        arr = vector_to_array(F.col("_features"))
+        pcs = []
+        for j in range(2):
+            w = _sign_fixed(pca.pc, len(features), j)
+            pcs.append(sum((arr[i] * F.lit(w[i]) for i in range(len(features))), F.lit(0.0)))
+    else:
+        pcs = [F.lit(0.0), F.lit(0.0)]
+
+    lap("pca")
+    out_users = clustered.select(
+        *users.columns, cluster_col.alias("cluster"),
+        pcs[0].cast("double").alias("cluster_pc1"), pcs[1].cast("double").alias("cluster_pc2"),
+    )
+
+    total = sum(r["users"] for r in ordered)
+    prof_schema = "cluster int, label string, users long, share double, silhouette double, " + ", ".join(
+        f"centroid_{f} double" for f in features)
+    prof_rows = [
+        (new_id[r["_pred"]], labels[i], int(r["users"]), (r["users"] / total) if total else None, silhouette,
+         *[None if r[f"c_{f}"] is None else float(r[f"c_{f}"]) for f in features])
+        for i, r in enumerate(ordered)
+    ]
+    profiles = spark.createDataFrame(prof_rows, prof_schema).orderBy("cluster")
+    log.info("clustering: %d users, k=%d, silhouette=%s, seconds=%s", n_users, k, silhouette, timings)
+    return ClusterResult(out_users, profiles, k, silhouette, assembled, timings)
+
+
+def segment_and_cluster(users: DataFrame, days: DataFrame, rng: DateRange,
+                        segment_settings: Mapping | None = None,
+                        cluster_settings: Mapping | None = None) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """(users + segment, cluster, cluster_pc1, cluster_pc2; segment_summary; cluster_profiles)."""
+    segmented = assign_segments(users, days, rng, segment_settings)
+    result = cluster_users(segmented, days, rng, cluster_settings)
+    return result.users, segment_summary(segmented), result.profiles

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for the lakehouse: .venv with the project, Delta jars warmed,
+# and (with --browser) Debian's chromium + chromium-driver for browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+      PY=$candidate; break
+    fi
+  done
+fi
+[ -n "$PY" ] || { echo "setup: Python 3.11 is required (install python3.11)" >&2; exit 1; }
+
+JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+if ! command -v "$JAVA" >/dev/null 2>&1; then
+  echo "setup: Java 17 is required by Spark: install it (e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME" >&2
+  exit 1
+fi
+if ! "$JAVA" -version 2>&1 | grep -Eq 'version "(17|21)'; then
+  echo "setup: Spark 4.2 needs Java 17; found: $("$JAVA" -version 2>&1 | head -1)" >&2
+  exit 1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $PY"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing the project and its dependencies into .venv"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+
+# Resolve the Delta jars once through Spark's own spark.jars.packages (Maven Central).
+if [ ! -f .venv/.jars-ready ]; then
+  echo "setup: resolving the Delta Lake jars (first time only)"
+  .venv/bin/python -c "from lakehouse.config import load_config; from lakehouse.session import build_spark; build_spark(load_config()).stop()" >/dev/null 2>.venv/jars.log \
+    || { echo "setup: could not start Spark with Delta (see .venv/jars.log)" >&2; tail -5 .venv/jars.log >&2; exit 1; }
+  touch .venv/.jars-ready
+fi
+
+if [ "${1:-}" = "--browser" ]; then
+  bash scripts/install_chromium.sh
+fi
+echo "setup: ready (.venv/bin/lakehouse)"
