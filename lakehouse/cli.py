@@ -114,7 +114,7 @@ def _check_lake_writable(lake: str) -> None:
     probe = path
     while probe and not os.path.exists(probe):
         probe = os.path.dirname(probe.rstrip("/")) or "."
-    if not os.access(probe, os.W_OK) or (os.path.exists(path) and not os.path.isdir(path)):
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
         raise UserError(f"lake folder is not writable: {lake}")
 
 
@@ -187,13 +187,6 @@ COMMANDS = {
     "generate": cmd_generate, "run": cmd_run, "sql": cmd_sql, "dashboard": cmd_dashboard,
     "forget": cmd_forget, "maintain": cmd_maintain,
 }
-
-
-def _one_line(exc: BaseException) -> str:
-    """The first meaningful line of an error, without a Java stack trace."""
-    text = str(exc).strip() or type(exc).__name__
-    first = text.splitlines()[0]
-    return first[:500]
 
 
 def main(argv: list[str] | None = None) -> int:

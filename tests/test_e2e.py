@@ -168,3 +168,15 @@ def test_uci_real_data_dau_mau_and_monthly_new_users_match_an_independent_comput
     users = gold(tmp_path / "lake", "users")
     assert len(users) == ev["user_id"].nunique()
     assert set(users["gender"]) == {"unknown"} and set(users["age_group"]) == {"unknown"}
+
+
+def test_sql_command_prints_results_and_names_an_unknown_table(spark, generated_lake, capsys):
+    from lakehouse import cli
+
+    lake, _, _ = generated_lake
+    assert cli.main(["sql", "SELECT count(*) AS n FROM gold.users", "--lake", str(lake), "--format", "csv"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0] == "n" and int(out[1]) > 0
+    assert cli.main(["sql", "SELECT * FROM gold.nope", "--lake", str(lake)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown table" in err and "gold.nope" in err
