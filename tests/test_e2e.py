@@ -180,3 +180,26 @@ def test_sql_command_prints_results_and_names_an_unknown_table(spark, generated_
     assert cli.main(["sql", "SELECT * FROM gold.nope", "--lake", str(lake)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown table" in err and "gold.nope" in err
+
+
+def test_spark_submit_job_runs_the_pipeline(cfg, real_data, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from lakehouse.session import cached_delta_jars
+
+    jars = cached_delta_jars(cfg["spark"]["packages"])
+    dep = ["--jars", jars] if jars else ["--packages", cfg["spark"]["packages"]]
+    root = Path(__file__).resolve().parent.parent
+    submit = Path(sys.executable).parent / "spark-submit"
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    proc = subprocess.run(
+        [str(submit), "--master", "local[2]", "--driver-memory", "2g", *dep, str(root / "jobs" / "pipeline.py"),
+         "--landing", str(real_data / "rees46_oct2019_head"), "--lake", str(tmp_path / "lake")],
+        capture_output=True, text=True, env=env, cwd=root, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "success" in proc.stdout
+    daily = gold(tmp_path / "lake", "engagement_daily")
+    assert len(daily) == 1 and daily["dau"].iloc[0] > 0
