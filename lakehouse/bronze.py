@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse import ops
 from lakehouse.tables import Lake
+from lakehouse.transforms.silver import UNREADABLE_MARKER
 
 FEEDS = {
     "events": (".jsonl", ".jsonl.gz", ".json", ".json.gz"),
@@ -107,12 +108,45 @@ def plan_batch(spark: SparkSession, lake: Lake, landing: str) -> tuple[int | Non
     return batch_id, rows, planned_at, False
 
 
+def damaged_gzip_files(paths: list[str]) -> dict[str, str]:
+    """Local .gz files that do not decompress to the end, with the error (checked by streaming)."""
+    import gzip
+    import zlib
+
+    damaged = {}
+    for uri in paths:
+        if not uri.lower().endswith(".gz") or not (uri.startswith("file:") or "://" not in uri):
+            continue
+        local = uri.removeprefix("file://").removeprefix("file:")
+        try:
+            with gzip.open(local, "rb") as fh:
+                while fh.read(1 << 20):
+                    pass
+        except (EOFError, OSError, zlib.error) as exc:
+            damaged[uri] = f"{type(exc).__name__}: {exc}"[:200]
+    return damaged
+
+
 def read_lines(spark: SparkSession, paths: list[str], batch_id: int, ingested_at: dt.datetime):
-    """Every line of the files, verbatim, with its file, the file's time and a line id."""
-    return spark.read.format("text").load(paths).select(
+    """Every line of the files, verbatim, with its file, the file's time and a line id.
+
+    Damaged compressed files give the lines before the damage plus one marker line that silver
+    quarantines as `unreadable_file`, so nothing is lost silently and the run goes on.
+    """
+    damaged = damaged_gzip_files(paths)
+    lines = spark.read.format("text").option("ignoreCorruptFiles", "true").load(paths).select(
         F.col("value"),
         F.col("_metadata.file_path").alias("source_file"),
         F.col("_metadata.file_modification_time").alias("file_modified_at"),
+    )
+    if damaged:
+        markers = spark.createDataFrame(
+            [(UNREADABLE_MARKER + reason, uri, None) for uri, reason in sorted(damaged.items())],
+            "value string, source_file string, file_modified_at timestamp",
+        )
+        lines = lines.unionByName(markers)
+    return lines.select(
+        "value", "source_file", "file_modified_at",
         F.monotonically_increasing_id().alias("line_id"),
         F.lit(batch_id).cast("long").alias("batch_id"),
         F.lit(ingested_at).cast("timestamp").alias("ingested_at"),

@@ -17,6 +17,7 @@ REQUIRED_EVENT_FIELDS = ("event_id", "event", "ts", "user_id")
 ISO_TS = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}(:?\d{2})?)?$"
 POINTS_EVENTS = ("points_earned", "points_redeemed")
 REPLACEMENT_CHAR = "\ufffd"
+UNREADABLE_MARKER = "\u0000lakehouse:unreadable_file:"  # bronze's marker line for a damaged file
 BOM = "\ufeff"
 
 # (column, JSON path, Spark type) of typed fields taken from `properties` / `context`.
@@ -91,7 +92,8 @@ def _parse_ts(text: Column) -> Column:
 def _raw_checks(max_line_bytes: int) -> Column:
     """Reasons found on the raw text, before any parsing."""
     return (
-        F.when(F.octet_length("value") > max_line_bytes, F.lit("line_too_long"))
+        F.when(F.col("value").startswith(UNREADABLE_MARKER), F.lit("unreadable_file"))
+        .when(F.octet_length("value") > max_line_bytes, F.lit("line_too_long"))
         .when(F.col("value").contains(REPLACEMENT_CHAR), F.lit("not_utf8"))
         .when(F.trim(F.regexp_replace("value", BOM, "")) == "", F.lit("empty_line"))
     )
