@@ -38,7 +38,8 @@ bench-pipeline: setup
 	$(VENV)/python -m bench.pipeline
 
 bench-dashboard: setup-browser
-	$(VENV)/python -m dashboard.bench --lake bench/out/lake-dashboard --build
+	test -d bench/out/dashboard-lake || $(VENV)/python tests/dashboard/fake_lake.py --out bench/out/dashboard-lake --users 10000 --days 365
+	$(VENV)/python -m dashboard.bench --lake bench/out/dashboard-lake
 
 screenshots: setup-browser lake
 	$(VENV)/python scripts/screenshots.py --lake $(DEMO_DIR)/lake --out docs/screenshots

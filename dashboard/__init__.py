@@ -1,0 +1,1 @@
+"""Dash dashboard over the lakehouse's gold tables (reads Delta with deltalake; never starts a JVM)."""

@@ -1,0 +1,50 @@
+"""Where the dashboard finds its lake: set once by create_app, read by data.py."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class DashboardConfig:
+    """Process-wide settings of the running dashboard."""
+
+    lake: Path | None = None
+    # users allowed to log in (name -> werkzeug password hash); empty = open dashboard
+    users: dict[str, str] = field(default_factory=dict)
+
+    def require_lake(self) -> Path:
+        """The lake directory, or an error when the app was not configured."""
+        if self.lake is None:
+            raise RuntimeError("dashboard lake is not configured: call dashboard.app.create_app(lake_dir)")
+        return self.lake
+
+
+CONFIG = DashboardConfig()
+
+
+def parse_users(spec: str | None) -> dict[str, str]:
+    """Parse LAKEHOUSE_DASHBOARD_USERS (`user1:<hash>,user2:<hash>`) into a dict.
+
+    Hashes are werkzeug `generate_password_hash` strings, which contain ':' themselves
+    (e.g. `scrypt:32768:8:1$salt$hex`), so only the first ':' splits name from hash.
+    """
+    users: dict[str, str] = {}
+    for part in (spec or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, hashed = part.partition(":")
+        if not sep or not name.strip() or not hashed.strip():
+            raise ValueError(f"bad LAKEHOUSE_DASHBOARD_USERS entry for {name!r}: expected user:<werkzeug hash>")
+        users[name.strip()] = hashed.strip()
+    return users
+
+
+def configure(lake: str | Path, users: dict[str, str] | None = None) -> DashboardConfig:
+    """Point the dashboard at a lake; users default to LAKEHOUSE_DASHBOARD_USERS."""
+    CONFIG.lake = Path(lake).expanduser().resolve()
+    CONFIG.users = parse_users(os.environ.get("LAKEHOUSE_DASHBOARD_USERS")) if users is None else dict(users)
+    return CONFIG

@@ -1,0 +1,71 @@
+"""Retention: cohort triangle (daily or weekly cohorts), average retention curve, D1/D7/D30 cards."""
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, html
+
+from dashboard import components as c
+from dashboard import data, figures
+
+dash.register_page(__name__, path="/retention", name="Retention", order=2, title="Retention · Lakehouse",
+                   icon="arrow-repeat")
+
+
+def _radio(cid, options, value):
+    return dbc.RadioItems(id=cid, options=options, value=value, inline=True, className="btn-group grain-group",
+                          inputClassName="btn-check", labelClassName="btn btn-sm btn-outline-secondary",
+                          labelCheckedClassName="active")
+
+
+def layout(cohort="day", measure="rate", mode="exact", theme=None, **query):
+    """Controls, D1/D7/D30 cards, cohort heatmap and the average curve."""
+    one = (lambda v, d: (v[0] if isinstance(v, list) and v else v) or d)
+    args = c.initial_args(query, theme)
+    controls = html.Div([
+        html.Div([html.Label("Cohorts", className="filter-label"),
+                  _radio("ret-cohort", [{"label": "Daily", "value": "day"}, {"label": "Weekly", "value": "week"}],
+                         one(cohort, "day"))], className="filter-item"),
+        html.Div([html.Label("Show", className="filter-label"),
+                  _radio("ret-measure", [{"label": "Rate", "value": "rate"}, {"label": "Users", "value": "count"}],
+                         one(measure, "rate"))], className="filter-item"),
+        html.Div([html.Label("Retained", className="filter-label"),
+                  _radio("ret-mode", [{"label": "On day N", "value": "exact"},
+                                      {"label": "On or after day N", "value": "unbounded"}], one(mode, "exact"))],
+                 className="filter-item"),
+    ], className="d-flex flex-wrap gap-4 mb-3")
+    return c.fill_layout(html.Div([
+        c.page_header("Retention", "Cohorts by first-seen date in the selected range: who comes back N days "
+                      "(or weeks) later.", icon="arrow-repeat", info_key="retention"),
+        c.missing_tables_alert(["retention_daily", "retention_weekly"]),
+        c.filter_bar(query, applies=("date", "country", "gender", "age_group")),
+        controls,
+        dbc.Row(id="ret-kpis", className="row-cols-1 row-cols-md-3 g-3 mb-3"),
+        dbc.Row([c.chart_card("ret-heatmap", "Cohort retention", "retention", height=None, width=12)]),
+        dbc.Row([c.chart_card("ret-curve", "Average retention curve", "retention_curve", width=12)]),
+    ]), (update_kpis, args), (update_cohorts, args + (one(cohort, "day"), one(measure, "rate"), one(mode, "exact"))))
+
+
+@c.page_callback(Output("ret-kpis", "children"), *c.FILTER_INPUTS)
+def update_kpis(start, end, grain, country, device, gender, age, theme):
+    """D1/D7/D30 for the cohorts in range, vs the previous period's cohorts."""
+    f = c.filters_from(start, end, grain, country, device, gender, age)
+    cards = data.retention_kpis(f)
+    if not cards:
+        return [dbc.Col(c.empty_state("No retention data for this filter"), width=12)]
+    return [dbc.Col(c.kpi_card(k, c.theme_of(theme), c.compare_label(f), "ret-")) for k in cards]
+
+
+@c.page_callback(Output({"type": "chart", "id": "ret-heatmap"}, "figure"), Output({"type": "chart", "id": "ret-curve"}, "figure"),
+          *c.FILTER_INPUTS, Input("ret-cohort", "value"), Input("ret-measure", "value"), Input("ret-mode", "value"))
+def update_cohorts(start, end, grain, country, device, gender, age, theme, cohort, measure, mode):
+    """Cohort triangle and curve for the chosen cohort size, measure and retention mode."""
+    f = c.filters_from(start, end, grain, country, device, gender, age)
+    t = c.theme_of(theme)
+    table = data.retention(f, cohort or "day")
+    if table is None:
+        name = "retention_weekly" if cohort == "week" else "retention_daily"
+        return figures.missing(name, t, 520), figures.missing(name, t)
+    unbounded = mode == "unbounded" and cohort != "week"
+    curve = data.retention_curve(table, unbounded)
+    return (figures.retention_heatmap(table, measure or "rate", mode == "unbounded", cohort or "day", t),
+            figures.retention_curve(curve, cohort or "day", unbounded, t))

@@ -1,0 +1,82 @@
+"""Segments and clusters: sizes, trend, profiles, clusters on two principal axes, links to their users."""
+
+from urllib.parse import urlencode
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Output, html
+
+from dashboard import components as c
+from dashboard import data, figures
+
+dash.register_page(__name__, path="/segments", name="Segments", order=8, title="Segments · Lakehouse",
+                   icon="diagram-3")
+
+PROFILE_COLUMNS = [c.col("segment", "Segment"), c.col("users", "Users", "numeric"),
+                   c.col("share", "Share", "numeric", ".1%"), c.col("avg_revenue", "Avg revenue", "numeric", ",.2f"),
+                   c.col("avg_active_days", "Avg active days", "numeric", ",.1f"),
+                   c.col("avg_age", "Avg age", "numeric", ",.1f"), c.col("avg_orders", "Avg orders", "numeric", ",.2f"),
+                   c.col("link", "", "link")]
+CLUSTER_COLUMNS = [c.col("cluster", "Cluster", "numeric"), c.col("label", "Label"), c.col("users", "Users", "numeric"),
+                   c.col("share", "Share", "numeric", ".1%"), c.col("silhouette", "Silhouette", "numeric", ".2f"),
+                   c.col("link", "", "link")]
+
+
+def layout(theme=None, **query):
+    """Segment sizes and profiles, segment trend, cluster map and profiles."""
+    args = c.initial_args(query, theme)
+    return c.fill_layout(html.Div([
+        c.page_header("Segments", "Rule-based segments and behavioural clusters; open a segment or cluster to "
+                      "see its users.", icon="diagram-3", info_key="segment"),
+        c.missing_tables_alert(["segment_summary", "cluster_profiles", "users"]),
+        c.filter_bar(query, applies=("date", "grain", "country", "gender", "age_group")),
+        dbc.Row([
+            c.chart_card("seg-sizes", "Segment sizes", "segment", width=5, height=None),
+            c.table_card("seg-profiles", "Segment profiles", "segment", width=7),
+        ]),
+        dbc.Row([c.chart_card("seg-trend", "Active users by segment", "segment", width=12,
+                              info_text="Distinct active users per period, by the user's current segment.")]),
+        dbc.Row([
+            c.chart_card("seg-clusters", "Clusters on the first two principal axes", "cluster", width=7, height=420),
+            c.table_card("seg-cluster-table", "Cluster profiles", "silhouette", width=5),
+        ]),
+    ]), (update_segments, args), (update_clusters, args))
+
+
+def _users_link(f, **extra):
+    params = {k: v for k, v in f.to_params().items() if k in ("country", "gender", "age")}
+    params.update({k: str(v) for k, v in extra.items()})
+    return "/users?" + urlencode(params, safe=",")
+
+
+@c.page_callback(Output({"type": "chart", "id": "seg-sizes"}, "figure"), Output({"type": "table", "id": "seg-profiles"}, "children"),
+          Output({"type": "chart", "id": "seg-trend"}, "figure"), *c.FILTER_INPUTS)
+def update_segments(start, end, grain, country, device, gender, age, theme):
+    """Segment sizes, profiles (with links to their users) and trend."""
+    f = c.filters_from(start, end, grain, country, None, gender, age)
+    t = c.theme_of(theme)
+    seg = data.segments(f)
+    prof = data.segment_profiles(f)
+    merged = None
+    if seg is not None:
+        extra = [x for x in prof.columns if x == "segment" or x not in seg.columns] if prof is not None else []
+        merged = seg.merge(prof[extra], on="segment", how="left") if prof is not None else seg
+        merged = merged.assign(link=[("Users →", _users_link(f, segment=s)) for s in merged["segment"]])
+    rows = c.table_view("seg-profiles", merged, PROFILE_COLUMNS,
+                        empty="No segments yet (gold.segment_summary / users.segment)")
+    sizes = figures.segment_sizes(seg, t) if seg is not None else figures.missing("segment_summary", t)
+    return sizes, rows, figures.segment_trend(data.segment_trend(f), f.grain, t)
+
+
+@c.page_callback(Output({"type": "chart", "id": "seg-clusters"}, "figure"),
+          Output({"type": "table", "id": "seg-cluster-table"}, "children"), *c.FILTER_INPUTS)
+def update_clusters(start, end, grain, country, device, gender, age, theme):
+    """Cluster scatter and profiles (with links to their users)."""
+    f = c.filters_from(start, end, grain, country, None, gender, age)
+    t = c.theme_of(theme)
+    cp = data.clusters(f)
+    if cp is not None:
+        cp = cp.assign(link=[("Users →", _users_link(f, cluster=int(x))) for x in cp["cluster"]])
+    rows = c.table_view("seg-cluster-table", cp, CLUSTER_COLUMNS,
+                        empty="No clusters yet (gold.cluster_profiles / users.cluster)")
+    return figures.cluster_scatter(data.cluster_points(f), cp, t), rows

@@ -1,0 +1,313 @@
+"""The dashboard in headless Chromium: every page draws cleanly, filters redraw the right numbers,
+the URL keeps the state, SQL Lab runs and refuses, CSV downloads work.
+
+Needs Debian's chromium and chromium-driver (scripts/install_chromium.sh); skipped without them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from dashboard import browser
+from dashboard.config import configure
+
+pytestmark = pytest.mark.browser
+
+PAGES = ["/", "/engagement", "/retention", "/funnel", "/revenue", "/demographics", "/loyalty", "/sessions",
+         "/segments", "/users", "/sql-lab", "/health"]
+
+
+@pytest.fixture(scope="module")
+def server(lake):
+    if not browser.available():
+        pytest.skip("chromium/chromedriver not installed: run scripts/install_chromium.sh")
+    from dashboard.app import create_app
+
+    app = create_app(lake.root, users={})
+    with browser.serve(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def drv(server):
+    d = browser.Driver(1400, 1000)
+    yield d
+    d.quit()
+
+
+@pytest.fixture(autouse=True)
+def _on_the_shared_lake(lake):
+    configure(lake.root, users={})  # other test modules may have pointed the process elsewhere
+
+
+def load(drv, url):
+    drv.get(url)
+    drv.wait_drawn(timeout=60)
+
+
+def fig(drv, cid: str) -> dict:
+    """The figure currently drawn in a chart card (data and layout as plotly holds them)."""
+    dom_id = json.dumps({"id": cid, "type": "chart"}, sort_keys=True, separators=(",", ":"))
+    return drv.execute_script(
+        "const g = document.getElementById(arguments[0]);"
+        "const p = g && g.querySelector('.js-plotly-plot');"
+        "return p && p.data ? {data: JSON.parse(JSON.stringify(p.data)), layout: {shapes: p.layout.shapes || [],"
+        " annotations: p.layout.annotations || [], template: p.layout.template}} : null;", dom_id)
+
+
+def trace(f: dict, name: str) -> dict:
+    return next(t for t in f["data"] if t.get("name") == name)
+
+
+def wait_for(fn, timeout: float = 20.0, what: str = "condition"):
+    deadline, last = time.time() + timeout, None
+    while time.time() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001 - keep polling while the page redraws
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def pick(drv, dropdown_id: str, value: str):
+    """Choose an option in a Dash dropdown the way a user does (open, click, close)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    drv.find_element(By.ID, dropdown_id).click()
+    option = wait_for(lambda: drv.find_element(
+        By.XPATH, f'//*[@role="option"][.//input[@value="{value}"]]'), 5, f"option {value}")
+    option.click()
+    drv.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    time.sleep(0.1)
+
+
+def click_radio(drv, group_id: str, value: str):
+    from selenium.webdriver.common.by import By
+
+    drv.find_element(By.CSS_SELECTOR, f'label[for="_dbcprivate_radioitems_{group_id}_input_{value}"]').click()
+
+
+def network_failures(drv) -> list[str]:
+    bad = []
+    for entry in drv.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg["method"] == "Network.loadingFailed" and not msg["params"].get("canceled"):
+            bad.append(msg["params"].get("errorText", "failed"))
+        elif msg["method"] == "Network.responseReceived" and msg["params"]["response"]["status"] >= 400:
+            bad.append(f'{msg["params"]["response"]["status"]} {msg["params"]["response"]["url"]}')
+    return bad
+
+
+def uad(lake) -> pd.DataFrame:
+    d = lake.frames["user_activity_daily"].copy()
+    d["activity_date"] = pd.to_datetime(d["activity_date"])
+    return d
+
+
+def daily_counts(rows: pd.DataFrame, lo, hi) -> list[float]:
+    idx = pd.date_range(pd.Timestamp(lo), pd.Timestamp(hi))
+    return rows.groupby("activity_date").size().reindex(idx, fill_value=0).astype(float).tolist()
+
+
+# --------------------------------------------------------------------------- tests
+
+def test_every_page_draws_without_console_errors_or_failed_requests(drv, server, lake):
+    drv.get_log("browser")
+    drv.get_log("performance")
+    from selenium.webdriver.common.by import By
+
+    for path in PAGES:
+        load(drv, server + path)
+        assert drv.console_errors() == [], path
+        assert network_failures(drv) == [], path
+        assert drv.find_element(By.ID, "topbar-timezone").text == lake.timezone
+        assert drv.find_elements(By.ID, "open-banner"), "an open dashboard says so"
+
+
+def test_changing_each_filter_redraws_the_right_numbers(drv, server, lake):
+    rows = uad(lake)
+    end = lake.end
+    lo = end - timedelta(days=29)
+    load(drv, server + "/engagement")
+    dau = trace(fig(drv, "eng-active"), "DAU")["y"]
+    assert dau == daily_counts(rows, lo, end)
+
+    # granularity: week -> distinct users per week
+    click_radio(drv, "f-grain", "week")
+    weekly = wait_for(lambda: (t := fig(drv, "eng-active")) and t["data"][0]["name"] == "Weekly active users" and t,
+                      what="weekly chart")
+    sel = rows[rows.activity_date >= pd.Timestamp(lo)]
+    monday = sel.activity_date - pd.to_timedelta(sel.activity_date.dt.weekday, unit="D")
+    want = sel.groupby(monday).user_id.nunique().astype(float).tolist()
+    got = [a if a is not None else b for a, b in zip(weekly["data"][0]["y"], trace(weekly, "Weekly active users (partial)")["y"])]
+    assert got == want
+    click_radio(drv, "f-grain", "day")
+    wait_for(lambda: fig(drv, "eng-active")["data"][0]["name"] == "DAU", what="daily chart")
+
+    # each dimension filter narrows DAU to the matching rows (two at a time, so data remains)
+    recent = rows[rows.activity_date >= pd.Timestamp(lo)]
+    age = recent[recent.gender == "female"].age_group.value_counts().index[0]
+    for pair in ((("f-country", "country", "DE"), ("f-device", "device", "mobile")),
+                 (("f-gender", "gender", "female"), ("f-age", "age_group", age))):
+        load(drv, server + "/engagement")
+        expected = recent
+        for dropdown, column, value in pair:
+            pick(drv, dropdown, value)
+            expected = expected[expected[column] == value]
+            want = daily_counts(expected, lo, end)
+            assert sum(want) > 0
+            wait_for(lambda: trace(fig(drv, "eng-active"), "DAU")["y"] == want, what=f"DAU under {column}={value}")
+
+    # the date range preset
+    pick(drv, "f-preset", "7d")
+    want = daily_counts(expected, end - timedelta(days=6), end)
+    wait_for(lambda: trace(fig(drv, "eng-active"), "DAU")["y"] == want, what="7-day range")
+
+    # the URL carries the state: a fresh load of it shows the same numbers
+    url = drv.current_url
+    for part in ("gender=female", f"age={age}", "range=7d"):
+        assert part in url
+    load(drv, url)
+    assert trace(fig(drv, "eng-active"), "DAU")["y"] == want
+
+    # Reset brings every default back
+    from selenium.webdriver.common.by import By
+
+    drv.find_element(By.ID, "f-reset").click()
+    want = daily_counts(rows, lo, end)
+    wait_for(lambda: trace(fig(drv, "eng-active"), "DAU")["y"] == want, what="reset")
+    wait_for(lambda: "country" not in drv.current_url, what="clean URL")
+
+
+def test_navigation_keeps_the_filters(drv, server):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/engagement?country=FR&range=90d")
+    link = wait_for(lambda: (a := drv.find_element(By.ID, "nav-revenue")) and "country=FR" in a.get_attribute(
+        "href") and a, what="nav link with the filters")
+    link.click()
+    wait_for(lambda: drv.current_url.split("?")[0].endswith("/revenue"), what="revenue page")
+    drv.wait_drawn()
+    assert "country=FR" in drv.current_url and "range=90d" in drv.current_url
+    assert "active" in drv.find_element(By.ID, "nav-revenue").get_attribute("class")
+
+
+def test_partial_month_is_marked_on_charts(drv, server):
+    load(drv, server + "/engagement?range=all&grain=month")
+    f = fig(drv, "eng-active")
+    assert any(a.get("text") == "partial" for a in f["layout"]["annotations"])
+    assert f["layout"]["shapes"]
+    assert any(t.get("line", {}).get("dash") == "dot" for t in f["data"])
+
+
+def test_theme_toggle_switches_to_dark_and_back(drv, server):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/")
+    theme = lambda: drv.execute_script("return document.documentElement.getAttribute('data-bs-theme')")  # noqa
+    assert theme() == "light"
+    light_font = fig(drv, "ov-active")["layout"]["template"]["layout"]["font"]["color"]
+    drv.find_element(By.CSS_SELECTOR, "#theme-toggle").click()
+    wait_for(lambda: theme() == "dark", what="dark mode")
+    wait_for(lambda: fig(drv, "ov-active")["layout"]["template"]["layout"]["font"]["color"] != light_font,
+             what="dark chart text")
+    load(drv, server + "/engagement")
+    assert theme() == "dark"  # remembered across page loads
+    drv.find_element(By.CSS_SELECTOR, "#theme-toggle").click()
+    wait_for(lambda: theme() == "light", what="light mode")
+
+
+def test_sql_lab_runs_a_query_refuses_a_write_and_downloads_csv(drv, server, lake):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/sql-lab")
+    box = drv.find_element(By.ID, "sql-text")
+
+    def run(sql):
+        from selenium.webdriver.common.keys import Keys
+
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(Keys.DELETE)  # clear() would bypass React's change events
+        box.send_keys(sql)
+        drv.find_element(By.ID, "sql-run").click()
+
+    run("SELECT country, count(*) AS users FROM gold.users GROUP BY country ORDER BY users DESC")
+    ok = wait_for(lambda: drv.find_element(By.ID, "sql-ok"), what="query result")
+    n = lake.frames["users"].country.nunique()
+    assert f"{n} rows" in ok.text
+    cells = drv.find_elements(By.CSS_SELECTOR, "#sql-results td.dash-cell")
+    assert cells
+
+    for f in list(__import__("pathlib").Path(drv.download_dir).glob("*.csv")):
+        f.unlink()
+    drv.find_element(By.ID, "sql-csv").click()
+    path = browser.downloaded(drv)
+    with open(path) as fh:
+        got = list(csv.DictReader(fh))
+    assert len(got) == n and set(got[0]) == {"country", "users"}
+
+    run("DROP TABLE users")
+    err = wait_for(lambda: drv.find_element(By.ID, "sql-error"), what="refusal")
+    assert "Query refused" in err.text
+    run("SELECT * FROM read_csv('/etc/passwd')")
+    wait_for(lambda: "read_csv" in drv.find_element(By.ID, "sql-error").text, what="file refusal")
+    assert drv.console_errors() == []
+
+
+def test_chart_csv_download_has_the_charted_numbers(drv, server, lake):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/engagement")
+    for f in list(__import__("pathlib").Path(drv.download_dir).glob("*.csv")):
+        f.unlink()
+    btn_id = json.dumps({"id": "eng-active", "type": "csv-btn"}, sort_keys=True, separators=(",", ":"))
+    drv.find_element(By.XPATH, f"//*[@id='{btn_id}']").click()
+    path = browser.downloaded(drv)
+    assert path.name == "eng-active.csv"
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["period", "dau", "wau", "mau"]
+    gold = lake.frames["engagement_daily"].tail(30)
+    assert [float(r["dau"]) for r in rows] == gold["dau"].astype(float).tolist()
+    assert rows[-1]["period"] == lake.end.isoformat()
+
+
+def test_users_page_searches_and_opens_a_profile(drv, server, lake):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/users")
+    users = lake.frames["users"]
+    wait_for(lambda: drv.find_element(By.ID, "users-count").text == f"{len(users):,} users", what="count")
+    drv.find_element(By.ID, "users-search").send_keys("u0001")
+    want = sum("u0001" in u for u in users.user_id)
+    wait_for(lambda: drv.find_element(By.ID, "users-count").text == f"{want:,} users", what="search")
+    first = wait_for(lambda: drv.find_element(By.CSS_SELECTOR, '#users-table td[data-dash-column="user_id"]'),
+                     what="first row")
+    uid = first.text
+    first.click()
+    card = wait_for(lambda: drv.find_element(By.ID, "profile-card"), what="profile")
+    assert uid in card.text and "@" not in card.text
+    wait_for(lambda: f"user={uid}" in drv.current_url and "q=u0001" in drv.current_url, what="profile in URL")
+
+
+def test_segment_link_opens_the_users_of_that_segment(drv, server, lake):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/segments")
+    link = wait_for(lambda: drv.find_element(By.CSS_SELECTOR, 'a[href*="/users?segment="]'), what="segment link")
+    segment = link.get_attribute("href").split("segment=")[1].split("&")[0]
+    link.click()
+    wait_for(lambda: "/users" in drv.current_url, what="users page")
+    drv.wait_drawn()
+    want = int((lake.frames["users"].segment == segment).sum())
+    wait_for(lambda: drv.find_element(By.ID, "users-count").text == f"{want:,} users", what="segment count")
