@@ -27,7 +27,7 @@ SERIES: dict[str, str] = {
 CATEGORY: dict[str, dict[str, str]] = {
     "gender": {"female": PINK, "male": BLUE, "other": AMBER, "unknown": SLATE},
     "device": {"mobile": BLUE, "web": TEAL, "tablet": AMBER, "desktop": VIOLET, "unknown": SLATE},
-    "segment": {"new": EMERALD, "high_value": VIOLET, "regular": BLUE, "occasional": AMBER, "dormant": SLATE,
+    "segment": {"new": EMERALD, "high_value": VIOLET, "regular": BLUE, "occasional": AMBER, "at_risk": ROSE, "dormant": SLATE,
                 "unknown": "#94a3b8"},
     "age_group": {"<18": "#c7d2fe", "18-24": "#a5b4fc", "25-34": "#818cf8", "35-44": INDIGO, "45-54": "#4f46e5",
                   "55-64": "#4338ca", "65+": "#3730a3", "unknown": SLATE},

@@ -13,9 +13,12 @@ from typing import Callable
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from lakehouse import ops
+from lakehouse import ops, quality
+from lakehouse.config import expectations_path
 from lakehouse.tables import Lake
 from lakehouse.transforms import gold as G
+from lakehouse.transforms import product as P
+from lakehouse.transforms import segments as S
 
 
 @dataclass
@@ -74,14 +77,45 @@ def core_tables(x: GoldInputs) -> dict[str, Callable[[], DataFrame]]:
         "loyalty_daily": lambda: G.loyalty_daily(x.cal, points, daily),
         "loyalty_balances": lambda: balances,
         "user_activity_daily": lambda: G.user_activity_daily(x.days, x.users),
-        "users": lambda: G.users_table(x.users, balances),
         "quarantine_summary": lambda: G.quarantine_summary(x.quarantine),
+        "_users_base": lambda: G.users_table(x.users, balances),
+    }
+
+
+def product_tables(x: GoldInputs, users_base: DataFrame) -> dict[str, Callable[[], DataFrame]]:
+    """Retention, funnel, revenue, sessions, content, segments and clusters (metrics.md)."""
+    cfg = x.cfg
+    tz = cfg["timezone"]
+    funnel = cfg["funnel"]
+    users, segment_summary, cluster_profiles = S.segment_and_cluster(
+        users_base, x.days, x.rng, cfg.get("segments"), cfg.get("clustering"),
+    )
+    users = users.persist(StorageLevel.MEMORY_AND_DISK)
+    x.cached.append(users)
+    return {
+        "users": lambda: users,
+        "segment_summary": lambda: segment_summary,
+        "cluster_profiles": lambda: cluster_profiles,
+        "retention_daily": lambda: P.retention_daily(x.cal, x.users, x.days, x.rng, cfg["retention"]["max_day"]),
+        "retention_weekly": lambda: P.retention_weekly(x.cal, x.users, x.days, x.rng, cfg["retention"]["max_week"]),
+        "funnel_daily": lambda: P.funnel_daily(x.active, funnel["steps"], funnel["window_days"]),
+        "revenue_daily": lambda: P.revenue_daily(x.cal, x.active, x.days),
+        "user_revenue": lambda: P.user_revenue(x.active),
+        "sessions_daily": lambda: P.sessions_daily(x.cal, x.sessions, tz),
+        "event_counts_daily": lambda: P.event_counts_daily(x.cal, x.events, x.rng),
+        "page_views_daily": lambda: P.page_views_daily(x.active, x.rng),
+        "hourly_activity": lambda: P.hourly_activity(x.events),
+        "quiz_daily": lambda: P.quiz_daily(x.active, x.rng),
+        "course_progress": lambda: P.course_progress(x.active),
     }
 
 
 def build(x: GoldInputs) -> dict[str, Callable[[], DataFrame]]:
     """Every gold table this version of the project builds."""
-    return core_tables(x)
+    tables = core_tables(x)
+    users_base = tables.pop("_users_base")()
+    tables.update(product_tables(x, users_base))
+    return tables
 
 
 def publish(lake: Lake, tables: dict[str, Callable[[], DataFrame]], txn_version: int | None,
@@ -122,17 +156,26 @@ def read_silver(spark: SparkSession, lake: Lake) -> tuple[DataFrame, DataFrame, 
     return events, profiles, sessions, quarantine.select("feed", "reason")
 
 
-def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None) -> dict[str, int]:
-    """Build and publish gold from the current silver; returns rows per table."""
+def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run_id: str = "manual") -> dict[str, int]:
+    """Build gold from the current silver, check the expectations, then publish; rows per table.
+
+    A failing `fail` rule raises before anything is published, so readers keep the previous gold.
+    """
+    rules = {k: v for k, v in quality.load_rules(expectations_path()).items() if k.startswith("gold.")}
     if not lake.exists(spark, "silver.events"):
         return {}
     x = prepare(spark, *read_silver(spark, lake), cfg)
     if x is None:
         return {}
+    frames: dict[str, DataFrame] = {}
     try:
-        tables = build(x)
-        publish(lake, tables, txn_version)
+        frames = {f"gold.{name}": thunk().persist(StorageLevel.MEMORY_AND_DISK) for name, thunk in build(x).items()}
+        result = quality.apply(frames, rules, run_id)
+        ops.append(lake, "ops.expectations", result.results)
+        quality.raise_on_failure(result)
+        written = publish(lake, {n.split(".", 1)[1]: (lambda df=df: df) for n, df in result.tables.items()}, txn_version)
     finally:
+        for df in frames.values():
+            df.unpersist()
         x.release()
-    return table_rows(lake, tables)
-
+    return table_rows(lake, written)

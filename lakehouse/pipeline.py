@@ -169,7 +169,7 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
         gold_done = silver.done_batches(lake, "gold")
         if silver_done and (full_refresh or gold_done < silver_done):
             progress("gold: building metrics")
-            rows = _timed(summary, "gold", lambda: gold.run(spark, lake, cfg, None if full_refresh else silver_done))
+            rows = _timed(summary, "gold", lambda: gold.run(spark, lake, cfg, None if full_refresh else silver_done, summary.run_id))
             silver.mark_done(lake, "gold", silver_done)
             wrote = True
             summary.rows.update({f"gold.{k}": v for k, v in rows.items()})

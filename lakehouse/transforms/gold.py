@@ -106,7 +106,7 @@ def user_days(active: DataFrame, sessions_by_day: DataFrame) -> DataFrame:
     per_device = active.groupBy("user_id", "activity_date", "device").agg(
         F.count(F.lit(1)).alias("events"),
         F.sum(F.when(is_purchase, 1).otherwise(0)).alias("purchases"),
-        F.sum(F.when(is_purchase, F.col("amount")).otherwise(0.0)).alias("revenue"),
+        F.sum(F.when(is_purchase, F.coalesce(F.col("amount"), F.lit(0.0))).otherwise(0.0)).alias("revenue"),
         F.sum(F.when(F.col("event") == "points_earned", F.col("points")).otherwise(0)).alias("points_earned"),
         F.sum(F.when(F.col("event") == "points_redeemed", F.col("points")).otherwise(0)).alias("points_redeemed"),
     )

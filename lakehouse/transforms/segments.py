@@ -50,7 +50,7 @@ DEFAULT_CLUSTER_SETTINGS = {
     "k_min": 2,
     "k_max": 6,
     "seed": 42,
-    "max_iter": 20,
+    "max_iter": 10,
     "parallel_fits": 4,              # k candidates fitted concurrently
     "single_partition_users": 200000,  # below this many users k-means runs on one partition
     "features": list(FEATURES),
@@ -151,30 +151,51 @@ def segment_summary(segmented: DataFrame) -> DataFrame:
 
 # ---------------------------------------------------------------- cluster labels
 
-# Archetype -> weights on the standardised centroid (z-scores of the model features).
-ARCHETYPES: tuple[tuple[str, dict[str, float]], ...] = (
-    ("frequent buyers", {"revenue": 1.0, "active_days": 0.5}),
-    ("loyalty fans", {"points_earned": 1.0, "active_days": 0.25}),
-    ("dormant", {"recency_days": 1.0, "active_days": -0.5}),
-    ("new users", {"tenure_days": -1.0, "recency_days": -0.25}),
-    ("engaged browsers", {"sessions": 0.5, "active_days": 0.5, "revenue": -1.0}),
-    ("casual browsers", {"sessions": -0.5, "active_days": -0.5, "recency_days": -0.5}),
+# Archetypes: (label, weights on the standardised centroid, conditions that must all hold).
+# A condition (feature, ">", t) means z[feature] > t; (feature, "<", t) means z[feature] < t.
+ARCHETYPES: tuple[tuple[str, dict[str, float], tuple[tuple[str, str, float], ...]], ...] = (
+    ("frequent buyers", {"revenue": 1.0, "active_days": 0.5}, (("revenue", ">", 0.5),)),
+    ("loyalty fans", {"points_earned": 1.0, "active_days": 0.25}, (("points_earned", ">", 0.5),)),
+    ("dormant", {"recency_days": 1.0, "active_days": -0.5}, (("recency_days", ">", 0.5),)),
+    ("new users", {"tenure_days": -1.0, "recency_days": -0.25}, (("tenure_days", "<", -0.5),)),
+    ("engaged browsers", {"sessions": 0.5, "active_days": 0.5, "revenue": -1.0},
+     (("sessions", ">", 0.5), ("revenue", "<", 0.5))),
+    ("casual browsers", {"sessions": -0.5, "active_days": -0.5, "recency_days": -0.5},
+     (("sessions", "<", 0.0), ("revenue", "<", 0.0), ("recency_days", "<", 0.5))),
 )
+FEATURE_WORDS = {
+    "active_days": "active days", "sessions": "sessions", "revenue": "revenue",
+    "points_earned": "points", "recency_days": "recency", "tenure_days": "tenure",
+}
+
+
+def _describe(z: Mapping[str, float]) -> str:
+    """Fallback label from the (up to two) most deviating features, e.g. 'high revenue, low sessions'."""
+    top = sorted(((abs(v), f) for f, v in z.items() if abs(v) >= 0.25), key=lambda t: (-round(t[0], 9), t[1]))[:2]
+    if not top:
+        return "average users"
+    return ", ".join(f"{'high' if z[f] > 0 else 'low'} {FEATURE_WORDS.get(f, f)}" for _, f in top)
 
 
 def label_clusters(centers: Sequence[Mapping[str, float]]) -> list[str]:
-    """One unique readable label per cluster, from its standardised centroid.
+    """One unique readable label per cluster, from its standardised centroid (z-scores).
 
-    Every (cluster, archetype) pair gets a score = sum(weight * z[feature]) (missing features: 0);
-    pairs are taken greedily by descending score (ties: lower cluster id, then archetype order),
-    each cluster and each archetype used once. Clusters left over (k > number of archetypes) are
-    called "group <id>".
+    A cluster is eligible for an archetype when the archetype's conditions hold and its score
+    (sum of weight x z[feature], missing features 0) is positive; eligible pairs are taken
+    greedily by descending score (ties: lower cluster id, then archetype order), each cluster and
+    archetype used once. Other clusters are described by their most deviating features
+    ("high revenue, low sessions", or "average users"); a repeated description gets
+    " (cluster <id>)".
     """
+    ops = {">": lambda a, b: a > b, "<": lambda a, b: a < b}
     pairs = []
     for c, z in enumerate(centers):
-        for a, (name, weights) in enumerate(ARCHETYPES):
+        for a, (name, weights, conditions) in enumerate(ARCHETYPES):
+            if not all(ops[op](float(z.get(f, 0.0)), t) for f, op, t in conditions):
+                continue
             score = sum(w * float(z.get(f, 0.0)) for f, w in weights.items())
-            pairs.append((-round(score, 9), c, a, name))
+            if score > 0:
+                pairs.append((-round(score, 9), c, a, name))
     labels: dict[int, str] = {}
     used: set[int] = set()
     for _, c, a, name in sorted(pairs):
@@ -182,7 +203,11 @@ def label_clusters(centers: Sequence[Mapping[str, float]]) -> list[str]:
             continue
         labels[c] = name
         used.add(a)
-    return [labels.get(c, f"group {c}") for c in range(len(centers))]
+    out = [labels.get(c) or _describe({f: float(v) for f, v in z.items()}) for c, z in enumerate(centers)]
+    seen: dict[str, int] = {}
+    for label in out:
+        seen[label] = seen.get(label, 0) + 1
+    return [f"{label} (cluster {c})" if seen[label] > 1 else label for c, label in enumerate(out)]
 
 
 # ---------------------------------------------------------------- clustering
@@ -257,7 +282,9 @@ def cluster_users(users: DataFrame, days: DataFrame, rng: DateRange, settings: M
     # Deterministic row order (hash partitions by user, sorted inside) => same data, same clusters.
     # k-means is latency-bound on small data: one partition below `single_partition_users`.
     one = assembled.repartition(1).sortWithinPartitions("user_id").cache()
-    n_users = one.count()
+    # One pass materialises the cache and counts users and distinct feature points.
+    counts = one.agg(F.count(F.lit(1)).alias("n"), F.countDistinct(*model_cols).alias("d")).collect()[0]
+    n_users, n_distinct = int(counts["n"]), int(counts["d"])
     if n_users > int(s.get("single_partition_users", 200_000)):
         parts = max(1, spark.sparkContext.defaultParallelism)
         assembled = one.repartition(parts, "user_id").sortWithinPartitions("user_id").cache()
@@ -265,8 +292,6 @@ def cluster_users(users: DataFrame, days: DataFrame, rng: DateRange, settings: M
         one.unpersist()
     else:
         assembled = one
-    # Distinct feature points, counted up to k_max + 1 (enough to bound k).
-    n_distinct = assembled.select(*model_cols).distinct().limit(k_max + 1).count() if n_users else 0
     lap("features")
 
     if n_users:
@@ -274,6 +299,8 @@ def cluster_users(users: DataFrame, days: DataFrame, rng: DateRange, settings: M
         data = scaler.transform(assembled)
     else:
         data = assembled.withColumn("_features", F.col("_vec"))
+    # The scaled vectors alone, cached, for the k-means fits, silhouettes and the PCA.
+    vectors = data.select("_features").cache()
 
     lap("scaler")
     best = None  # (silhouette, k, model)
@@ -283,9 +310,9 @@ def cluster_users(users: DataFrame, days: DataFrame, rng: DateRange, settings: M
 
         def fit(k: int):
             model = KMeans(k=k, seed=seed, maxIter=max_iter, solver="block",
-                           featuresCol="_features", predictionCol="_pred").fit(data)
+                           featuresCol="_features", predictionCol="_pred").fit(vectors)
             try:
-                sil = float(evaluator.evaluate(model.transform(data)))
+                sil = float(evaluator.evaluate(model.transform(vectors)))
             except Exception:  # fewer than two non-empty clusters: not a candidate
                 return k, None, model
             return k, (None if math.isnan(sil) else sil), model
@@ -325,7 +352,7 @@ def cluster_users(users: DataFrame, days: DataFrame, rng: DateRange, settings: M
 
     # 2-D projection of the scaled features (deterministic sign), 0 when there is nothing to project.
     if n_distinct >= 2:
-        pca = PCA(k=2, inputCol="_features", outputCol="_pca").fit(data)
+        pca = PCA(k=2, inputCol="_features", outputCol="_pca").fit(vectors)
         arr = vector_to_array(F.col("_features"))
         pcs = []
         for j in range(2):
@@ -334,6 +361,7 @@ def cluster_users(users: DataFrame, days: DataFrame, rng: DateRange, settings: M
     else:
         pcs = [F.lit(0.0), F.lit(0.0)]
 
+    vectors.unpersist()
     lap("pca")
     out_users = clustered.select(
         *users.columns, cluster_col.alias("cluster"),
@@ -359,4 +387,5 @@ def segment_and_cluster(users: DataFrame, days: DataFrame, rng: DateRange,
     """(users + segment, cluster, cluster_pc1, cluster_pc2; segment_summary; cluster_profiles)."""
     segmented = assign_segments(users, days, rng, segment_settings)
     result = cluster_users(segmented, days, rng, cluster_settings)
-    return result.users, segment_summary(segmented), result.profiles
+    # result.users reads the clustering's cached feature frame: the segments are not recomputed.
+    return result.users, segment_summary(result.users), result.profiles

@@ -77,6 +77,16 @@ def _json_type(path: str) -> Column:
     return F.expr(f"schema_of_variant(variant_get(_v, '{path}'))")
 
 
+def _property(name: str, path: str, type_: str) -> Column:
+    """A typed property; points are whole numbers, payment_status is lower-cased."""
+    value = _get(path, type_)
+    if name == "points":
+        return value.cast("long")
+    if name == "payment_status":
+        return F.lower(_blank_to_null(value))
+    return value
+
+
 def _blank_to_null(col: Column) -> Column:
     """Trim a string; empty becomes null."""
     trimmed = F.trim(col)
@@ -162,10 +172,7 @@ def parse_events(max_line_bytes: int = 1_048_576, max_future_skew_hours: int = 2
             _blank_to_null(_get("$.context.app_version")).alias("app_version"),
             _blank_to_null(_get("$.context.referrer")).alias("referrer"),
         ]
-        props = [
-            (_get(path, type_).cast("long") if name == "points" else _get(path, type_)).alias(name)
-            for name, path, type_ in PROPERTY_FIELDS
-        ]
+        props = [_property(name, path, type_).alias(name) for name, path, type_ in PROPERTY_FIELDS]
         return df.select(
             "value", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at",
             reason.alias("_error"),

@@ -1,0 +1,529 @@
+"""Data-quality rules as data (conf/*/expectations.yaml), applied to DataFrames by one helper.
+
+Pure: no table IO. `load_rules` reads and validates the YAML; `apply` checks every rule of every
+given table and returns the tables (failing rows removed for `drop` rules), one `ops.expectations`
+row per rule and the `fail` rules that failed. All rules of one table are evaluated in a single
+Spark job: one select adds a boolean "fails" column per rule (windows for `unique`, `monotonic`
+and expressions that use OVER; left joins for `join` rules), one aggregation counts them.
+
+Rule kinds (see docs/expectations.md):
+  not_null        columns: [...]                       a row fails when any column is null
+  unique          columns: [...]                       every row of a duplicated key fails (nulls compare equal)
+  accepted_values column(s), values: [...]             value not in the list (null fails unless allow_null: true)
+  range           column(s), min and/or max            value outside [min, max] (null passes unless allow_null: false)
+  expression      name, expr (Spark SQL), join?        a row fails when expr is false (null passes)
+  monotonic       column, order_by, partition_by?      value moves the wrong way vs the previous row
+Row-level kinds (not_null, accepted_values, range, expression) take an optional `where`: rows where
+it is not true pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pyspark.errors import AnalysisException
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+ACTIONS = ("warn", "drop", "fail")
+KINDS = ("not_null", "unique", "accepted_values", "range", "expression", "monotonic")
+DIRECTIONS = ("non_increasing", "non_decreasing")
+SAMPLE_SEPARATOR = "; "
+
+_COMMON = {"rule", "action", "name"}
+_KEYS = {
+    "not_null": _COMMON | {"column", "columns", "where"},
+    "unique": _COMMON | {"column", "columns"},
+    "accepted_values": _COMMON | {"column", "columns", "values", "allow_null", "where"},
+    "range": _COMMON | {"column", "columns", "min", "max", "allow_null", "where"},
+    "expression": _COMMON | {"expr", "where", "join"},
+    "monotonic": _COMMON | {"column", "order_by", "partition_by", "direction"},
+}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Join:
+    """Another table of the `tables` dict, left-joined on its key before an expression is evaluated."""
+
+    table: str
+    on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One validated rule of expectations.yaml."""
+
+    table: str
+    kind: str
+    action: str
+    name: str
+    columns: tuple[str, ...] = ()
+    values: tuple[Any, ...] = ()
+    allow_null: bool | None = None
+    min: float | None = None
+    max: float | None = None
+    expr: str | None = None
+    where: str | None = None
+    join: Join | None = None
+    order_by: tuple[str, ...] = ()
+    partition_by: tuple[str, ...] = ()
+    direction: str = "non_increasing"
+
+    @property
+    def description(self) -> str:
+        """`table: name (action)`, as used in messages."""
+        return f"{self.table}: {self.name} ({self.action})"
+
+    def referenced_columns(self) -> tuple[str, ...]:
+        """Columns of the checked table the rule names explicitly (expressions excluded)."""
+        return tuple(dict.fromkeys(self.columns + self.order_by + self.partition_by))
+
+
+@dataclass
+class QualityResult:
+    """What `apply` found: the checked tables, one ops.expectations row per rule, the failures."""
+
+    tables: dict[str, DataFrame]
+    results: list[dict] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no `fail` rule failed."""
+        return not self.failed
+
+
+class ExpectationFailed(RuntimeError):
+    """A `fail` rule failed; the message is one line naming table, rule and failing rows."""
+
+
+# ---------------------------------------------------------------- loading and validation
+
+def _fmt_num(x: float | None) -> str:
+    if x is None:
+        return ""
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def _default_name(kind: str, columns: tuple[str, ...], spec: Mapping) -> str:
+    cols = ", ".join(columns)
+    if kind == "range":
+        return f"range({cols}: {_fmt_num(spec.get('min'))}..{_fmt_num(spec.get('max'))})"
+    if kind == "monotonic":
+        order = ", ".join(_str_list(spec.get("order_by"), "order_by"))
+        within = ", ".join(_str_list(spec.get("partition_by") or [], "partition_by"))
+        text = f"{spec.get('direction', 'non_increasing')}({cols} by {order}"
+        return text + (f" within {within})" if within else ")")
+    return f"{kind}({cols})"
+
+
+def _str_list(value: Any, key: str) -> list[str]:
+    """A column name or a list of them."""
+    if isinstance(value, str) and value.strip():
+        return [value.strip()]
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return [v.strip() for v in value]
+    raise ValueError(f"`{key}` must be a column name or a non-empty list of column names, got {value!r}")
+
+
+def _number(value: Any, key: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"`{key}` must be a number, got {value!r}")
+    return float(value)
+
+
+def _parse_rule(table: str, spec: Any) -> Rule:
+    """One YAML mapping -> Rule; raises ValueError with the problem (the caller adds where)."""
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"a rule must be a mapping like {{rule: not_null, columns: [...], action: fail}}, got {spec!r}")
+    kind = spec.get("rule")
+    if kind not in KINDS:
+        raise ValueError(f"unknown rule kind {kind!r} (kinds: {', '.join(KINDS)})")
+    unknown = sorted(set(spec) - _KEYS[kind])
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(map(repr, unknown))} for rule {kind} "
+                         f"(allowed: {', '.join(sorted(_KEYS[kind]))})")
+    action = spec.get("action")
+    if action not in ACTIONS:
+        raise ValueError(f"`action` must be one of {', '.join(ACTIONS)}, got {action!r}")
+    where = spec.get("where")
+    if where is not None and (not isinstance(where, str) or not where.strip()):
+        raise ValueError(f"`where` must be a non-empty SQL condition, got {where!r}")
+
+    columns: tuple[str, ...] = ()
+    if kind != "expression":
+        if "column" in spec and "columns" in spec:
+            raise ValueError("give `column` or `columns`, not both")
+        if kind == "monotonic":
+            if "column" not in spec:
+                raise ValueError("`column` is required")
+            columns = tuple(_str_list(spec["column"], "column"))
+            if len(columns) != 1:
+                raise ValueError("`column` must name one column")
+        else:
+            key = "columns" if "columns" in spec else "column"
+            if key not in spec:
+                raise ValueError("`columns` (or `column`) is required")
+            columns = tuple(_str_list(spec[key], key))
+
+    name = spec.get("name")
+    if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
+        raise ValueError(f"`name` must be an identifier (letters, digits, _), got {name!r}")
+    kw: dict[str, Any] = {}
+
+    if kind == "accepted_values":
+        values = spec.get("values")
+        if not isinstance(values, list) or not values or not all(isinstance(v, (str, int, float, bool)) for v in values):
+            raise ValueError(f"`values` must be a non-empty list of plain values, got {values!r}")
+        kw["values"] = tuple(values)
+        kw["allow_null"] = spec.get("allow_null", False)
+    elif kind == "range":
+        lo, hi = _number(spec.get("min"), "min"), _number(spec.get("max"), "max")
+        if lo is None and hi is None:
+            raise ValueError("`min` and/or `max` is required")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"`min` ({_fmt_num(lo)}) is greater than `max` ({_fmt_num(hi)})")
+        kw.update(min=lo, max=hi, allow_null=spec.get("allow_null", True))
+    elif kind == "expression":
+        if name is None:
+            raise ValueError("`name` is required for an expression rule")
+        expr = spec.get("expr")
+        if not isinstance(expr, str) or not expr.strip():
+            raise ValueError(f"`expr` must be a non-empty SQL condition, got {expr!r}")
+        kw["expr"] = expr.strip()
+        join = spec.get("join")
+        if isinstance(join, Mapping):
+            # YAML 1.1 reads an unquoted `on:` key as the boolean true.
+            join = {("on" if k is True else k): v for k, v in join.items()}
+        if join is not None:
+            if not isinstance(join, Mapping) or set(join) != {"table", "on"}:
+                raise ValueError(f"`join` must be {{table: <layer.table>, on: [key columns]}}, got {join!r}")
+            from lakehouse.tables import REGISTRY
+
+            if join["table"] not in REGISTRY:
+                raise ValueError(f"`join.table` {join['table']!r} is not a known table")
+            if join["table"] == table:
+                raise ValueError("`join.table` must be another table")
+            kw["join"] = Join(join["table"], tuple(_str_list(join["on"], "join.on")))
+    elif kind == "monotonic":
+        direction = spec.get("direction", "non_increasing")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"`direction` must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+        kw.update(direction=direction, order_by=tuple(_str_list(spec.get("order_by"), "order_by")),
+                  partition_by=tuple(_str_list(spec["partition_by"], "partition_by")) if spec.get("partition_by") else ())
+    if "allow_null" in kw and not isinstance(kw["allow_null"], bool):
+        raise ValueError(f"`allow_null` must be true or false, got {kw['allow_null']!r}")
+
+    return Rule(table=table, kind=kind, action=action, name=name or _default_name(kind, columns, spec),
+                columns=columns, where=where.strip() if where else None, **kw)
+
+
+def parse_rules(data: Any, source: str = "expectations") -> dict[str, list[Rule]]:
+    """Validate already-loaded YAML data (a mapping of table -> list of rules)."""
+    from lakehouse.tables import REGISTRY
+
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{source}: must be a mapping of table name -> list of rules")
+    out: dict[str, list[Rule]] = {}
+    for table, specs in data.items():
+        if table not in REGISTRY:
+            raise ValueError(f"{source}: unknown table {table!r} (use a registered name like gold.engagement_daily)")
+        if not isinstance(specs, list):
+            raise ValueError(f"{source}: {table}: expected a list of rules, got {type(specs).__name__}")
+        rules: list[Rule] = []
+        for i, spec in enumerate(specs, start=1):
+            label = spec.get("name") or spec.get("rule") if isinstance(spec, Mapping) else None
+            try:
+                rule = _parse_rule(table, spec)
+            except ValueError as exc:
+                raise ValueError(f"{source}: {table} rule #{i}" + (f" ({label})" if label else "") + f": {exc}") from None
+            if any(r.name == rule.name for r in rules):
+                raise ValueError(f"{source}: {table} rule #{i}: duplicate rule name {rule.name!r} (give one a `name`)")
+            rules.append(rule)
+        out[table] = rules
+    return out
+
+
+def load_rules(path: str | Path | None = None) -> dict[str, list[Rule]]:
+    """Read and validate an expectations file (default: config.expectations_path()).
+
+    A bad rule raises ValueError naming the file, the table and the rule.
+    """
+    if path is None:
+        from lakehouse.config import expectations_path
+
+        path = expectations_path()
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the expectations file ({exc.strerror})") from None
+    return parse_rules(data, str(path))
+
+
+# ---------------------------------------------------------------- evaluation
+
+def _lit(x: float) -> Column:
+    """A bound as a literal: whole numbers as integers, so integer columns are not cast to double."""
+    return F.lit(int(x)) if float(x).is_integer() else F.lit(x)
+
+
+def _fails(rule: Rule) -> Column:
+    """A never-null boolean column: true when the row fails the rule."""
+    if rule.kind == "not_null":
+        cond = F.lit(False)
+        for c in rule.columns:
+            cond = cond | F.col(c).isNull()
+    elif rule.kind == "unique":
+        w = Window.partitionBy(*[F.col(c) for c in rule.columns])
+        cond = F.count(F.lit(1)).over(w) > 1
+    elif rule.kind == "accepted_values":
+        cond = F.lit(False)
+        for c in rule.columns:
+            bad = ~F.col(c).isin(*rule.values)
+            cond = cond | (F.col(c).isNull() & F.lit(not rule.allow_null)) | F.coalesce(bad, F.lit(False))
+    elif rule.kind == "range":
+        cond = F.lit(False)
+        for c in rule.columns:
+            out = F.lit(False)
+            if rule.min is not None:
+                out = out | (F.col(c) < _lit(rule.min))
+            if rule.max is not None:
+                out = out | (F.col(c) > _lit(rule.max))
+            cond = cond | F.coalesce(out, F.lit(not rule.allow_null))
+    elif rule.kind == "expression":
+        cond = F.coalesce(~F.expr(rule.expr), F.lit(False))
+    elif rule.kind == "monotonic":
+        w = Window.partitionBy(*[F.col(c) for c in rule.partition_by]).orderBy(*[F.col(c) for c in rule.order_by])
+        value = F.col(rule.columns[0])
+        prev = F.lag(value).over(w)
+        cond = F.coalesce(value > prev if rule.direction == "non_increasing" else value < prev, F.lit(False))
+    else:  # pragma: no cover - load_rules rejects other kinds
+        raise ValueError(f"unknown rule kind {rule.kind}")
+    if rule.where and rule.kind in ("not_null", "accepted_values", "range", "expression"):
+        cond = F.coalesce(F.expr(rule.where), F.lit(False)) & cond
+    return cond
+
+
+def _sample(rule: Rule, key: tuple[str, ...], columns: list[str]) -> Column:
+    """`col=value, ...` for a failing row: the table key, then the rule's own columns."""
+    cols = [c for c in dict.fromkeys(key + (rule.columns if rule.kind != "expression" else ())) if c in columns]
+    parts = [F.concat(F.lit(f"{c}="), F.coalesce(F.col(c).cast("string"), F.lit("null"))) for c in cols]
+    return F.concat_ws(", ", *parts) if parts else F.lit(None).cast("string")
+
+
+def _table_key(rules: list[Rule], columns: list[str]) -> tuple[str, ...]:
+    """The table's grain for sample keys: the columns of its first unique rule, else its first column."""
+    return next((r.columns for r in rules if r.kind == "unique"), tuple(columns[:1]))
+
+
+def _short(name: str) -> str:
+    return name.split(".", 1)[1]
+
+
+@dataclass
+class _Outcome:
+    rule: Rule
+    failing_rows: int | None = None
+    detail: str = ""
+    skipped: bool = False
+    error: bool = False  # the rule could not be evaluated (missing column): counts as failed
+
+
+def _plan_table(name: str, df: DataFrame, rules: list[Rule], tables: Mapping[str, DataFrame], single: bool):
+    """(flagged frame, [(rule, flag column name)], [outcomes decided without Spark]).
+
+    `single`: check the table in one partition, so that windows, joins and the final aggregation
+    need no shuffle (one Spark stage; for small tables).
+    """
+    columns = df.columns
+    if single:
+        df = df.coalesce(1)
+    decided: list[_Outcome] = []
+    plain: list[tuple[Rule, str]] = []
+    joined: list[tuple[Rule, str]] = []
+    for i, rule in enumerate(rules):
+        flag = f"__q{i}"
+        missing = [c for c in rule.referenced_columns() if c not in columns]
+        if rule.join is not None:
+            if rule.join.table not in tables:
+                decided.append(_Outcome(rule, skipped=True, detail=f"skipped: joined table {rule.join.table} not given"))
+                continue
+            missing += [c for c in rule.join.on if c not in columns]
+            missing += [f"{rule.join.table}.{c}" for c in rule.join.on if c not in tables[rule.join.table].columns]
+        if missing:
+            decided.append(_Outcome(rule, error=True, detail=f"missing column(s): {', '.join(missing)}"))
+            continue
+        (joined if rule.join is not None else plain).append((rule, flag))
+
+    # Stage 1: every rule on the table itself, in one select (windows included).
+    checked = _checked_select(df, columns, plain, decided, name)
+    # Stage 2: join rules, each other table joined once per key (deduplicated on it: a left join
+    # must not duplicate the checked table's rows; that table's own unique rule reports duplicates).
+    if joined:
+        cur = checked.alias(_short(name))
+        seen: set[tuple[str, tuple[str, ...]]] = set()
+        for rule, _ in joined:
+            key = (rule.join.table, rule.join.on)
+            if key in seen:
+                continue
+            seen.add(key)
+            other = tables[rule.join.table]
+            if single:
+                # Both sides in one partition: a sort-merge join needs no shuffle and no broadcast job.
+                other = other.coalesce(1).hint("merge")
+            other = other.dropDuplicates(list(rule.join.on)).alias(_short(rule.join.table))
+            cur = cur.join(other, list(rule.join.on), "left")
+        keep = [F.col(f"{_short(name)}.`{c}`") for c in checked.columns]
+        checked = _checked_select(cur, columns, joined, decided, name, keep=keep)
+    done = {o.rule.name for o in decided}
+    flags = [(r, f) for r, f in plain + joined if r.name not in done]
+    return checked, flags, decided
+
+
+def _checked_select(df: DataFrame, columns: list[str], rules: list[tuple[Rule, str]], decided: list[_Outcome],
+                    table: str, keep: list[Column] | None = None) -> DataFrame:
+    """df + one boolean column per rule; a rule whose SQL does not resolve becomes an outcome instead."""
+    base = keep if keep is not None else [F.col(f"`{c}`") for c in columns]
+    todo = list(rules)
+    while True:
+        try:
+            return df.select(*base, *[_fails(r).alias(f) for r, f in todo])
+        except AnalysisException:
+            if not todo:
+                raise
+        # Find the culprit(s) one by one (only on the error path).
+        still = []
+        for rule, flag in todo:
+            try:
+                df.select(_fails(rule).alias(flag))
+                still.append((rule, flag))
+            except AnalysisException as exc:
+                decided.append(_bad_sql(table, rule, exc))
+        if len(still) == len(todo):  # pragma: no cover - the combination fails, no single rule does
+            raise
+        todo = still
+
+
+def _bad_sql(table: str, rule: Rule, exc: AnalysisException) -> _Outcome:
+    """An unresolved column is a failed rule; any other SQL error is a bad rule (ValueError)."""
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    m = re.search(r"UNRESOLVED_COLUMN.*?name `([^`]+)`", text, re.S)
+    if m:
+        return _Outcome(rule, error=True, detail=f"missing column(s): {m.group(1)}")
+    raise ValueError(f"expectations: {table} rule {rule.name}: invalid SQL: {first[:300]}") from None
+
+
+def _evaluate(name: str, df: DataFrame, rules: list[Rule], tables: Mapping[str, DataFrame],
+              samples: int, single: bool) -> tuple[list[_Outcome], DataFrame | None]:
+    """Outcomes of every rule of one table (one Spark job) and the table after `drop` rules."""
+    checked, flags, decided = _plan_table(name, df, rules, tables, single)
+    columns = df.columns
+    key = _table_key(rules, columns)
+    outcomes = {o.rule.name: o for o in decided}
+    if flags:
+        aggs = [F.count(F.lit(1)).alias("__rows")]
+        for rule, flag in flags:
+            fail = F.col(flag)
+            s = F.when(fail, _sample(rule, key, columns))
+            aggs += [F.sum(F.when(fail, 1).otherwise(0)).alias(f"{flag}_n"),
+                     F.min(s).alias(f"{flag}_lo"), F.max(s).alias(f"{flag}_hi")]
+            if samples > 2:
+                aggs.append(F.min_by(s, F.when(fail, F.xxhash64(s))).alias(f"{flag}_mid"))
+        row = checked.agg(*aggs).collect()[0]
+        total = row["__rows"]
+        for rule, flag in flags:
+            n = int(row[f"{flag}_n"] or 0)
+            if n == 0:
+                detail = f"0 of {total} rows"
+            else:
+                picks = [row[f"{flag}_lo"]] + ([row[f"{flag}_mid"]] if samples > 2 else []) + [row[f"{flag}_hi"]]
+                shown = list(dict.fromkeys(p for p in picks if p))[:samples]
+                detail = f"{n} of {total} rows" + (f"; e.g. {SAMPLE_SEPARATOR.join(shown)}" if shown else "")
+            outcomes[rule.name] = _Outcome(rule, failing_rows=n, detail=detail)
+    drops = [F.col(f) for r, f in flags if r.action == "drop" and outcomes[r.name].failing_rows]
+    out = None
+    if drops:
+        bad = drops[0]
+        for d in drops[1:]:
+            bad = bad | d
+        out = checked.filter(~bad).select(*[F.col(f"`{c}`") for c in columns])
+    return [outcomes[r.name] for r in rules], out
+
+
+def apply(tables: Mapping[str, DataFrame], rules: Mapping[str, list[Rule]], run_id: str,
+          samples: int = 3, checked_at: dt.datetime | None = None,
+          single_partition_layers: tuple[str, ...] = ("gold",), threads: int = 4) -> QualityResult:
+    """Check every rule against the given tables (keyed "gold.engagement_daily" etc.).
+
+    Rules of a table not in `tables` (or joining one that is not) are reported as skipped. Each
+    rule is evaluated on the table as given (before any `drop`). One Spark job per table, tables
+    checked `threads` at a time. Tables of `single_partition_layers` are checked in one partition
+    (no shuffle). Returns the tables with the failing rows of `drop` rules removed (a lazy filter
+    of the given frame), one ops.expectations row per rule (in file order), and the `fail` rules
+    that failed (`result.ok` is False then).
+    """
+    checked_at = checked_at or dt.datetime.now(dt.timezone.utc)
+    result = QualityResult(tables=dict(tables))
+    names = [n for n in rules if rules[n]]
+
+    def _check(name: str) -> tuple[list[_Outcome], DataFrame | None]:
+        if name not in tables:
+            return [_Outcome(r, skipped=True, detail=f"skipped: table {name} not given") for r in rules[name]], None
+        single = name.split(".", 1)[0] in single_partition_layers
+        return _evaluate(name, tables[name], list(rules[name]), tables, samples, single)
+
+    present = [n for n in names if n in tables]
+    if threads > 1 and len(present) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from pyspark import inheritable_thread_target  # worker threads keep the caller's job group
+
+        session = tables[present[0]].sparkSession
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            checked = dict(zip(names, pool.map(inheritable_thread_target(session)(_check), names)))
+    else:
+        checked = {n: _check(n) for n in names}
+
+    for name in names:
+        outcomes, dropped = checked[name]
+        if dropped is not None:
+            result.tables[name] = dropped
+        for o in outcomes:
+            r = o.rule
+            failed = o.error or bool(o.failing_rows)
+            if o.skipped:
+                result.skipped.append(r.description)
+            elif failed and r.action == "fail":
+                rows = "rule could not be checked" if o.failing_rows is None else \
+                    f"{o.failing_rows} failing row{'s' if o.failing_rows != 1 else ''}"
+                result.failed.append(f"{r.description}: {rows}" + (f" ({o.detail})" if o.error else ""))
+            result.results.append({
+                "run_id": run_id, "checked_at": checked_at, "table_name": name, "rule": r.name,
+                "action": r.action, "failing_rows": o.failing_rows,
+                "passed": None if o.skipped else not failed, "detail": o.detail,
+            })
+    return result
+
+
+def raise_on_failure(result: QualityResult) -> None:
+    """Raise ExpectationFailed (one line: table, rule, failing rows) when a `fail` rule failed."""
+    if result.ok:
+        return
+    more = len(result.failed) - 1
+    raise ExpectationFailed("expectation failed: " + result.failed[0]
+                            + (f" (and {more} more failed rule{'s' if more > 1 else ''})" if more else ""))
