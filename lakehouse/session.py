@@ -70,4 +70,10 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
         builder = builder.config("spark.driver.extraJavaOptions", f"{java_opts} -Dlog4j2.configurationFile=file:{log_conf}".strip())
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    # PySpark logs every failed query as a JSON line on stderr; the CLI prints one line of its own.
+    # (PySparkLogger.exception ignores levels, so the loggers are disabled.)
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).disabled = True
     return spark

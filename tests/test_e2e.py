@@ -196,10 +196,45 @@ def test_spark_submit_job_runs_the_pipeline(cfg, real_data, tmp_path):
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     proc = subprocess.run(
         [str(submit), "--master", "local[2]", "--driver-memory", "2g", *dep, str(root / "jobs" / "pipeline.py"),
-         "--landing", str(real_data / "rees46_oct2019_head"), "--lake", str(tmp_path / "lake")],
+         "--landing", str(real_data / "rees46_oct2019_head"), "--lake", str(tmp_path / "lake"),
+         "--set", "funnel.steps=[item_view, add_to_cart, purchase]"],
         capture_output=True, text=True, env=env, cwd=root, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "success" in proc.stdout
     daily = gold(tmp_path / "lake", "engagement_daily")
     assert len(daily) == 1 and daily["dau"].iloc[0] > 0
+    # The three-step funnel against an independent greedy computation over the raw file.
+    expected = _rees46_funnel(real_data / "rees46_oct2019_head", ["item_view", "add_to_cart", "purchase"], 14)
+    funnel = gold(tmp_path / "lake", "funnel_daily")
+    got = {(r.device, int(r.step_index)): int(r.users) for r in funnel.itertuples()}
+    assert got == expected
+    assert expected[("unknown", 1)] > expected[("unknown", 2)] > expected[("unknown", 3)] > 0
+
+
+def _rees46_funnel(root: Path, steps: list[str], window_days: int) -> dict:
+    """Users per (device, step): entry at the day's first steps[0]; each next step greedily, in the window."""
+    per_user: dict[str, list] = {}
+    for path in (root / "events").rglob("*.jsonl.gz"):
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                e = json.loads(line)
+                if e["event"] == "purchase" and (e.get("properties") or {}).get("payment_status") != "success":
+                    continue
+                ts = dt.datetime.fromisoformat(e["ts"].replace("Z", "+00:00"))
+                device = (e.get("context") or {}).get("device") or "unknown"
+                per_user.setdefault(e["user_id"], []).append((ts, e["event"], device))
+    counts: dict = {}
+    for events in per_user.values():
+        events.sort(key=lambda x: x[0])
+        for day in sorted({ts.date() for ts, name, _ in events if name == steps[0]}):
+            entry_ts, _, device = next(x for x in events if x[1] == steps[0] and x[0].date() == day)
+            limit, at, reached = entry_ts + dt.timedelta(days=window_days), entry_ts, 1
+            for step in steps[1:]:
+                hit = next((x for x in events if x[1] == step and at <= x[0] <= limit), None)
+                if hit is None:
+                    break
+                at, reached = hit[0], reached + 1
+            for k in range(1, len(steps) + 1):
+                counts[(device, k)] = counts.get((device, k), 0) + (1 if k <= reached else 0)
+    return counts
