@@ -145,11 +145,15 @@ def read_lines(spark: SparkSession, paths: list[str], batch_id: int, ingested_at
             "value string, source_file string, file_modified_at timestamp",
         )
         lines = lines.unionByName(markers)
+    # Text stays valid UTF-8 (readable by every Parquet/Arrow reader); a line that was not keeps
+    # its original bytes in value_bytes, so it is still stored exactly as it arrived.
     return lines.select(
-        "value", "source_file", "file_modified_at",
+        F.expr("make_valid_utf8(value)").alias("value"),
+        "source_file", "file_modified_at",
         F.monotonically_increasing_id().alias("line_id"),
         F.lit(batch_id).cast("long").alias("batch_id"),
         F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
+        F.when(~F.expr("is_valid_utf8(value)"), F.col("value").cast("binary")).alias("value_bytes"),
     )
 
 

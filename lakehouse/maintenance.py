@@ -13,6 +13,7 @@ checkpoints, no deletion vectors). See docs/maintenance.md for the guarantees an
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -21,7 +22,8 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyspark.sql.functions as F
@@ -107,6 +109,57 @@ def _local(path: str) -> str | None:
     if "://" in path and not path.startswith("file:"):
         return None
     return path.removeprefix("file://").removeprefix("file:")
+
+
+def _live_files(uri: str) -> tuple[set[str], int]:
+    """Paths (relative to the table, decoded) and total bytes of a table's live data files."""
+    adds = pa.table(RsTable(uri).get_add_actions(flatten=True)).select(["path", "size_bytes"]).to_pydict()
+    return {unquote(p) for p in adds["path"]}, int(sum(adds["size_bytes"]))
+
+
+def _vacuum_candidates(spark: SparkSession, path: str, hours: int) -> int:
+    """Data files VACUUM could delete: not live and older than the retention (0 = nothing to do).
+
+    Files in folders or with names starting with `_` or `.` (the log, checksums) are Delta's own.
+    Errs on the side of vacuuming: any file it cannot match counts as a candidate.
+    """
+    live, _ = _live_files(_rs_uri_of(path))
+    root, fs = _hadoop(spark, path)
+    if not fs.exists(root):
+        return 0
+    base = root.toUri().getPath().rstrip("/") + "/"
+    cutoff_ms = (time.time() - hours * 3600) * 1000
+    found = 0
+    files = fs.listFiles(root, True)
+    while files.hasNext():
+        status = files.next()
+        rel = status.getPath().toUri().getPath()
+        rel = rel[len(base):] if rel.startswith(base) else rel
+        if any(part.startswith(("_", ".")) for part in rel.split("/")):
+            continue
+        if rel not in live and status.getModificationTime() < cutoff_ms:
+            found += 1
+    return found
+
+
+def _rs_uri_of(path: str) -> str:
+    return path.removeprefix("file://").removeprefix("file:")
+
+
+@contextlib.contextmanager
+def _small_listing_parallelism(spark: SparkSession) -> Iterator[None]:
+    """VACUUM lists and deletes files with `spark.sql.sources.parallelPartitionDiscovery.parallelism`
+    tasks, 10000 by default: 10000 near-empty tasks per VACUUM (~40 s on two cores, even for a
+    one-file table). Unless the session sets it, use a few tasks per core while we run."""
+    key = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+    if spark.conf.get(key, None) not in (None, "10000"):
+        yield
+        return
+    spark.conf.set(key, str(max(2, 2 * spark.sparkContext.defaultParallelism)))
+    try:
+        yield
+    finally:
+        spark.conf.unset(key)
 
 
 def _existing(spark: SparkSession, lake: Lake, names: Iterable[str]) -> list[str]:
@@ -225,12 +278,15 @@ def _delete_log_before(spark: SparkSession, path: str, version: int) -> int:
     return deleted
 
 
-def _cut_spark_history(spark: SparkSession, path: str, hours: int, erasure_id: str) -> int:
-    """VACUUM, one id-free commit, a checkpoint there, then delete every older log file."""
+def _cut_spark_history(spark: SparkSession, path: str, hours: int, erasure_id: str, ids: list[str]) -> int:
+    """VACUUM, an id-free latest commit, a checkpoint there, then delete every older log file."""
     jvm = spark.sparkContext._jvm
-    spark.sql(f"VACUUM {_sql_path(path)} RETAIN {hours} HOURS")
-    # The latest commit survives the cut: make it one that names no user (not the DELETE).
-    spark.sql(f"ALTER TABLE {_sql_path(path)} SET TBLPROPERTIES ('lakehouse.last_erasure' = '{erasure_id}')")
+    if _vacuum_candidates(spark, path, hours):
+        spark.sql(f"VACUUM {_sql_path(path)} RETAIN {hours} HOURS")
+    # The latest commit survives the cut: it must name no user (a DELETE records its predicate).
+    latest = RsTable(_rs_uri_of(path)).history(1)
+    if any(u in json.dumps(latest, default=str) for u in ids):
+        spark.sql(f"ALTER TABLE {_sql_path(path)} SET TBLPROPERTIES ('lakehouse.last_erasure' = '{erasure_id}')")
     none = jvm.scala.Option.empty()
     delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
     snapshot = delta_log.update(False, none, none)
@@ -302,7 +358,20 @@ def _redact_ops(lake: Lake, ids: list[str]) -> tuple[list[str], dict]:
 
 # ---------------------------------------------------------------- forget
 
-def forget(spark: SparkSession, cfg: dict, lake_root: str, user_ids: list[str]) -> str:
+def _stopwatch(progress: Callable[[str], None] | None) -> Callable[[str], None]:
+    """`progress` with the seconds since the previous message appended (a no-op when None)."""
+    last = [time.perf_counter()]
+
+    def say(message: str) -> None:
+        if progress is not None:
+            now = time.perf_counter()
+            progress(f"{message} ({now - last[0]:.1f}s)")
+            last[0] = now
+    return say
+
+
+def forget(spark: SparkSession, cfg: dict, lake_root: str, user_ids: list[str],
+           progress: Callable[[str], None] | None = None) -> str:
     """Erase users from every layer of the lake and from its history; returns a one-paragraph summary."""
     from lakehouse import gold as gold_step
     from lakehouse.pipeline import lake_lock
@@ -315,6 +384,7 @@ def forget(spark: SparkSession, cfg: dict, lake_root: str, user_ids: list[str]) 
     erasure_id = uuid.uuid4().hex[:16]
     requested_at = ops.now()
     started = time.perf_counter()
+    say = _stopwatch(progress)
     per_table: dict[str, _TableErasure] = {}
     status = "failed"
     with lake_lock(lake_root, wait=True):
@@ -324,20 +394,23 @@ def forget(spark: SparkSession, cfg: dict, lake_root: str, user_ids: list[str]) 
 
             for name in _existing(spark, lake, UPSTREAM):
                 per_table[name] = _erase_from(spark, lake, name, ids)
+                say(f"{name}: {per_table[name].removed} rows removed")
             upstream_removed = sum(r.removed for r in per_table.values())
 
             rebuilt: set[str] = set()
             if upstream_removed:
                 rebuilt = {f"gold.{n}" for n in gold_step.run(spark, lake, cfg, txn_version=None)}
+                say(f"gold: {len(rebuilt)} tables recomputed")
             for name in _existing(spark, lake, [f"gold.{n}" for n in GOLD]):
-                if name not in rebuilt and "user_id" in lake.read(spark, name).columns:
+                if name not in rebuilt and "user_id" in {f.name for f in RsTable(_rs_uri(lake, name)).schema().fields}:
                     per_table[name] = _erase_from(spark, lake, name, ids)
 
             redacted_ops, kept_ops = _redact_ops(lake, ids)
             touched = [n for n in spark_tables if ops.table_version(lake, n) != before[n]]
-            with ThreadPoolExecutor(max_workers=THREADS) as pool:
-                list(pool.map(lambda n: _cut_spark_history(spark, lake.path(n), hours, erasure_id), touched))
+            with _small_listing_parallelism(spark), ThreadPoolExecutor(max_workers=THREADS) as pool:
+                list(pool.map(lambda n: _cut_spark_history(spark, lake.path(n), hours, erasure_id, ids), touched))
                 list(pool.map(lambda n: _cut_rs_history(spark, _rs_uri(lake, n), hours), redacted_ops))
+            say(f"history cut in {len(touched) + len(redacted_ops)} tables")
             spark.sparkContext._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
             in_log = _log_mentions(lake, touched + redacted_ops, ids)
             residual = {n: r.residual for n, r in per_table.items() if r.residual}
@@ -414,55 +487,54 @@ class _Maintained:
     vacuumed: int
 
 
-def _spark_detail(spark: SparkSession, path: str):
-    return spark.sql(f"DESCRIBE DETAIL {_sql_path(path)}").collect()[0]
-
-
-def _vacuumed_files(spark: SparkSession, path: str) -> int:
-    from delta.tables import DeltaTable
-
-    row = DeltaTable.forPath(spark, path).history(1).collect()[0]
-    if row["operation"] != "VACUUM END":
+def _vacuumed_files(uri: str) -> int:
+    """Files deleted by the table's latest commit when it is a VACUUM END (else 0)."""
+    latest = RsTable(uri).history(1)
+    if not latest or latest[0].get("operation") != "VACUUM END":
         return 0
-    return int((row["operationMetrics"] or {}).get("numDeletedFiles", 0) or 0)
+    return int((latest[0].get("operationMetrics") or {}).get("numDeletedFiles", 0) or 0)
 
 
 def _maintain_spark(spark: SparkSession, lake: Lake, name: str, hours: int) -> _Maintained:
-    path = lake.path(name)
-    detail = _spark_detail(spark, path)
-    before = int(detail["numFiles"])
-    action = "kept"
+    path, uri = lake.path(name), _rs_uri(lake, name)
+    live, size = _live_files(uri)
+    before, action, vacuumed = len(live), "kept", 0
     if before > 1:
-        columns = set(lake.read(spark, name).columns)
+        columns = {f.name for f in RsTable(uri).schema().fields}
         zorder = [c for c in ZORDER.get(name, ()) if c in columns]
-        if zorder and int(detail["sizeInBytes"]) >= ZORDER_MIN_BYTES:
+        if zorder and size >= ZORDER_MIN_BYTES:
             spark.sql(f"OPTIMIZE {_sql_path(path)} ZORDER BY ({', '.join(zorder)})")
             action = "zordered by " + ", ".join(zorder)
         else:
             spark.sql(f"OPTIMIZE {_sql_path(path)}")
             action = "compacted"
-    spark.sql(f"VACUUM {_sql_path(path)} RETAIN {hours} HOURS")
-    after = int(_spark_detail(spark, path)["numFiles"])
-    return _Maintained(name, before, after, action, _vacuumed_files(spark, path))
+    if _vacuum_candidates(spark, path, hours):
+        spark.sql(f"VACUUM {_sql_path(path)} RETAIN {hours} HOURS")
+        vacuumed = _vacuumed_files(uri)
+    return _Maintained(name, before, len(_live_files(uri)[0]), action, vacuumed)
 
 
-def _maintain_rs(lake: Lake, name: str, hours: int) -> _Maintained:
+def _maintain_rs(spark: SparkSession, lake: Lake, name: str, hours: int) -> _Maintained:
+    """An ops table, with delta-rs (its writer): compact, vacuum, checkpoint, expire old log files."""
     uri = _rs_uri(lake, name)
     table = RsTable(uri)
     before = len(table.file_uris())
-    action = "kept"
+    action, vacuumed = "kept", 0
     if before > 1:
         table.optimize.compact()
         action = "compacted"
-    table = RsTable(uri)
-    vacuumed = table.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False, full=True)
-    table = RsTable(uri)
-    table.create_checkpoint()
-    table.cleanup_metadata()
-    return _Maintained(name, before, len(RsTable(uri).file_uris()), action, len(vacuumed))
+    candidates = _vacuum_candidates(spark, lake.path(name), hours)
+    if candidates:
+        RsTable(uri).vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False, full=True)
+        vacuumed = candidates - _vacuum_candidates(spark, lake.path(name), hours)
+    if action != "kept" or vacuumed:
+        table = RsTable(uri)
+        table.create_checkpoint()
+        table.cleanup_metadata()
+    return _Maintained(name, before, len(RsTable(uri).file_uris()), action, vacuumed)
 
 
-def maintain(spark: SparkSession, cfg: dict, lake_root: str) -> str:
+def maintain(spark: SparkSession, cfg: dict, lake_root: str, progress: Callable[[str], None] | None = None) -> str:
     """Compact small files and vacuum every Delta table of the lake; returns a summary."""
     from lakehouse.pipeline import lake_lock
 
@@ -474,12 +546,14 @@ def maintain(spark: SparkSession, cfg: dict, lake_root: str) -> str:
         if not names:
             raise MaintenanceError(f"no lakehouse tables found in {lake_root}")
 
-        def one(name: str) -> _Maintained:
-            if name.startswith("ops."):
-                return _maintain_rs(lake, name, hours)
-            return _maintain_spark(spark, lake, name, hours)
+        say = _stopwatch(progress)
 
-        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        def one(name: str) -> _Maintained:
+            done = _maintain_rs(spark, lake, name, hours) if name.startswith("ops.") else _maintain_spark(spark, lake, name, hours)
+            say(f"{name}: {done.before} -> {done.after} files")
+            return done
+
+        with _small_listing_parallelism(spark), ThreadPoolExecutor(max_workers=THREADS) as pool:
             done = list(pool.map(one, names))
     lines = [f"Maintained {len(done)} tables (vacuum retention {hours} h) in {time.perf_counter() - started:.0f}s; "
              f"live data files before -> after:"]

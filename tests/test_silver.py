@@ -47,7 +47,6 @@ def test_each_quarantine_reason_is_named(spark):
         event(event="purchase", properties={"amount": -5, "payment_status": "success"}),  # negative_amount
         event(event="points_earned", properties={"points": 0}),    # non_positive_points
         event(event="points_redeemed", properties={}),             # non_positive_points (missing)
-        "\ufffd\ufffdbinary",                            # not_utf8
         "x" * 1_048_577,                                 # line_too_long
         "   ",                                           # empty_line
         event(properties="oops"),                        # wrong_type_properties
@@ -60,7 +59,7 @@ def test_each_quarantine_reason_is_named(spark):
     assert reasons(spark, lines) == [
         None, "not_json", "not_an_object", "missing_event_id", "wrong_type_event_id", "missing_user_id",
         "missing_event", "bad_timestamp", "future_timestamp", "negative_amount", "non_positive_points",
-        "non_positive_points", "not_utf8", "line_too_long", "empty_line", "wrong_type_properties",
+        "non_positive_points", "line_too_long", "empty_line", "wrong_type_properties",
         None, None, None, None, None,
     ]
 
@@ -163,3 +162,12 @@ def test_sessions_split_after_30_minutes_and_keep_client_session_ids_whole(spark
     assert [(r["user_id"], r["events"], r["duration_s"], r["is_derived"]) for r in got.collect()] == [
         ("u1", 2, 1800, True), ("u1", 1, 0, True), ("u2", 2, 10800, False),
     ]
+
+
+def test_lines_that_are_not_utf8_are_quarantined_with_their_original_bytes(spark):
+    raw = b'{"event_id": "x", "user": "caf\xe9"}'
+    rows = [(raw.decode("utf-8", "replace"), "file:/l/e.jsonl", None, 0, 1, INGESTED, raw),
+            (event(), "file:/l/e.jsonl", None, 1, 1, INGESTED, None)]
+    df = spark.createDataFrame(rows, BRONZE_SCHEMA + ", value_bytes binary")
+    q = T.quarantined(df.transform(T.parse_events()), "events").collect()
+    assert [(r["reason"], bytes(r["value_bytes"])) for r in q] == [("not_utf8", raw)]

@@ -16,7 +16,6 @@ Transform = Callable[[DataFrame], DataFrame]
 REQUIRED_EVENT_FIELDS = ("event_id", "event", "ts", "user_id")
 ISO_TS = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}(:?\d{2})?)?$"
 POINTS_EVENTS = ("points_earned", "points_redeemed")
-REPLACEMENT_CHAR = "\ufffd"
 UNREADABLE_MARKER = "\u0000lakehouse:unreadable_file:"  # bronze's marker line for a damaged file
 BOM = "\ufeff"
 
@@ -99,12 +98,20 @@ def _parse_ts(text: Column) -> Column:
     return F.when(text.rlike(ISO_TS), F.regexp_replace(text, "^(.{10}) ", "$1T").try_cast("timestamp"))
 
 
+def _with_raw_bytes(df: DataFrame) -> DataFrame:
+    """Bronze rows always carry `value_bytes` (the original bytes of a line that was not UTF-8)."""
+    if "value_bytes" in df.columns:
+        return df
+    return df.withColumn("value_bytes", F.when(~F.expr("is_valid_utf8(value)"), F.col("value").cast("binary")))
+
+
 def _raw_checks(max_line_bytes: int) -> Column:
     """Reasons found on the raw text, before any parsing."""
     return (
         F.when(F.col("value").startswith(UNREADABLE_MARKER), F.lit("unreadable_file"))
-        .when(F.octet_length("value") > max_line_bytes, F.lit("line_too_long"))
-        .when(F.col("value").contains(REPLACEMENT_CHAR), F.lit("not_utf8"))
+        .when(F.greatest(F.octet_length("value"), F.coalesce(F.octet_length("value_bytes"), F.lit(0))) > max_line_bytes,
+              F.lit("line_too_long"))
+        .when(F.col("value_bytes").isNotNull(), F.lit("not_utf8"))
         .when(F.trim(F.regexp_replace("value", BOM, "")) == "", F.lit("empty_line"))
     )
 
@@ -113,7 +120,7 @@ def _parse_line(df: DataFrame, max_line_bytes: int, text_col: str = "value") -> 
     """Add `_v` (the line as VARIANT, a leading BOM ignored; null when unparsable) and `_root_type`."""
     parsed = F.expr(f"try_parse_json(regexp_replace({text_col}, '^\\uFEFF', ''))")
     return (
-        df.withColumn("_raw_reason", _raw_checks(max_line_bytes))
+        _with_raw_bytes(df).withColumn("_raw_reason", _raw_checks(max_line_bytes))
         .withColumn("_v", F.when(F.col("_raw_reason").isNull(), parsed))
         .withColumn("_root_type", F.expr("schema_of_variant(_v)"))
     )
@@ -174,7 +181,7 @@ def parse_events(max_line_bytes: int = 1_048_576, max_future_skew_hours: int = 2
         ]
         props = [_property(name, path, type_).alias(name) for name, path, type_ in PROPERTY_FIELDS]
         return df.select(
-            "value", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at",
+            "value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at",
             reason.alias("_error"),
             *typed, *props,
             F.expr("to_json(variant_get(_v, '$.properties'))").alias("properties"),
@@ -192,6 +199,7 @@ def quarantined(parsed: DataFrame, feed: str) -> DataFrame:
     """Rows with a reason, as silver.quarantine rows (the line exactly as it arrived)."""
     return parsed.filter(F.col("_error").isNotNull()).select(
         F.lit(feed).alias("feed"), F.col("_error").alias("reason"), "value", "source_file", "batch_id", "ingested_at",
+        "value_bytes",
     )
 
 
@@ -270,7 +278,7 @@ def parse_profiles(email_salt: str, max_line_bytes: int = 1_048_576) -> Transfor
     """Bronze profile lines (JSONL or CSV) -> typed profile rows with `_error`, header lines dropped."""
 
     def _transform(bronze: DataFrame) -> DataFrame:
-        df = _csv_as_json(bronze).filter(~F.col("_is_header"))
+        df = _csv_as_json(_with_raw_bytes(bronze)).filter(~F.col("_is_header"))
         df = (
             _parse_line(df, max_line_bytes, text_col="_json")
             .withColumn("_raw_reason", F.coalesce(F.col("_raw_reason"), F.col("_csv_reason")))
@@ -290,7 +298,7 @@ def parse_profiles(email_salt: str, max_line_bytes: int = 1_048_576) -> Transfor
             F.when(registered_text.isNotNull() & registered_at.isNull(), F.lit("bad_timestamp")),
         )
         return df.select(
-            "value", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at",
+            "value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at",
             reason.alias("_error"),
             F.trim(_get("$.user_id")).alias("user_id"),
             registered_at.alias("registered_at"),
