@@ -21,6 +21,13 @@ from lakehouse.transforms import product as P
 from lakehouse.transforms import segments as S
 
 
+# The silver.events columns any gold table reads.
+GOLD_EVENT_COLUMNS = (
+    "event_id", "event", "ts", "user_id", "device", "country", "page", "amount", "payment_status",
+    "points", "course_id", "progress_pct", "quiz_id", "score", "max_score", "passed", "duration_s",
+)
+
+
 @dataclass
 class GoldInputs:
     """The prepared frames every gold table is built from."""
@@ -48,18 +55,19 @@ def prepare(spark: SparkSession, events: DataFrame, profiles: DataFrame, session
     """Shared intermediates, or None when silver holds no active event yet."""
     tz = cfg["timezone"]
     excluded = tuple(cfg["excluded_events"])
-    events = events.transform(G.with_activity_date(tz))
-    active = events.transform(G.active_only(excluded)).repartition("user_id").persist(StorageLevel.MEMORY_AND_DISK)
+    # Only the columns gold reads: the raw properties text and lineage columns stay in silver.
+    events = events.select(*GOLD_EVENT_COLUMNS).transform(G.with_activity_date(tz)).persist(StorageLevel.MEMORY_AND_DISK)
+    active = events.transform(G.active_only(excluded))
     rng = G.date_range(active)
     if rng is None:
-        active.unpersist()
+        events.unpersist()
         return None
     days = G.user_days(active, G.sessions_per_day(sessions, tz)).persist(StorageLevel.MEMORY_AND_DISK)
     neighbours = G.with_neighbours(days).persist(StorageLevel.MEMORY_AND_DISK)
     users = G.user_dimension(days, profiles, G.first_event_country(events), rng, tz).persist(StorageLevel.MEMORY_AND_DISK)
     cal = G.calendar(spark, rng).persist()
     return GoldInputs(events, active, days, neighbours, users, sessions, cal, rng, quarantine, cfg,
-                      cached=[active, days, neighbours, users, cal])
+                      cached=[events, days, neighbours, users, cal])
 
 
 def core_tables(x: GoldInputs) -> dict[str, Callable[[], DataFrame]]:

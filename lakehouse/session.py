@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -44,6 +45,8 @@ def cached_delta_jars(packages: str) -> str:
 def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
     """Create (or reuse) the Spark session with Delta and the settings of `cfg['spark']`."""
     check_java()
+    # Python workers (UDFs, ML) run in this interpreter, not whatever `python3` is on the PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark_cfg = cfg.get("spark", {})
     builder = (
         SparkSession.builder.appName(app_name or spark_cfg.get("app_name", "lakehouse"))

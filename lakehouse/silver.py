@@ -43,9 +43,11 @@ def mark_done(lake: Lake, layer: str, batch_id: int) -> None:
     ops.append(lake, "ops.progress", [{"layer": layer, "batch_id": batch_id, "completed_at": ops.now()}])
 
 
-def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, result: SilverResult) -> None:
+def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, result: SilverResult) -> int:
     bronze = lake.read(spark, "bronze.events").filter(F.col("batch_id") == batch_id)
-    parsed = bronze.transform(T.parse_events(cfg["max_line_bytes"], cfg["max_future_skew_hours"])).persist(StorageLevel.MEMORY_AND_DISK)
+    # The raw text is not cached: quarantined lines (few) are taken back from bronze by line id.
+    parsed = (bronze.transform(T.parse_events(cfg["max_line_bytes"], cfg["max_future_skew_hours"]))
+              .drop("value", "value_bytes").persist(StorageLevel.MEMORY_AND_DISK))
     reasons = {r["reason"]: r["n"] for r in parsed.groupBy(F.col("_error").alias("reason")).agg(F.count(F.lit(1)).alias("n")).collect()}
     valid = reasons.pop(None, 0)
     events = T.first_copy_per_event_id(T.valid_events(parsed))
@@ -58,11 +60,13 @@ def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, res
     else:  # replay: the batch had been written before the run was killed
         added = lake.read(spark, "silver.events").filter(F.col("batch_id") == batch_id).count()
     if reasons:
-        lake.write(T.quarantined(parsed, "events"), "silver.quarantine", mode="append", txn=("silver.quarantine.events", batch_id))
+        lake.write(T.quarantined(T.with_raw_lines(parsed, bronze), "events"), "silver.quarantine", mode="append",
+                   txn=("silver.quarantine.events", batch_id))
     parsed.unpersist()
     result.events_added += added
     result.duplicates += valid - added
     result.quarantined.update({f"events:{k}": v for k, v in reasons.items()})
+    return added
 
 
 def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, result: SilverResult) -> None:
@@ -89,21 +93,34 @@ def _silver_users_schema() -> str:
     )
 
 
+def _sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int):
+    """silver.sessions after `batch_id`: the sessions of users with events in the batch are derived
+    again from all their events; every other user's sessions are kept as they are.
+
+    A user's sessions depend on that user's events only, so this equals a full rebuild.
+    """
+    sessionize = T.sessionize(cfg["session_gap_minutes"], tuple(cfg["excluded_events"]))
+    events = lake.read(spark, "silver.events")
+    if not lake.exists(spark, "silver.sessions"):
+        return events.transform(sessionize)
+    touched = F.broadcast(events.filter(F.col("batch_id") == batch_id).select("user_id").distinct())
+    fresh = events.join(touched, "user_id", "left_semi").transform(sessionize)
+    kept = lake.read(spark, "silver.sessions").join(touched, "user_id", "left_anti")
+    return kept.unionByName(fresh)
+
+
 def process(spark: SparkSession, lake: Lake, cfg: dict, bronze_batches: list[int]) -> SilverResult:
-    """Process every committed bronze batch silver has not finished, then rebuild sessions."""
+    """Process every committed bronze batch silver has not finished, updating sessions after each."""
     result = SilverResult()
     last = done_batches(lake, "silver")
     for batch_id in [b for b in bronze_batches if b > last]:
+        added = 0
         if lake.exists(spark, "bronze.events") and lake.read(spark, "bronze.events").filter(F.col("batch_id") == batch_id).limit(1).count():
-            _events_batch(spark, lake, cfg, batch_id, result)
+            added = _events_batch(spark, lake, cfg, batch_id, result)
         if lake.exists(spark, "bronze.users") and lake.read(spark, "bronze.users").filter(F.col("batch_id") == batch_id).limit(1).count():
             _profiles_batch(spark, lake, cfg, batch_id, result)
-        if result.events_added or not lake.exists(spark, "silver.sessions"):
-            if lake.exists(spark, "silver.events"):
-                sessions = lake.read(spark, "silver.events").transform(
-                    T.sessionize(cfg["session_gap_minutes"], tuple(cfg["excluded_events"]))
-                )
-                lake.write(sessions, "silver.sessions", mode="overwrite", txn=("silver.sessions", batch_id))
+        if lake.exists(spark, "silver.events") and (added or not lake.exists(spark, "silver.sessions")):
+            lake.write(_sessions(spark, lake, cfg, batch_id), "silver.sessions", mode="overwrite", txn=("silver.sessions", batch_id))
         mark_done(lake, "silver", batch_id)
         result.batches.append(batch_id)
     return result
