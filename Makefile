@@ -7,7 +7,7 @@ DEMO_DIR ?= demo
 HOST ?= 127.0.0.1
 PORT ?= 8050
 
-.PHONY: setup setup-browser demo demo-data lake dashboard test test-fast bench bench-pipeline bench-dashboard screenshots clean
+.PHONY: setup setup-browser demo demo-data lake dashboard test test-fast test-trust bench bench-pipeline bench-dashboard screenshots clean
 
 setup:
 	@bash scripts/setup.sh
@@ -27,7 +27,11 @@ dashboard: setup
 demo: lake dashboard
 
 test: setup-browser
-	$(VENV)/python -m pytest -q -p no:cacheprovider
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not trust" --durations=10
+
+# Fault-injection and many-run tests (SIGKILL at many moments, 10 incremental batches): minutes each.
+test-trust: setup
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m trust --durations=10
 
 test-fast: setup
 	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not browser and not e2e"
