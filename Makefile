@@ -7,7 +7,7 @@ DEMO_DIR ?= demo
 HOST ?= 127.0.0.1
 PORT ?= 8050
 
-.PHONY: setup setup-browser demo demo-data lake dashboard test test-fast test-trust bench bench-pipeline bench-dashboard screenshots clean
+.PHONY: setup setup-browser demo demo-data lake dashboard test test-fast test-trust bench bench-pipeline bench-dashboard bench-maintenance screenshots clean
 
 setup:
 	@bash scripts/setup.sh
@@ -40,6 +40,9 @@ bench: bench-pipeline bench-dashboard
 
 bench-pipeline: setup
 	$(VENV)/python -m bench.pipeline
+
+bench-maintenance: setup
+	$(VENV)/python -m bench.maintenance
 
 bench-dashboard: setup-browser
 	test -d bench/out/dashboard-lake || $(VENV)/python tests/dashboard/fake_lake.py --out bench/out/dashboard-lake --users 10000 --days 365

@@ -55,13 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--port", type=int, default=8050)
     d.add_argument("--debug", action="store_true")
 
-    f = sub.add_parser("forget", help="erase users from every layer (right to be forgotten)")
+    f = sub.add_parser("forget", help="erase users from every table and its history (right to be forgotten)")
     _common(f)
-    f.add_argument("--user-id", action="append", required=True, dest="user_ids")
+    f.add_argument("--user-id", action="append", required=True, dest="user_ids", metavar="ID", help="id to erase (repeatable)")
+    _maintenance_flags(f)
 
-    m = sub.add_parser("maintain", help="compact small files and vacuum")
+    m = sub.add_parser("maintain", help="compact small files (OPTIMIZE, ZORDER BY) and vacuum every table")
     _common(m)
+    _maintenance_flags(m)
     return parser
+
+
+def _maintenance_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--retention-hours", type=int, metavar="H",
+                   help="vacuum files unreferenced for more than H hours (default: vacuum_retention_hours, 168); "
+                        "0 deletes them now")
+    p.add_argument("--wait", action="store_true", help="wait for a run on the same lake instead of exiting")
 
 
 def _config(args) -> dict:
@@ -165,21 +174,38 @@ def cmd_dashboard(args) -> int:
     return 0
 
 
+def _maintenance_config(args) -> dict:
+    """The config with --retention-hours applied, after checking the lake folder exists."""
+    if "://" not in args.lake and not os.path.isdir(args.lake.removeprefix("file://").removeprefix("file:")):
+        raise UserError(f"lake folder not found: {args.lake}")
+    cfg = _config(args)
+    if args.retention_hours is not None:
+        if args.retention_hours < 0:
+            raise UserError(f"--retention-hours: must be a whole number >= 0, got {args.retention_hours}")
+        cfg["vacuum_retention_hours"] = args.retention_hours
+    from lakehouse import maintenance
+
+    maintenance.check_settings(cfg)
+    maintenance.existing_tables(args.lake)  # before Spark starts
+    return cfg
+
+
 def cmd_forget(args) -> int:
     from lakehouse import maintenance
 
-    cfg = _config(args)
+    ids = maintenance.check_ids(args.user_ids)
+    cfg = _maintenance_config(args)
     spark = _spark(cfg, "lakehouse-forget")
-    print(maintenance.forget(spark, cfg, args.lake, args.user_ids))
+    print(maintenance.forget(spark, cfg, args.lake, ids, wait=args.wait, progress=lambda m: print(m, flush=True)))
     return 0
 
 
 def cmd_maintain(args) -> int:
     from lakehouse import maintenance
 
-    cfg = _config(args)
+    cfg = _maintenance_config(args)
     spark = _spark(cfg, "lakehouse-maintain")
-    print(maintenance.maintain(spark, cfg, args.lake))
+    print(maintenance.maintain(spark, cfg, args.lake, wait=args.wait))
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 from pyspark.sql import SparkSession
 
-from lakehouse import bronze, gold, ops, silver
+from lakehouse import bronze, gold, maintenance, ops, silver
 from lakehouse.tables import Lake
 
 LAYERS = ("bronze", "silver", "gold")
@@ -133,6 +133,9 @@ def run(spark: SparkSession, cfg: dict, landing: str | None, lake_root: str, onl
             raise
         if wrote:
             _log_run(lake, cfg, summary)
+            note = maintenance.after_run(spark, cfg, lake_root)  # keeps live files per table bounded
+            if note:
+                progress(note)
             lake.register(spark)
     return summary
 
