@@ -1,13 +1,13 @@
 """Maintenance benchmark: files per table and read times over many small incremental pipeline runs.
 
-    python -m bench.maintenance [--runs 100] [--users 20] [--at 10,50,100] [--hook] [--out DIR] [--resume]
+    python -m bench.maintenance [--runs 100] [--users 20] [--at 10,50,100] [--out DIR] [--resume]
 
 Every run lands one small events file (one generated day) and runs the whole pipeline in-process
-(one Spark session). At each checkpoint the lake is measured as it is ("no maintenance"), then a
-copy of it is maintained (`maintain` with retention 0, as it is once files are older than the
-retention) and measured again. With --hook a second lake also gets `maintenance.after_run` after
-every run, which is what the pipeline's hook does. Results: printed table and <out>/result.json.
---resume continues an interrupted benchmark (the last landed day's run is finished first).
+(one Spark session) on two lakes: one with the pipeline's compaction hook off
+(`maintenance.max_files_per_table: 0`) and one with the configured hook. At each checkpoint both
+are measured, then a copy of the first is maintained (`maintain` with retention 0, as it is once
+files are older than the retention) and measured again. Results: printed table and
+<out>/result.json. --resume continues an interrupted benchmark (finishing the last landed run).
 """
 
 from __future__ import annotations
@@ -77,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--at", default="10,50,100", help="runs after which to measure")
-    parser.add_argument("--hook", action="store_true", help="also run a lake with maintenance.after_run after every run")
     parser.add_argument("--out", default="bench/out/maintenance")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted benchmark in --out")
     args = parser.parse_args(argv)
@@ -86,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config()
     spark = build_spark(cfg, "bench-maintenance")
     days, landing = stage(out, args.users, args.runs, fresh=not args.resume)
-    lakes = {"plain": out / "lake-plain"} | ({"hook": out / "lake-hook"} if args.hook else {})
+    lakes = {"no maintenance": out / "lake-none", "pipeline hook": out / "lake-hook"}
+    cfgs = {"no maintenance": {**cfg, "maintenance": {**cfg["maintenance"], "max_files_per_table": 0}},
+            "pipeline hook": cfg}
     landed = len(list((landing / "events").iterdir())) if args.resume else 0
-    results = json.loads((out / "result.json").read_text()) if args.resume else []
+    saved = out / "result.json"
+    results = json.loads(saved.read_text()) if args.resume and saved.exists() else []
     results = [r for r in results if r["run"] < landed]
     if not args.resume:
         for lake in lakes.values():
@@ -101,12 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(day, landing / "events" / day.name)
         for name, lake in lakes.items():
             start = time.perf_counter()
-            pipeline.run(spark, cfg, str(landing), str(lake), progress=lambda m: None)
-            if name == "hook":
-                with pipeline.lake_lock(str(lake)):
-                    note = maintenance.after_run(spark, cfg, str(lake))
-                if note:
-                    print(f"  run {run} hook: {note}", flush=True)
+            pipeline.run(spark, cfgs[name], str(landing), str(lake), progress=_hook_notes(run))
             seconds[name].append(time.perf_counter() - start)
         print(f"run {run}: " + ", ".join(f"{n} {s[-1]:.1f}s" for n, s in seconds.items()), flush=True)
         if run in checkpoints:
@@ -116,17 +113,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _hook_notes(run: int):
+    """A progress callback printing only what the pipeline's maintenance hook did."""
+    def show(message: str) -> None:
+        if message.startswith("maintenance:"):
+            print(f"  run {run} {message}", flush=True)
+    return show
+
+
 def checkpoint(spark, cfg: dict, run: int, lakes: dict, seconds: dict, out: Path) -> list[dict]:
-    """Measure every lake, then a maintained copy of the plain one."""
+    """Measure every lake, then a maintained copy of the one without maintenance."""
     found = []
     for name, lake in lakes.items():
         found.append({"run": run, "lake": name, "run_s": round(statistics.mean(seconds[name][-5:]), 1), **measure(lake)})
     copy = out / "lake-maintained"
     shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(lakes["plain"], copy)
+    shutil.copytree(lakes["no maintenance"], copy)
     start = time.perf_counter()
     maintenance.maintain(spark, {**cfg, "vacuum_retention_hours": 0}, str(copy))
-    found.append({"run": run, "lake": "plain, then maintain", "maintain_s": round(time.perf_counter() - start, 1),
+    found.append({"run": run, "lake": "no maintenance, then `maintain`", "maintain_s": round(time.perf_counter() - start, 1),
                   **measure(copy)})
     print(render(found), flush=True)
     return found

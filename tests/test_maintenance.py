@@ -16,9 +16,6 @@ from lakehouse import cli, maintenance, ops, pipeline
 from lakehouse.generator import generate
 from lakehouse.tables import Lake
 
-# Each test builds and rewrites whole lakes: minutes in all, so they run with `make test-trust`.
-pytestmark = pytest.mark.trust
-
 EMAIL = "erase.me@example.org"
 
 
@@ -96,6 +93,7 @@ def built(spark, cfg, tmp_path_factory):
 
 
 @pytest.mark.e2e
+@pytest.mark.trust  # builds a lake (a pipeline run): with `make test-trust`
 def test_zorder_columns_exist_in_the_tables(built):
     root, _, _ = built
     lake = Lake(str(root / "lake"))
@@ -105,6 +103,7 @@ def test_zorder_columns_exist_in_the_tables(built):
 
 
 @pytest.mark.e2e
+@pytest.mark.trust  # a pipeline run, a forget (gold recomputed) and an incremental run: minutes
 def test_forget_erases_the_users_from_every_file_and_keeps_everyone_else(spark, cfg, built):
     root, victim, other = built
     lake, landing = root / "lake", root / "landing"
@@ -185,6 +184,7 @@ def activity_row(i: int) -> pa.Table:
     return pa.table({"activity_date": day, "user_id": [f"u{i}"], "country": [["DE", "FR"][i % 2]]})
 
 
+@pytest.mark.trust  # 300 commits and a few OPTIMIZEs: about a minute
 def test_100_small_runs_stay_bounded_and_maintain_compacts_everything(spark, cfg, tmp_path):
     lake = small_lake(tmp_path / "lake")
     names = ["bronze.events", "gold.user_activity_daily", "ops.progress"]
