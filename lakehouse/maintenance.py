@@ -208,7 +208,7 @@ def _deletion_vectors(lake: Lake, name: str) -> bool:
 
 def _recompute_gold(spark: SparkSession, lake: Lake, cfg: dict, erasure_id: str) -> list[str]:
     """Every gold table gold.run builds, from the cleaned silver (nothing when silver has no activity)."""
-    return [f"gold.{n}" for n in gold.run(spark, lake, cfg, txn_version=None, run_id=f"erasure-{erasure_id}")]
+    return [f"gold.{n}" for n in gold.run(spark, lake, cfg, txn_version=None, run_id=f"erasure-{erasure_id}").rows]
 
 
 def _redact_ops(lake: Lake, names: list[str], ids: list[str]) -> list[str]:

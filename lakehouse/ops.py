@@ -32,6 +32,11 @@ SCHEMAS = {
         ("run_id", pa.string()), ("checked_at", TS), ("table_name", pa.string()), ("rule", pa.string()),
         ("action", pa.string()), ("failing_rows", pa.int64()), ("passed", pa.bool_()), ("detail", pa.string()),
     ]),
+    "ops.gold_state": pa.schema([
+        ("batch_id", pa.int64()), ("fingerprint", pa.string()), ("range_start", pa.string()), ("range_end", pa.string()),
+        ("event_names_json", pa.string()), ("versions_json", pa.string()), ("mode", pa.string()), ("since", pa.string()),
+        ("recorded_at", TS),
+    ]),
     "ops.erasures": pa.schema([
         ("erasure_id", pa.string()), ("requested_at", TS), ("completed_at", TS), ("user_id_hash", pa.string()),
         ("rows_removed_json", pa.string()), ("status", pa.string()),

@@ -172,10 +172,11 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
         gold_done = silver.done_batches(lake, "gold")
         if silver_done and (full_refresh or gold_done < silver_done):
             progress("gold: building metrics")
-            rows = _timed(summary, "gold", lambda: gold.run(spark, lake, cfg, None if full_refresh else silver_done, summary.run_id))
+            res = _timed(summary, "gold", lambda: gold.run(spark, lake, cfg, None if full_refresh else silver_done,
+                                                           summary.run_id, after_batch=gold_done))
             silver.mark_done(lake, "gold", silver_done)
             wrote = True
-            summary.rows.update({f"gold.{k}": v for k, v in rows.items()})
-            summary.recomputed = f"all gold tables ({len(rows)}) over the full date range"
-            progress(f"gold: {len(rows)} tables published")
+            summary.rows.update({f"gold.{k}": v for k, v in res.rows.items()})
+            summary.recomputed = res.recomputed
+            progress(f"gold: {len(res.rows)} tables published; {res.recomputed}")
     return wrote

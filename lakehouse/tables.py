@@ -18,7 +18,7 @@ GOLD = (
     "quiz_daily", "course_progress", "segment_summary", "cluster_profiles",
     "quarantine_summary",
 )
-OPS = ("ingest_files", "progress", "pipeline_runs", "expectations", "erasures")
+OPS = ("ingest_files", "progress", "pipeline_runs", "expectations", "erasures", "gold_state")
 
 REGISTRY = {f"bronze.{n}" for n in BRONZE} | {f"silver.{n}" for n in SILVER} | {f"gold.{n}" for n in GOLD} | {f"ops.{n}" for n in OPS}
 
@@ -74,10 +74,15 @@ class Lake:
         return DeltaTable.forPath(spark, self.path(name)).history(1).collect()[0]["version"]
 
     def write(self, df: DataFrame, name: str, mode: str = "append", txn: tuple[str, int] | None = None,
-              partition_by: list[str] | None = None) -> None:
-        """Write with Delta; `txn=(app_id, version)` makes the write idempotent across retries."""
+              partition_by: list[str] | None = None, replace_where: str | None = None) -> None:
+        """Write with Delta; `txn=(app_id, version)` makes the write idempotent across retries.
+
+        With `replace_where` (an SQL predicate) an overwrite replaces only the rows matching it.
+        """
         writer = df.write.format("delta").mode(mode)
-        if mode == "overwrite":
+        if replace_where is not None:
+            writer = writer.option("replaceWhere", replace_where)
+        elif mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
         if txn is not None:
             writer = writer.option("txnAppId", txn[0]).option("txnVersion", str(txn[1]))

@@ -64,11 +64,14 @@ def lakes(spark, cfg, tmp_path_factory):
     assert len(batches) == 10
     incremental, landing = root / "incremental", root / "landing"
     summaries, before_late = [], None
-    for files in batches:
+    for i, files in enumerate(batches):
         if files is batches[-1]:
             before_late = _gold(incremental, "engagement_daily")
         _land(files, src, landing)
-        summaries.append(pipeline.run(spark, cfg, str(landing), str(incremental), progress=lambda _: None))
+        # Both ways of writing an incremental table: odd runs replace only the rebuilt rows of every
+        # table (as large tables do), even runs rewrite small tables whole with the kept rows.
+        run_cfg = {**cfg, "gold": {"replace_where_min_rows": 0 if i % 2 else 10**12}}
+        summaries.append(pipeline.run(spark, run_cfg, str(landing), str(incremental), progress=lambda _: None))
     rebuild = root / "rebuild"
     pipeline.run(spark, cfg, str(landing), str(rebuild), progress=lambda _: None)
     return incremental, rebuild, summaries, before_late
@@ -83,10 +86,19 @@ def test_ten_incremental_batches_give_the_gold_tables_of_one_rebuild(lakes):
 
 
 def test_every_incremental_run_processed_only_its_new_files_and_says_what_it_recomputed(lakes):
-    _, _, summaries, _ = lakes
+    _, rebuild, summaries, _ = lakes
+    first = min(_gold(rebuild, "engagement_daily")["activity_date"])
     assert all(s.status == "success" for s in summaries)
     assert all(s.lines_total() > 0 for s in summaries)
-    assert all(s.recomputed and s.recomputed != "nothing" for s in summaries)
+    assert summaries[0].recomputed.startswith("full rebuild (no earlier gold run")
+    # Every later run rebuilds from the first date its data can change, never the whole range.
+    assert all(s.recomputed.startswith("incremental: ") for s in summaries[1:]), [s.recomputed for s in summaries]
+    for s in summaries[1:-1]:  # batches of two new days: at most those, the range's new dates and a moved session
+        since = dt.date.fromisoformat(s.recomputed.split("dates from ")[1][:10])
+        assert since >= first + dt.timedelta(days=LATE_DAY), s.recomputed
+    # The late day's file rebuilds from its own date on.
+    late = first + dt.timedelta(days=LATE_DAY)
+    assert f"dates from {late} " in summaries[-1].recomputed, summaries[-1].recomputed
 
 
 def test_late_events_correct_the_days_they_belong_to(lakes):

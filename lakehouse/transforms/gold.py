@@ -30,6 +30,15 @@ class DateRange:
 
 # ---------------------------------------------------------------- column helpers
 
+MONEY = "decimal(38,6)"
+
+
+def money_sum(amount: Column) -> Column:
+    """Sum of money as an exact decimal, returned as double: the total does not depend on the order
+    of the rows, so sums of partial sums (incremental runs) equal the sum of everything (a rebuild)."""
+    return F.sum(amount.cast(MONEY)).cast("double")
+
+
 def _ratio(num: Column, den: Column) -> Column:
     """num / den as double, null on a zero or null denominator."""
     return F.when(den.isNull() | (den == 0), F.lit(None).cast("double")).otherwise(num.cast("double") / den)
@@ -106,14 +115,14 @@ def user_days(active: DataFrame, sessions_by_day: DataFrame) -> DataFrame:
     per_device = active.groupBy("user_id", "activity_date", "device").agg(
         F.count(F.lit(1)).alias("events"),
         F.sum(F.when(is_purchase, 1).otherwise(0)).alias("purchases"),
-        F.sum(F.when(is_purchase, F.coalesce(F.col("amount"), F.lit(0.0))).otherwise(0.0)).alias("revenue"),
+        money_sum(F.when(is_purchase, F.coalesce(F.col("amount"), F.lit(0.0))).otherwise(0.0)).alias("revenue"),
         F.sum(F.when(F.col("event") == "points_earned", F.col("points")).otherwise(0)).alias("points_earned"),
         F.sum(F.when(F.col("event") == "points_redeemed", F.col("points")).otherwise(0)).alias("points_redeemed"),
     )
     days = per_device.groupBy("user_id", "activity_date").agg(
         F.sum("events").alias("events"),
         F.sum("purchases").alias("purchases"),
-        F.sum("revenue").alias("revenue"),
+        money_sum(F.col("revenue")).alias("revenue"),
         F.sum("points_earned").alias("points_earned"),
         F.sum("points_redeemed").alias("points_redeemed"),
         # Most events wins; a tie goes to the alphabetically first device; null devices last.
@@ -157,7 +166,7 @@ def user_dimension(days: DataFrame, profiles: DataFrame, event_country: DataFram
         F.count(F.lit(1)).alias("active_days"),
         F.sum("events").alias("events"),
         F.sum("purchases").alias("orders"),
-        F.sum("revenue").alias("revenue"),
+        money_sum(F.col("revenue")).alias("revenue"),
     )
     prof = profiles.select(
         "user_id", "gender", "birth_date", F.col("age").alias("profile_age"),
@@ -169,8 +178,7 @@ def user_dimension(days: DataFrame, profiles: DataFrame, event_country: DataFram
         .join(event_country, "user_id", "left")
         .withColumn("first_seen_date", F.least("first_active_date", "registered_date"))
         .withColumn("gender", F.coalesce("gender", F.lit("unknown")))
-        .withColumn("age", F.when(F.col("birth_date").isNotNull(), age_on(F.col("birth_date"), rng.end)).otherwise(F.col("profile_age")))
-        .withColumn("age_group", age_group(F.col("age")))
+        .transform(with_age(rng))
         .withColumn("country", F.coalesce(F.upper("profile_country"), F.upper("event_country"), F.lit("unknown")))
     )
     return users.select(
@@ -180,6 +188,33 @@ def user_dimension(days: DataFrame, profiles: DataFrame, event_country: DataFram
         F.coalesce("events", F.lit(0)).cast("long").alias("events"),
         F.coalesce("orders", F.lit(0)).cast("long").alias("orders"),
         F.coalesce("revenue", F.lit(0.0)).cast("double").alias("revenue"),
+    )
+
+
+def with_age(rng: DateRange) -> Transform:
+    """Add `age` (from birth_date as of the range end, else the profile's age) and `age_group`."""
+
+    def _transform(users: DataFrame) -> DataFrame:
+        age = F.when(F.col("birth_date").isNotNull(), age_on(F.col("birth_date"), rng.end)).otherwise(F.col("profile_age"))
+        return users.withColumn("age", age).withColumn("age_group", age_group(F.col("age")))
+
+    return _transform
+
+
+USER_COLUMNS = ("user_id", "first_seen_date", "last_active_date", "gender", "age", "age_group", "country",
+                "signup_channel", "active_days", "events", "orders", "revenue")
+
+
+def carried_users(previous: DataFrame, profiles: DataFrame, rng: DateRange) -> DataFrame:
+    """Users untouched since the last gold run: their gold.users row, with the age moved to the range end.
+
+    Nothing about them changed but the date the age is taken on, so this equals `user_dimension`.
+    """
+    ages = profiles.select("user_id", "birth_date", F.col("age").alias("profile_age"))
+    return (
+        previous.drop("age", "age_group").join(ages, "user_id", "left")
+        .transform(with_age(rng))
+        .select(*USER_COLUMNS)
     )
 
 
@@ -329,8 +364,11 @@ def loyalty_events(events: DataFrame) -> DataFrame:
     )
 
 
-def loyalty_daily(cal: DataFrame, points: DataFrame, daily: DataFrame) -> DataFrame:
-    """Points earned and redeemed, earners, redeemers, participation and the outstanding balance per date."""
+def loyalty_daily(cal: DataFrame, points: DataFrame, daily: DataFrame, opening: int | None = None) -> DataFrame:
+    """Points earned and redeemed, earners, redeemers, participation and the outstanding balance per date.
+
+    `opening` is the balance before the calendar's first date; by default it is summed from `points`.
+    """
     per_day = points.groupBy("activity_date").agg(
         F.sum("earned").alias("points_earned"),
         F.sum("redeemed").alias("points_redeemed"),
@@ -339,9 +377,12 @@ def loyalty_daily(cal: DataFrame, points: DataFrame, daily: DataFrame) -> DataFr
         F.countDistinct("user_id").alias("participants"),
     )
     running = Window.orderBy("activity_date").rowsBetween(Window.unboundedPreceding, 0)
-    before = points.join(cal.agg(F.min("activity_date").alias("s")), F.col("activity_date") < F.col("s")).agg(
-        F.coalesce(F.sum(F.col("earned") - F.col("redeemed")), F.lit(0)).alias("opening")
-    )
+    if opening is None:
+        before = points.join(cal.agg(F.min("activity_date").alias("s")), F.col("activity_date") < F.col("s")).agg(
+            F.coalesce(F.sum(F.col("earned") - F.col("redeemed")), F.lit(0)).alias("opening")
+        )
+    else:
+        before = cal.sparkSession.range(1).select(F.lit(int(opening)).cast("long").alias("opening"))
     out = (
         cal.join(per_day, "activity_date", "left")
         .join(daily.select("activity_date", "dau"), "activity_date", "left")
@@ -364,6 +405,18 @@ def loyalty_balances(points: DataFrame) -> DataFrame:
         (F.sum("earned") - F.sum("redeemed")).cast("long").alias("balance"),
         F.min("activity_date").alias("first_loyalty_date"),
         F.max("activity_date").alias("last_loyalty_date"),
+    ).orderBy("user_id")
+
+
+def add_loyalty_balances(previous: DataFrame, new: DataFrame) -> DataFrame:
+    """Balances after new points events: sums add up and first/last dates widen (new events are new)."""
+    both = previous.unionByName(new)
+    return both.groupBy("user_id").agg(
+        F.sum("points_earned").cast("long").alias("points_earned"),
+        F.sum("points_redeemed").cast("long").alias("points_redeemed"),
+        F.sum("balance").cast("long").alias("balance"),
+        F.min("first_loyalty_date").alias("first_loyalty_date"),
+        F.max("last_loyalty_date").alias("last_loyalty_date"),
     ).orderBy("user_id")
 
 

@@ -13,7 +13,7 @@ from typing import Sequence
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
-from lakehouse.transforms.gold import DateRange, _ratio, local_date
+from lakehouse.transforms.gold import DateRange, _ratio, local_date, money_sum
 
 DEFAULT_FUNNEL_STEPS = ("item_view", "add_to_cart", "checkout_start", "purchase")
 UNKNOWN = "unknown"
@@ -211,7 +211,7 @@ def revenue_daily(cal: DataFrame, active: DataFrame, days: DataFrame) -> DataFra
     ok = _is_success()
     per_day = purchases.groupBy("activity_date").agg(
         F.sum(F.when(ok, 1).otherwise(0)).alias("orders"),
-        F.sum(F.when(ok, F.coalesce(F.col("amount"), F.lit(0.0))).otherwise(0.0)).alias("revenue"),
+        money_sum(F.when(ok, F.coalesce(F.col("amount"), F.lit(0.0))).otherwise(0.0)).alias("revenue"),
         F.countDistinct(F.when(ok, F.col("user_id"))).alias("buyers"),
         F.sum(F.when(ok, 0).otherwise(1)).alias("failed_payments"),
     )
@@ -237,9 +237,19 @@ def user_revenue(active: DataFrame) -> DataFrame:
     ok = active.filter((F.col("event") == "purchase") & _is_success())
     return ok.groupBy("user_id").agg(
         F.count(F.lit(1)).cast("long").alias("orders"),
-        F.coalesce(F.sum("amount"), F.lit(0.0)).cast("double").alias("revenue"),
+        F.coalesce(money_sum(F.col("amount")), F.lit(0.0)).cast("double").alias("revenue"),
         F.min("activity_date").alias("first_purchase_date"),
         F.max("activity_date").alias("last_purchase_date"),
+    ).orderBy("user_id")
+
+
+def add_user_revenue(previous: DataFrame, new: DataFrame) -> DataFrame:
+    """user_revenue after new purchases: orders and (exact) revenue add up, purchase dates widen."""
+    return previous.unionByName(new).groupBy("user_id").agg(
+        F.sum("orders").cast("long").alias("orders"),
+        F.coalesce(money_sum(F.col("revenue")), F.lit(0.0)).cast("double").alias("revenue"),
+        F.min("first_purchase_date").alias("first_purchase_date"),
+        F.max("last_purchase_date").alias("last_purchase_date"),
     ).orderBy("user_id")
 
 
@@ -267,15 +277,20 @@ def sessions_daily(cal: DataFrame, sessions: DataFrame, timezone: str) -> DataFr
 
 # ---------------------------------------------------------------- events and content
 
-def event_counts_daily(cal: DataFrame, events: DataFrame, rng: DateRange) -> DataFrame:
+def event_counts_daily(cal: DataFrame, events: DataFrame, rng: DateRange,
+                       names: Sequence[str] | None = None) -> DataFrame:
     """Events and distinct users per date x event name, all valid events (app_uninstall included).
 
-    Zero-filled over every date of the range x every event name seen (a small set); events dated
-    outside the range (e.g. an uninstall after the last active event) are left out.
+    Zero-filled over every date of the calendar x every event name seen (`names`, by default those
+    of `events`; a small set); events dated outside the range (e.g. an uninstall after the last
+    active event) are left out.
     """
     counts = _in_range(events, rng).groupBy("activity_date", "event").agg(
         F.count(F.lit(1)).alias("events"), F.countDistinct("user_id").alias("users"))
-    names = events.select("event").distinct()
+    if names is None:
+        names = events.select("event").distinct()
+    else:
+        names = cal.sparkSession.createDataFrame([(n,) for n in sorted(names)], "event string")
     out = cal.crossJoin(F.broadcast(names)).join(counts, ["activity_date", "event"], "left")
     return out.select("activity_date", "event", _long("events"), _long("users")).orderBy("activity_date", "event")
 
@@ -294,6 +309,13 @@ def hourly_activity(events: DataFrame) -> DataFrame:
     return events.groupBy("event", F.col("day_of_week").cast("int").alias("day_of_week"),
                           F.col("hour").cast("int").alias("hour")).agg(
         F.count(F.lit(1)).cast("long").alias("events")
+    ).orderBy("event", "day_of_week", "hour")
+
+
+def add_hourly_activity(previous: DataFrame, new: DataFrame) -> DataFrame:
+    """hourly_activity after new events: counts add up (silver holds every event once)."""
+    return previous.unionByName(new).groupBy("event", "day_of_week", "hour").agg(
+        F.sum("events").cast("long").alias("events")
     ).orderBy("event", "day_of_week", "hour")
 
 

@@ -387,5 +387,8 @@ def segment_and_cluster(users: DataFrame, days: DataFrame, rng: DateRange,
     """(users + segment, cluster, cluster_pc1, cluster_pc2; segment_summary; cluster_profiles)."""
     segmented = assign_segments(users, days, rng, segment_settings)
     result = cluster_users(segmented, days, rng, cluster_settings)
-    # result.users reads the clustering's cached feature frame: the segments are not recomputed.
-    return result.users, segment_summary(result.users), result.profiles
+    # Materialised with its lineage cut, so the clustering's cached feature frame can be freed and
+    # later plans stay small (the k-means pipeline behind these rows is long).
+    clustered = result.users.localCheckpoint(eager=True)
+    result.unpersist()
+    return clustered, segment_summary(clustered), result.profiles
