@@ -1697,8 +1697,21 @@ def table_health() -> pd.DataFrame:
     """Per table: layer, name, version, last update (UTC), rows, files, bytes; missing gold tables listed."""
     recs = []
     present = set()
-    for layer, name in list_tables():
-        v = table_version(layer, name)
+    versions = [(layer, name, table_version(layer, name)) for layer, name in list_tables()]
+    cold = [(layer, name, v) for layer, name, v in versions
+            if v is not None and (str(table_path(layer, name)), v) not in _details]
+    if len(cold) > 1:  # after a pipeline run many logs changed: read them in parallel (delta-rs frees the GIL)
+        from concurrent.futures import ThreadPoolExecutor
+
+        def _prefetch(item):
+            try:
+                _table_details(*item)
+            except Exception:  # noqa: BLE001 - reported per table below
+                pass
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(_prefetch, cold))
+    for layer, name, v in versions:
         if v is None:
             continue
         present.add((layer, name))
@@ -1781,5 +1794,6 @@ def warm_up() -> None:
         for name in GOLD_TABLES:
             if name != "user_activity_daily":  # used through the activity index, never as pandas
                 gold(name)
+        table_health()  # the health page's per-table log details
     except Exception as exc:  # noqa: BLE001 - warming is best effort
         log.warning("warm-up failed: %s", exc)
