@@ -16,7 +16,7 @@ or after a progress line. Most kills take down the whole process group (Python a
 kill only the Python process, as `kill -9 <pid>` would. After every run the test checks that no
 process of it survives (no orphan JVM), and the next run must get the lake lock.
 
-Cost: 15 JVM starts and 4 gold computations (17-28 min on the shared 2-core machine).
+Cost: 17 JVM starts and 7 gold computations (about 15-20 min on a quiet 2-core machine).
 """
 
 from __future__ import annotations
@@ -65,14 +65,15 @@ BAD_EVENT_LINES = [
 # ---------------------------------------------------------------- landing batches
 
 def _write_landing_batches(root: Path) -> list[list[Path]]:
-    """Generate a tiny data set and split it into two landing batches (relative paths)."""
+    """Generate a tiny data set and split it into three landing batches (relative paths)."""
     staging = root / "staging"
     generate(str(staging), users=50, days=10, seed=11)
     day_files = sorted(p.relative_to(staging) for p in (staging / "events").rglob("events-*.jsonl*"))
     assert len(day_files) == 10
     first = day_files[:6] + [Path("users/profiles-initial.jsonl")]
-    second = day_files[6:] + sorted(p.relative_to(staging) for p in (staging / "users").glob("updates-*.csv"))
-    # Second batch: a file re-sent with a new name (every line a duplicate of batch 1) ...
+    second = day_files[6:8] + sorted(p.relative_to(staging) for p in (staging / "users").glob("updates-*.csv"))
+    third = day_files[8:]
+    # Third batch: a file re-sent with a new name (every line a duplicate of batch 1) ...
     resent = Path("events/date=2025-12-23/events-2025-12-23-resent.jsonl")
     shutil.copy2(staging / day_files[1], staging / resent)
     # ... lines silver must quarantine, and profile updates (newer updated_at) plus one bad profile.
@@ -86,8 +87,8 @@ def _write_landing_batches(root: Path) -> list[list[Path]]:
         ' "gender": "male", "age": 40, "country": "FR", "city": "Lyon", "email": "two@example.org"}',
         '{"country": "DE"}',
     ]) + "\n", encoding="utf-8")
-    second += [resent, bad, updates]
-    return [[staging / p for p in first], [staging / p for p in second]]
+    third += [resent, bad, updates]
+    return [[staging / p for p in first], [staging / p for p in second], [staging / p for p in third]]
 
 
 def _land(files: list[Path], staging: Path, landing: Path) -> None:
@@ -312,7 +313,9 @@ def _run(landing: Path, lake: Path, log: Path, kill: Kill | None = None) -> Outc
 # Kill moments per landing batch. Commit counting restarts with every process, and a restarted
 # run skips what is already committed, so each moment names the commit it follows. Batch 1 is
 # left unfinished (killed in gold) when batch 2 lands, so the runs of batch 2 finish it too. Each
-# kill after gold has computed costs a whole gold computation, hence only one (in batch 2).
+# kill after gold has computed costs a whole gold computation, hence few of them. Before batch 3
+# lands, one run finishes everything, so batch 3's gold runs incrementally (on top of the gold
+# state the finished run recorded) and its kills test the replay of an incremental gold run.
 KILLS = [
     [   # batch 1, on an empty lake
         Kill("2s after start (JVM starting)", delay=2.0),
@@ -323,14 +326,19 @@ KILLS = [
         Kill("right after silver.sessions commits (batch not yet marked done)", table="silver.sessions"),
         Kill("3s into gold (computing, nothing published)", line="gold: building metrics", delay=3.0),
     ],
-    [   # batch 2: cross-batch duplicates, bad lines, profile updates
+    [   # batch 2: profile updates
         Kill("0.2s after the planned batch is recorded (bronze.events being written)", table="ops.ingest_files", delay=0.2),
         Kill("right after the batch is recorded as committed; Python only", table="ops.ingest_files", python_only=True),
-        Kill("0.2s after silver.events commits (silver.quarantine being written)", table="silver.events", delay=0.2),
         Kill("right after silver marks the batch done", table="ops.progress"),
         Kill("right after the 11th gold table commits", table="gold.*", nth=11),
     ],
+    [   # batch 3 (after a finishing run): cross-batch duplicates, bad lines, profile updates
+        Kill("0.2s after silver.events commits (silver.quarantine being written)", table="silver.events", delay=0.2),
+        Kill("right after the 5th gold table of an incremental run commits", table="gold.*", nth=5),
+        Kill("right after the incremental run records its gold state (gold not yet marked done)", table="ops.gold_state"),
+    ],
 ]
+FINISH_BEFORE = {3}  # batches before which one uninterrupted run completes the killed lake
 
 
 # ---------------------------------------------------------------- comparing lakes
@@ -389,7 +397,7 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_tables(tmp_pat
     batches = _write_landing_batches(tmp_path)
     staging = tmp_path / "staging"
     expected = _expected_event_accounting(batches)
-    assert expected[1]["duplicates"] > 0 and expected[1]["quarantined"] == len(BAD_EVENT_LINES)
+    assert expected[2]["duplicates"] > 0 and expected[2]["quarantined"] == len(BAD_EVENT_LINES)
     landing, ref, lake, logs = tmp_path / "landing", tmp_path / "ref", tmp_path / "lake", tmp_path / "logs"
     logs.mkdir()
     report: list[str] = []
@@ -401,6 +409,10 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_tables(tmp_pat
             # land, so both lakes get the same batches (the rest of it is finished by later runs).
             manifest = _read(lake, "ops.ingest_files")
             assert {r["batch_id"] for r in manifest if r["status"] == "committed"} == set(range(1, batch_no))
+        if batch_no in FINISH_BEFORE:
+            finish = _run(landing, lake, logs / f"batch{batch_no}-finish-previous.log")
+            assert finish.returncode == 0, finish.output[-3000:]
+            report.append(f"before batch {batch_no}: uninterrupted run {finish.seconds:.0f}s finishes the lake")
         _land(files, staging, landing)
         reference = _run(landing, ref, logs / f"batch{batch_no}-reference.log")
         assert reference.returncode == 0, reference.output[-3000:]
@@ -423,6 +435,11 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_tables(tmp_pat
 
     assert len(kills) >= 10
     assert {"bronze", "silver", "gold"} <= {k.layer for k in kills}, report
+    # Batch 3's gold kills hit an incremental run, and the run that completed it was incremental too.
+    runs = sorted(_read(lake, "ops.pipeline_runs"), key=lambda r: r["started_at"])
+    assert runs[-1]["recomputed"].startswith("incremental: "), runs[-1]["recomputed"]
+    states = sorted(_read(lake, "ops.gold_state"), key=lambda r: r["recorded_at"])
+    assert [r["batch_id"] for r in states if r["mode"] == "incremental"][-2:] == [3, 3], states  # killed, then replayed
 
     # Every gold table, row for row.
     rows = {name: _assert_same_table(ref, lake, f"gold.{name}") for name in GOLD}
