@@ -475,7 +475,6 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
         "quiz_daily": (P.quiz_daily(active, rng), from_since),
         "course_progress": (P.course_progress(course_events), None),
     }
-    tables = {name: (df, pred) for name, (df, pred) in tables.items()}
     return scope, tables
 
 
@@ -592,11 +591,12 @@ def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run
         min_rows = int((cfg.get("gold") or {}).get("replace_where_min_rows", 200_000))
         # Rules judge each table as it will be after the write: the rows kept plus the rows rebuilt.
         checked = dict(frames)
+        large = {n for n, (_, pred) in tables.items() if pred is not None and _large(lake, n, prev.versions[n], min_rows)}
         for n, (_, pred) in tables.items():
             if pred is not None:
                 kept = prev.read(n).filter(~F.expr(pred))
                 checked[f"gold.{n}"] = kept.unionByName(frames[f"gold.{n}"])
-                if not _large(lake, n, prev.versions[n], min_rows):
+                if n not in large:
                     checked[f"gold.{n}"] = checked[f"gold.{n}"].persist(StorageLevel.MEMORY_AND_DISK)
                     cached.append(checked[f"gold.{n}"])
         result = quality.apply(checked, rules, run_id)
@@ -606,7 +606,7 @@ def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run
         out = {}
         for n, (_, pred) in tables.items():
             df = result.tables[f"gold.{n}"]
-            if pred is not None and _large(lake, n, prev.versions[n], min_rows):
+            if n in large:
                 out[n] = (df.filter(F.expr(pred)), pred)  # replace just the rebuilt rows
             else:
                 out[n] = (df, None)  # a small table: rewriting it whole is cheaper than a Delta DELETE
