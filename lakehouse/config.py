@@ -62,6 +62,8 @@ def _set_path(cfg: dict, dotted: str, value: Any) -> None:
     parts = dotted.replace("__", ".").split(".")
     if parts[0] == "spark" and len(parts) > 2 and parts[1] == "conf":
         parts = ["spark", "conf", ".".join(parts[2:])]
+    elif parts[:3] == ["spark", "small_runs", "conf"] and len(parts) > 3:
+        parts = ["spark", "small_runs", "conf", ".".join(parts[3:])]
     node = cfg
     for part in parts[:-1]:
         node = node.setdefault(part, {})
@@ -107,6 +109,13 @@ def _validate(cfg: dict) -> dict:
     partitions = (spark.get("conf") or {}).get("spark.sql.shuffle.partitions", 4)
     if not str(partitions).isdigit() or int(partitions) <= 0:
         raise ConfigError(f"spark.conf.spark.sql.shuffle.partitions: must be a positive whole number, got {partitions!r}")
+    small = spark.get("small_runs") or {}
+    if not isinstance(small, dict) or not isinstance(small.get("conf") or {}, dict):
+        raise ConfigError("spark.small_runs: must be a mapping with silver_max_bytes, gold_max_events and conf")
+    for key in ("silver_max_bytes", "gold_max_events"):
+        value = small.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ConfigError(f"spark.small_runs.{key}: must be a whole number >= 0 (0 = never), got {value!r}")
     return cfg
 
 

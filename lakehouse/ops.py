@@ -85,3 +85,24 @@ def table_version(lake: Lake, name: str) -> int | None:
         return DeltaTable(_uri(lake, name)).version()
     except TableNotFoundError:
         return None
+
+
+def live_rows(lake: Lake, name: str) -> int | None:
+    """Rows in a table's latest version, summed from its files' statistics (no data scan);
+    0 for a missing table, None when a file has no row count."""
+    try:
+        adds = pa.table(DeltaTable(_uri(lake, name)).get_add_actions(flatten=True))
+    except TableNotFoundError:
+        return 0
+    if "num_records" not in adds.column_names or adds.column("num_records").null_count:
+        return None
+    return int(sum(adds.column("num_records").to_pylist()))
+
+
+def pending_bytes(lake: Lake, after_batch: int) -> int:
+    """Bytes of the landed files in committed ingest batches after `after_batch`."""
+    try:
+        rows = read(lake, "ops.ingest_files")
+    except TableNotFoundError:
+        return 0
+    return sum(r["size"] or 0 for r in rows if r["batch_id"] > after_batch and r["status"] == "committed")

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 from pyspark.sql import SparkSession
 
 from lakehouse import bronze, gold, maintenance, ops, silver
+from lakehouse.session import small_run_conf, tuned
 from lakehouse.tables import Lake
 
 LAYERS = ("bronze", "silver", "gold")
@@ -159,7 +160,9 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
         batches = bronze.committed_batches(lake)
         if batches and silver.done_batches(lake, "silver") < batches[-1]:
             progress("silver: parsing, validating, deduplicating")
-            res = _timed(summary, "silver", lambda: silver.process(spark, lake, cfg, batches))
+            size = ops.pending_bytes(lake, silver.done_batches(lake, "silver"))
+            with tuned(spark, small_run_conf(cfg, "silver", size)):
+                res = _timed(summary, "silver", lambda: silver.process(spark, lake, cfg, batches))
             wrote = True
             summary.rows["silver.events"] = res.events_added
             summary.duplicates = res.duplicates
@@ -172,8 +175,9 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
         gold_done = silver.done_batches(lake, "gold")
         if silver_done and (full_refresh or gold_done < silver_done):
             progress("gold: building metrics")
-            res = _timed(summary, "gold", lambda: gold.run(spark, lake, cfg, None if full_refresh else silver_done,
-                                                           summary.run_id, after_batch=gold_done))
+            with tuned(spark, small_run_conf(cfg, "gold", ops.live_rows(lake, "silver.events"))):
+                res = _timed(summary, "gold", lambda: gold.run(spark, lake, cfg, None if full_refresh else silver_done,
+                                                               summary.run_id, after_batch=gold_done))
             silver.mark_done(lake, "gold", silver_done)
             wrote = True
             summary.rows.update({f"gold.{k}": v for k, v in res.rows.items()})

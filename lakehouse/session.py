@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from typing import Iterator, Mapping
 
 from pyspark.sql import SparkSession
 
@@ -80,3 +82,35 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
     for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
         PySparkLogger.getLogger(name).disabled = True
     return spark
+
+
+@contextlib.contextmanager
+def tuned(spark: SparkSession, conf: Mapping | None) -> Iterator[None]:
+    """Run a block with extra SQL settings (None: none), restoring the previous values afterwards."""
+    conf = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (conf or {}).items()}
+    saved = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
+def small_run_conf(cfg: dict, layer: str, size: int | None) -> dict | None:
+    """The `spark.small_runs.conf` settings when a layer's input is small, else None.
+
+    Small Spark queries cost mostly per-query overhead (planning, code generation, one job per
+    adaptive stage or broadcast); interpreted evaluation without adaptive execution halves that,
+    but makes silver's JSON parsing twice as slow at 2M lines (docs/performance.md "Small runs").
+    `size` is the silver input's bytes or gold's silver event count; None = unknown (not small).
+    """
+    small = (cfg.get("spark") or {}).get("small_runs") or {}
+    limit = small.get({"silver": "silver_max_bytes", "gold": "gold_max_events"}.get(layer, ""))
+    if size is None or not limit or size > int(limit):
+        return None
+    return dict(small.get("conf") or {})

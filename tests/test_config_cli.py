@@ -9,6 +9,7 @@ import pytest
 
 from lakehouse import cli
 from lakehouse.config import ConfigError, load_config, parse_set
+from lakehouse.session import small_run_conf, tuned
 from lakehouse.tables import Lake, UnknownTableError, resolve_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,7 @@ def test_layers_apply_base_then_env_then_local_then_environment_then_flags(conf_
     ({"session_gap_minutes": -1}, "session_gap_minutes"),
     ({"funnel.steps": ["only_one"]}, "funnel.steps"),
     ({"excluded_events": "app_uninstall"}, "excluded_events"),
+    ({"spark.small_runs.gold_max_events": "many"}, "spark.small_runs.gold_max_events"),
 ])
 def test_bad_config_values_are_named(conf_root, override, message):
     with pytest.raises(ConfigError, match=message):
@@ -53,6 +55,30 @@ def test_set_flags_parse_yaml_values():
     assert parse_set(["funnel.window_days=7", "excluded_events=[a, b]"]) == {"funnel.window_days": 7, "excluded_events": ["a", "b"]}
     with pytest.raises(ConfigError):
         parse_set(["novalue"])
+
+
+def test_small_run_settings_apply_only_up_to_each_layers_limit(conf_root):
+    cfg = load_config(root=conf_root, environ={}, overrides={
+        "spark.small_runs.silver_max_bytes": 100, "spark.small_runs.gold_max_events": 0,
+        "spark.small_runs.conf.spark.sql.adaptive.enabled": False})
+    assert small_run_conf(cfg, "silver", 100)["spark.sql.adaptive.enabled"] is False  # dotted key kept whole
+    assert small_run_conf(cfg, "silver", 101) is None
+    assert small_run_conf(cfg, "silver", None) is None   # unknown size: not small
+    assert small_run_conf(cfg, "gold", 0) is None        # 0 = never
+    assert small_run_conf(cfg, "bronze", 1) is None
+
+
+def test_tuned_settings_are_restored_after_the_block(spark):
+    key, other = "spark.sql.codegen.factoryMode", "spark.sql.autoBroadcastJoinThreshold"
+    before = spark.conf.get(other)
+    spark.conf.unset(key)
+    with tuned(spark, {key: "NO_CODEGEN", other: -1}):
+        assert (spark.conf.get(key), spark.conf.get(other)) == ("NO_CODEGEN", "-1")
+    assert spark.conf.get(other) == before
+    assert spark.conf.get(key, None) in (None, "FALLBACK")  # unset again: back to Spark's default
+    with pytest.raises(RuntimeError), tuned(spark, {other: 1}):
+        raise RuntimeError("a failing step")
+    assert spark.conf.get(other) == before
 
 
 def test_unknown_table_names_are_refused():

@@ -158,6 +158,26 @@ def test_cluster_profiles_label_each_cluster_from_its_centroid(clustered):
         "centroid_recency_days", "centroid_tenure_days"]
 
 
+def test_driver_and_mllib_paths_give_the_same_clusters_silhouette_and_profiles(spark, clustered):
+    # Up to driver_max_users users cluster on the driver (numpy); 0 forces Spark MLlib. Both find the
+    # three groups, and the driver's silhouette formula is Spark ClusteringEvaluator's.
+    first, _ = clustered
+    users, days = _three_groups(spark)
+    mllib = cluster_users(users, days, RNG, {**SETTINGS, "driver_max_users": 0})
+    try:
+        assert mllib.k == first.k == 3
+        assert mllib.silhouette == pytest.approx(first.silhouette, abs=1e-9)
+        assert sorted((r.user_id, r.cluster) for r in mllib.users.collect()) == \
+            sorted((r.user_id, r.cluster) for r in first.users.collect())
+        assert_approx_df_equality(mllib.profiles, first.profiles, 1e-9)
+        # The 2-D projection is the same up to floating error.
+        a = {r.user_id: (r.cluster_pc1, r.cluster_pc2) for r in first.users.collect()}
+        for r in mllib.users.collect():
+            assert (r.cluster_pc1, r.cluster_pc2) == pytest.approx(a[r.user_id], abs=1e-9)
+    finally:
+        mllib.unpersist()
+
+
 def test_tiny_or_constant_data_gives_one_cluster_without_silhouette(spark):
     # Two users (< k_min + 1 distinct points) ...
     users, days = _frames(spark, {"x": [M(1)], "y": [M(2), M(3)]}, {"x": M(1), "y": M(2)}, {"y": 5.0})

@@ -52,7 +52,8 @@ DEFAULT_CLUSTER_SETTINGS = {
     "seed": 42,
     "max_iter": 10,
     "parallel_fits": 4,              # k candidates fitted concurrently
-    "single_partition_users": 200000,  # below this many users k-means runs on one partition
+    "single_partition_users": 200000,  # MLlib path: below this many users k-means runs on one partition
+    "driver_max_users": 200000,      # up to this many users cluster on the driver (numpy); 0 = always MLlib
     "features": list(FEATURES),
     "log_features": list(LOG_FEATURES),
 }
@@ -251,6 +252,8 @@ def cluster_users(users: DataFrame, days: DataFrame, rng: DateRange, settings: M
     Returns the users (all input columns) with `cluster` (int, 0 = highest centroid revenue),
     `cluster_pc1`, `cluster_pc2` (2-D PCA projection of the scaled features) and the
     cluster_profiles table. Tiny or constant data -> one cluster 0, silhouette null.
+    Up to `driver_max_users` users the features (a few doubles per user) are clustered on the
+    driver with numpy: one Spark job instead of ~100 small ones; above it, Spark MLlib.
     """
     s = _settings(DEFAULT_CLUSTER_SETTINGS, settings)
     features = [f for f in s["features"]]
@@ -258,6 +261,181 @@ def cluster_users(users: DataFrame, days: DataFrame, rng: DateRange, settings: M
     if unknown or len(features) < 2:
         raise ValueError(f"clustering.features: at least two of {list(FEATURES)}, got {features}")
     logs = set(s.get("log_features") or [])
+    beh = user_behaviour(users, days, rng)
+    model_cols = [f"_m_{f}" for f in features]
+    prepared = beh.select(
+        *[F.col(c) for c in users.columns],
+        *[(F.log1p(F.greatest(F.lit(0.0), _num(f))) if f in logs else _num(f)).alias(m)
+          for f, m in zip(features, model_cols)],
+        *[F.col(f).cast("double").alias(f"_raw_{f}") for f in features if f not in users.columns],
+    )
+    limit = int(s.get("driver_max_users", 200_000))
+    if limit > 0:
+        raw = [F.col(f).cast("double") if f in users.columns else F.col(f"_raw_{f}") for f in features]
+        small = (prepared.select("user_id", *model_cols, *[c.alias(f"_r_{f}") for c, f in zip(raw, features)])
+                 .limit(limit + 1).toArrow())
+        if small.num_rows <= limit:
+            return _cluster_on_driver(users, small, features, s)
+    return _cluster_with_mllib(users, prepared, features, model_cols, s)
+
+
+def _column(table, name: str):
+    """A numeric Arrow column as float64 numpy (nulls -> NaN)."""
+    import numpy as np
+
+    return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _kmeans(x, k: int, seed: int, max_iter: int, tol: float = 1e-4):
+    """Lloyd's k-means with k-means++ seeding (numpy); (labels, centers). Deterministic for a seed."""
+    import numpy as np
+
+    gen = np.random.default_rng(seed)
+    n = x.shape[0]
+    centers = [x[gen.integers(n)]]
+    d2 = ((x - centers[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        total = d2.sum()
+        if total <= 0:
+            break
+        idx = min(int(np.searchsorted(np.cumsum(d2), gen.random() * total, side="right")), n - 1)
+        centers.append(x[idx])
+        d2 = np.minimum(d2, ((x - x[idx]) ** 2).sum(axis=1))
+    c = np.array(centers)
+    xx = (x ** 2).sum(axis=1)[:, None]
+
+    def assign(c):
+        return np.argmin(xx - 2 * x @ c.T + (c ** 2).sum(axis=1)[None, :], axis=1)
+
+    for _ in range(max_iter):
+        labels = assign(c)
+        new = c.copy()
+        for j in range(len(c)):
+            members = labels == j
+            if members.any():  # an empty cluster keeps its centre (as Spark's k-means does)
+                new[j] = x[members].mean(axis=0)
+        moved = float(((new - c) ** 2).sum(axis=1).max())
+        c = new
+        if moved <= tol * tol:
+            break
+    return assign(c), c
+
+
+def _silhouette(x, labels, k: int) -> float | None:
+    """Mean silhouette with squared Euclidean distance, as Spark's ClusteringEvaluator computes it
+    (per-cluster sums: O(n*k)); None with fewer than two non-empty clusters. A singleton scores 0."""
+    import numpy as np
+
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    if (counts > 0).sum() < 2:
+        return None
+    sums = np.zeros((k, x.shape[1]))
+    np.add.at(sums, labels, x)
+    xx = (x ** 2).sum(axis=1)
+    psi = np.bincount(labels, weights=xx, minlength=k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_d = (counts[None, :] * xx[:, None] - 2 * x @ sums.T + psi[None, :]) / counts[None, :]
+    mean_d = np.where(counts[None, :] > 0, np.maximum(mean_d, 0.0), np.inf)
+    rows = np.arange(len(labels))
+    own_n = counts[labels]
+    a = np.where(own_n > 1, mean_d[rows, labels] * own_n / np.maximum(own_n - 1, 1), 0.0)
+    others = mean_d.copy()
+    others[rows, labels] = np.inf
+    b = others.min(axis=1)
+    top = np.maximum(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sil = np.where((own_n > 1) & (top > 0), (b - a) / top, 0.0)
+    return float(sil.mean())
+
+
+def _cluster_on_driver(users: DataFrame, table, features: list[str], s: Mapping) -> ClusterResult:
+    """cluster_users for up to `driver_max_users` users: the collected features clustered with numpy."""
+    import numpy as np
+    import pyarrow as pa
+
+    spark = users.sparkSession
+    clock, timings = time.perf_counter(), {}
+    k_min, k_max = max(2, int(s["k_min"])), int(s["k_max"])
+    seed, max_iter = int(s["seed"]), int(s["max_iter"])
+    ids = np.asarray(table.column("user_id").to_pylist(), dtype=object)
+    order = np.argsort(ids.astype(str), kind="stable")  # same data, same row order, same clusters
+    ids = ids[order]
+    m = np.column_stack([_column(table, f"_m_{f}")[order] for f in features]) if len(ids) else np.zeros((0, len(features)))
+    raw = {f: _column(table, f"_r_{f}")[order] for f in features}
+    n_users = len(ids)
+    n_distinct = len(np.unique(m, axis=0)) if n_users else 0
+    timings["features"] = round(time.perf_counter() - clock, 3)
+
+    # Standardised like Spark's StandardScaler(withMean, withStd): sample std, 0 where it is 0.
+    if n_users:
+        std = m.std(axis=0, ddof=1) if n_users > 1 else np.zeros(len(features))
+        x = np.where(std > 0, (m - m.mean(axis=0)) / np.where(std > 0, std, 1.0), 0.0)
+    else:
+        x = m
+    best = None  # (silhouette, k, labels, centers)
+    for k in (range(k_min, min(k_max, n_distinct - 1) + 1) if n_distinct > k_min else ()):
+        labels, centers = _kmeans(x, k, seed, max_iter)
+        sil = _silhouette(x, labels, k)
+        if sil is not None and not math.isnan(sil) and (best is None or sil > best[0] + 1e-12):
+            best = (sil, k, labels, centers)
+    if best is None:
+        silhouette, k, labels, centers_z = None, 1, np.zeros(n_users, dtype=int), None
+    else:
+        silhouette, k, labels, centers = best
+        centers_z = [list(map(float, c)) for c in centers]
+    timings["kmeans"] = round(time.perf_counter() - clock, 3)
+
+    rows = []
+    for c in sorted(set(labels.tolist())):
+        members = labels == c
+        means = {}
+        for f in features:
+            vals = raw[f][members]
+            vals = vals[~np.isnan(vals)]
+            means[f"c_{f}"] = float(vals.mean()) if len(vals) else None
+        rows.append({"_pred": c, "users": int(members.sum()), **means})
+    new_id, profiles = _profiles(spark, rows, centers_z, silhouette, features)
+
+    if n_distinct >= 2:
+        w, v = np.linalg.eigh(np.cov(x, rowvar=False))
+        pc = v[:, np.argsort(-w, kind="stable")[:2]]
+        proj = np.column_stack([x @ np.array(_sign_fixed(pc, len(features), j)) for j in range(2)])
+    else:
+        proj = np.zeros((n_users, 2))
+    published = np.array([new_id.get(c, 0) for c in range(max(new_id) + 1)] if new_id else [0], dtype=np.int32)
+    assigned = spark.createDataFrame(pa.table({
+        "user_id": pa.array(ids.tolist(), pa.string()), "cluster": pa.array(published[labels], pa.int32()),
+        "cluster_pc1": pa.array(proj[:, 0], pa.float64()), "cluster_pc2": pa.array(proj[:, 1], pa.float64())}))
+    out_users = users.join(assigned, "user_id", "left").select(
+        *users.columns, F.coalesce("cluster", F.lit(0)).alias("cluster"),
+        F.coalesce("cluster_pc1", F.lit(0.0)).alias("cluster_pc1"), F.coalesce("cluster_pc2", F.lit(0.0)).alias("cluster_pc2"))
+    timings["assign"] = round(time.perf_counter() - clock, 3)
+    log.info("clustering on the driver: %d users, k=%d, silhouette=%s, seconds=%s", n_users, k, silhouette, timings)
+    return ClusterResult(out_users, profiles, k, silhouette, None, timings)
+
+
+def _profiles(spark, rows: list[dict], centers_z, silhouette, features: list[str]):
+    """({k-means cluster id -> published id}, cluster_profiles) from per-cluster sizes and raw means."""
+    ordered = sorted(rows, key=lambda r: (_order_key(r, features), r["_pred"]))
+    new_id = {r["_pred"]: i for i, r in enumerate(ordered)}
+    if centers_z is None:
+        labels = [SINGLE_CLUSTER_LABEL] * len(ordered)
+    else:
+        labels = label_clusters([dict(zip(features, centers_z[r["_pred"]])) for r in ordered])
+    total = sum(r["users"] for r in ordered)
+    prof_schema = "cluster int, label string, users long, share double, silhouette double, " + ", ".join(
+        f"centroid_{f} double" for f in features)
+    prof_rows = [
+        (new_id[r["_pred"]], labels[i], int(r["users"]), (r["users"] / total) if total else None, silhouette,
+         *[None if r[f"c_{f}"] is None else float(r[f"c_{f}"]) for f in features])
+        for i, r in enumerate(ordered)
+    ]
+    return new_id, spark.createDataFrame(prof_rows, prof_schema).orderBy("cluster")
+
+
+def _cluster_with_mllib(users: DataFrame, prepared: DataFrame, features: list[str], model_cols: list[str],
+                        s: Mapping) -> ClusterResult:
+    """cluster_users on Spark MLlib (scaler, k-means fits in parallel, silhouettes, PCA)."""
     k_min, k_max = max(2, int(s["k_min"])), int(s["k_max"])
     seed, max_iter = int(s["seed"]), int(s["max_iter"])
     spark = users.sparkSession
@@ -269,14 +447,6 @@ def cluster_users(users: DataFrame, days: DataFrame, rng: DateRange, settings: M
         timings[name] = round(now - clock, 3)
         clock = now
 
-    beh = user_behaviour(users, days, rng)
-    model_cols = [f"_m_{f}" for f in features]
-    prepared = beh.select(
-        *[F.col(c) for c in users.columns],
-        *[(F.log1p(F.greatest(F.lit(0.0), _num(f))) if f in logs else _num(f)).alias(m)
-          for f, m in zip(features, model_cols)],
-        *[F.col(f).cast("double").alias(f"_raw_{f}") for f in features if f not in users.columns],
-    )
     raw = lambda f: F.col(f).cast("double") if f in users.columns else F.col(f"_raw_{f}")  # noqa: E731
     assembled = VectorAssembler(inputCols=model_cols, outputCol="_vec", handleInvalid="keep").transform(prepared)
     # Deterministic row order (hash partitions by user, sorted inside) => same data, same clusters.
@@ -340,12 +510,7 @@ def cluster_users(users: DataFrame, days: DataFrame, rng: DateRange, settings: M
     ).collect()
     rows = [r.asDict() for r in stats]
     lap("profiles")
-    ordered = sorted(rows, key=lambda r: (_order_key(r, features), r["_pred"]))
-    new_id = {r["_pred"]: i for i, r in enumerate(ordered)}
-    if centers_z is None:
-        labels = [SINGLE_CLUSTER_LABEL] * len(ordered)
-    else:
-        labels = label_clusters([dict(zip(features, centers_z[r["_pred"]])) for r in ordered])
+    new_id, profiles = _profiles(spark, rows, centers_z, silhouette, features)
 
     mapping = F.create_map(*[x for old, new in sorted(new_id.items()) for x in (F.lit(old), F.lit(new))]) if new_id else None
     cluster_col = (mapping[F.col("_pred")] if mapping is not None else F.lit(0)).cast("int")
@@ -368,17 +533,10 @@ def cluster_users(users: DataFrame, days: DataFrame, rng: DateRange, settings: M
         pcs[0].cast("double").alias("cluster_pc1"), pcs[1].cast("double").alias("cluster_pc2"),
     )
 
-    total = sum(r["users"] for r in ordered)
-    prof_schema = "cluster int, label string, users long, share double, silhouette double, " + ", ".join(
-        f"centroid_{f} double" for f in features)
-    prof_rows = [
-        (new_id[r["_pred"]], labels[i], int(r["users"]), (r["users"] / total) if total else None, silhouette,
-         *[None if r[f"c_{f}"] is None else float(r[f"c_{f}"]) for f in features])
-        for i, r in enumerate(ordered)
-    ]
-    profiles = spark.createDataFrame(prof_rows, prof_schema).orderBy("cluster")
     log.info("clustering: %d users, k=%d, silhouette=%s, seconds=%s", n_users, k, silhouette, timings)
     return ClusterResult(out_users, profiles, k, silhouette, assembled, timings)
+
+
 
 
 def segment_and_cluster(users: DataFrame, days: DataFrame, rng: DateRange,
