@@ -42,6 +42,14 @@ def rows(df, *cols):
     return [tuple(r[c] for c in cols) for r in df.orderBy(cols[0]).collect()]
 
 
+def test_calendar_has_one_row_per_date_and_none_when_the_range_ends_before_it_starts(spark):
+    # An incremental run whose first changed date is after the range's end rebuilds no date.
+    rows = lambda a, b: [r.activity_date for r in G.calendar(spark, G.DateRange(a, b)).collect()]  # noqa: E731
+    assert rows(dt.date(2024, 2, 28), dt.date(2024, 3, 1)) == [dt.date(2024, 2, 28), dt.date(2024, 2, 29), dt.date(2024, 3, 1)]
+    assert rows(dt.date(2024, 3, 1), dt.date(2024, 3, 1)) == [dt.date(2024, 3, 1)]
+    assert rows(dt.date(2024, 3, 2), dt.date(2024, 3, 1)) == []
+
+
 def test_activity_date_follows_the_reporting_timezone(spark):
     # 23:30 UTC on Jan 1 is already Jan 2 in Tokyo and still Jan 1 in New York.
     events = [ev("u1", dt.datetime(2026, 1, 1, 23, 30)), ev("u2", dt.datetime(2026, 1, 2, 3, 0))]

@@ -1,4 +1,4 @@
-"""Incremental equals rebuild: files landing in 10 small batches, some late and out of order, with
+"""Incremental equals rebuild: files landing in 11 small batches, some late and out of order, with
 a run after each, give exactly the gold tables of one run over everything."""
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ LATE_DAY = 2  # this day's events file lands last, 16 days after its date
 
 
 def _batches(src: Path) -> list[list[Path]]:
-    """The generated files in 10 landing batches: two days each, one early day held back to the end,
-    the profile updates in the middle and a set of stale profile updates after them."""
+    """The generated files in 11 landing batches: two days each, one early day held back to the end,
+    the profile updates in the middle, a set of stale profile updates after them, and a file with
+    only an uninstall (not an activity) dated after the last active date just before the late day."""
     days = sorted((src / "events").rglob("events-*"))
     late = days.pop(LATE_DAY)
     users = sorted((src / "users").iterdir())
@@ -31,8 +32,20 @@ def _batches(src: Path) -> list[list[Path]]:
     batches += [days[i:i + 2] for i in range(2, len(days), 2)]
     batches[4] += updates
     batches[7].append(src / "users" / "stale-updates.jsonl")
+    batches.append([_inactive_after_the_end(src, days[-1])])
     batches.append([late])
     return batches
+
+
+def _inactive_after_the_end(src: Path, last_day: Path) -> Path:
+    """One app_uninstall (an excluded event) the day after the last generated day: a batch that
+    moves no active date (found by the maintenance bench: its rebuilt dates once ran backwards)."""
+    day = dt.date.fromisoformat(last_day.parent.name.removeprefix("date=")) + dt.timedelta(days=1)
+    target = src / "events" / f"date={day}" / "uninstall.jsonl"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"event_id": "late-uninstall-1", "event": "app_uninstall", "ts": f"{day}T08:00:00Z",
+                                  "user_id": "u0000001", "context": {"country": "GB", "device": "mobile"}}) + "\n")
+    return target
 
 
 def _stale_updates(src: Path) -> None:
@@ -61,7 +74,7 @@ def lakes(spark, cfg, tmp_path_factory):
     generator.generate(str(src), users=60, days=19, seed=11)
     _stale_updates(src)
     batches = _batches(src)
-    assert len(batches) == 10
+    assert len(batches) == 11
     incremental, landing = root / "incremental", root / "landing"
     summaries, before_late = [], None
     for i, files in enumerate(batches):
@@ -77,12 +90,12 @@ def lakes(spark, cfg, tmp_path_factory):
     return incremental, rebuild, summaries, before_late
 
 
-def test_ten_incremental_batches_give_the_gold_tables_of_one_rebuild(lakes):
+def test_eleven_incremental_batches_give_the_gold_tables_of_one_rebuild(lakes):
     incremental, rebuild, _, _ = lakes
     for name in GOLD:
         inc, full = _gold(incremental, name), _gold(rebuild, name)
         assert list(inc.columns) == list(full.columns), name
-        assert inc.equals(full), f"gold.{name} differs between 10 incremental runs and one rebuild"
+        assert inc.equals(full), f"gold.{name} differs between 11 incremental runs and one rebuild"
 
 
 def test_every_incremental_run_processed_only_its_new_files_and_says_what_it_recomputed(lakes):

@@ -72,10 +72,10 @@ def age_on(birth_date: Column, as_of: dt.date) -> Column:
 
 
 def calendar(spark, rng: DateRange, column: str = "activity_date") -> DataFrame:
-    """One row per date of the range."""
-    return spark.createDataFrame([(rng.start, rng.end)], "s date, e date").select(
-        F.explode(F.sequence("s", "e")).alias(column)
-    )
+    """One row per date of the range; no rows when it ends before it starts (Spark's `sequence`
+    would count down)."""
+    days = [(rng.start, rng.end)] if rng.start <= rng.end else []
+    return spark.createDataFrame(days, "s date, e date").select(F.explode(F.sequence("s", "e")).alias(column))
 
 
 # ---------------------------------------------------------------- preparation
