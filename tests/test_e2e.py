@@ -35,8 +35,26 @@ def gold(lake: Path, name: str) -> pd.DataFrame:
 def generated_lake(spark, cfg, tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     summary = generate(str(root / "landing"), users=300, days=45, seed=7)
-    result = pipeline.run(spark, cfg, str(root / "landing"), str(root / "lake"), progress=lambda m: None)
+    real = pipeline.tuned
+
+    def spy(session, conf):  # records the settings each layer ran with
+        TUNED.append(dict(conf or {}))
+        return real(session, conf)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "tuned", spy)
+        result = pipeline.run(spark, cfg, str(root / "landing"), str(root / "lake"), progress=lambda m: None)
     return root / "lake", summary, result
+
+
+TUNED: list[dict] = []
+
+
+def test_small_silver_and_gold_run_with_the_small_run_settings_then_the_session_gets_its_own_back(spark, cfg, generated_lake):
+    small = cfg["spark"]["small_runs"]["conf"]
+    assert TUNED == [small, small]  # silver (a few MB landed), then gold (far below 2M events)
+    assert spark.conf.get("spark.sql.adaptive.enabled") == "true"
+    assert spark.conf.get("spark.sql.codegen.factoryMode", None) in (None, "FALLBACK")
 
 
 def test_generated_run_publishes_every_core_gold_table_readable_without_jvm(generated_lake):
