@@ -126,22 +126,27 @@ def _hook_notes(run: int):
 
 
 def checkpoint(spark, cfg: dict, run: int, lakes: dict, seconds: dict, out: Path) -> list[dict]:
-    """Measure every lake, then a maintained copy of the one without maintenance."""
+    """Measure every lake, then a maintained copy of the one without maintenance (with --hook-only:
+    of the hooked lake)."""
     found = []
     for name, lake in lakes.items():
         found.append({"run": run, "lake": name, "run_s": round(statistics.mean(seconds[name][-5:]), 1), **measure(lake)})
-    if "no maintenance" not in lakes:
-        print(render(found), flush=True)
-        return found
-    copy = out / "lake-maintained"
-    shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(lakes["no maintenance"], copy)
-    start = time.perf_counter()
-    maintenance.maintain(spark, {**cfg, "vacuum_retention_hours": 0}, str(copy))
-    found.append({"run": run, "lake": "no maintenance, then `maintain`", "maintain_s": round(time.perf_counter() - start, 1),
-                  **measure(copy)})
+    name = "no maintenance" if "no maintenance" in lakes else "pipeline hook"
+    found.append(maintained_copy(spark, cfg, run, lakes[name], name, out))
     print(render(found), flush=True)
     return found
+
+
+def maintained_copy(spark, cfg: dict, run: int, lake: Path, name: str, out: Path) -> dict:
+    """A copy of `lake` maintained with retention 0 (as it is once replaced files are older than the
+    retention), measured."""
+    copy = out / "lake-maintained"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(lake, copy)
+    start = time.perf_counter()
+    maintenance.maintain(spark, {**cfg, "vacuum_retention_hours": 0}, str(copy))
+    return {"run": run, "lake": f"{name}, then `maintain`", "maintain_s": round(time.perf_counter() - start, 1),
+            **measure(copy)}
 
 
 def render(results: list[dict]) -> str:
