@@ -44,6 +44,11 @@ def cached_delta_jars(packages: str) -> str:
     return ",".join(found) if found and all(os.path.isfile(j) for j in found) else ""
 
 
+def _conf_value(value) -> str:
+    """A YAML value as Spark expects it (booleans lower-case)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
     """Create (or reuse) the Spark session with Delta and the settings of `cfg['spark']`."""
     check_java()
@@ -68,7 +73,7 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
         if excludes:
             builder = builder.config("spark.jars.excludes", excludes)
     for key, value in (spark_cfg.get("conf") or {}).items():
-        builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
+        builder = builder.config(key, _conf_value(value))
     log_conf = conf_dir() / "log4j2.properties"
     if log_conf.is_file():
         java_opts = str((spark_cfg.get("conf") or {}).get("spark.driver.extraJavaOptions", ""))
@@ -87,7 +92,7 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
 @contextlib.contextmanager
 def tuned(spark: SparkSession, conf: Mapping | None) -> Iterator[None]:
     """Run a block with extra SQL settings (None: none), restoring the previous values afterwards."""
-    conf = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (conf or {}).items()}
+    conf = {k: _conf_value(v) for k, v in (conf or {}).items()}
     saved = {k: spark.conf.get(k, None) for k in conf}
     for k, v in conf.items():
         spark.conf.set(k, v)
