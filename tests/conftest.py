@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("LAKEHOUSE_SHARED_DIR", ROOT.parent / "shared"))
-REAL_DATA = SHARED / "data" / "real"
+# Real public data in the landing format. UCI Online Retail is CC0 and kept in the repository;
+# the REES46 clickstream sample states no licence, so it is not: a test needing it runs only when
+# LAKEHOUSE_REES46_DIR names a landing folder holding it (events/**/*.jsonl.gz).
+UCI_DATA = ROOT / "tests" / "data" / "uci_online_retail"
+REES46_ENV = "LAKEHOUSE_REES46_DIR"
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +34,19 @@ def spark(cfg):
 
 
 @pytest.fixture(scope="session")
-def real_data() -> Path:
-    """../shared/data/real, skipping when the shared folder is not beside the repo."""
-    if not REAL_DATA.is_dir():
-        pytest.skip(f"shared real data not found at {REAL_DATA}")
-    return REAL_DATA
+def uci_data() -> Path:
+    """The UCI Online Retail landing folder kept under tests/data (see its README)."""
+    assert (UCI_DATA / "events").is_dir(), f"{UCI_DATA} is part of the repository and should be there"
+    return UCI_DATA
+
+
+@pytest.fixture(scope="session")
+def rees46_data() -> Path:
+    """The REES46 sample's landing folder from $LAKEHOUSE_REES46_DIR; skips, saying why, without it."""
+    value = os.environ.get(REES46_ENV)
+    if not value:
+        pytest.skip(f"REES46 sample not in the repository (no licence); set {REES46_ENV} to run")
+    path = Path(value)
+    if not (path / "events").is_dir():
+        pytest.skip(f"{REES46_ENV}={value} has no events/ folder; point it at the REES46 sample's landing folder")
+    return path

@@ -158,8 +158,8 @@ def _uci_events(root: Path) -> pd.DataFrame:
     return df
 
 
-def test_uci_real_data_dau_mau_and_monthly_new_users_match_an_independent_computation(spark, cfg, real_data, tmp_path):
-    landing = real_data / "uci_online_retail"
+def test_uci_real_data_dau_mau_and_monthly_new_users_match_an_independent_computation(spark, cfg, uci_data, tmp_path):
+    landing = uci_data
     result = pipeline.run(spark, cfg, str(landing), str(tmp_path / "lake"), progress=lambda m: None)
     assert result.status == "success"
     ev = _uci_events(landing)
@@ -200,7 +200,7 @@ def test_sql_command_prints_results_and_names_an_unknown_table(spark, generated_
     assert len(err.splitlines()) == 1 and "unknown table" in err and "gold.nope" in err
 
 
-def test_spark_submit_job_runs_the_pipeline(cfg, real_data, tmp_path):
+def test_spark_submit_job_runs_the_pipeline(cfg, rees46_data, tmp_path):
     import os
     import subprocess
     import sys
@@ -214,7 +214,7 @@ def test_spark_submit_job_runs_the_pipeline(cfg, real_data, tmp_path):
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     proc = subprocess.run(
         [str(submit), "--master", "local[2]", "--driver-memory", "2g", *dep, str(root / "jobs" / "pipeline.py"),
-         "--landing", str(real_data / "rees46_oct2019_head"), "--lake", str(tmp_path / "lake"),
+         "--landing", str(rees46_data), "--lake", str(tmp_path / "lake"),
          "--set", "funnel.steps=[item_view, add_to_cart, purchase]"],
         capture_output=True, text=True, env=env, cwd=root, timeout=900,
     )
@@ -223,7 +223,7 @@ def test_spark_submit_job_runs_the_pipeline(cfg, real_data, tmp_path):
     daily = gold(tmp_path / "lake", "engagement_daily")
     assert len(daily) == 1 and daily["dau"].iloc[0] > 0
     # The three-step funnel against an independent greedy computation over the raw file.
-    expected = _rees46_funnel(real_data / "rees46_oct2019_head", ["item_view", "add_to_cart", "purchase"], 14)
+    expected = _rees46_funnel(rees46_data, ["item_view", "add_to_cart", "purchase"], 14)
     funnel = gold(tmp_path / "lake", "funnel_daily")
     got = {(r.device, int(r.step_index)): int(r.users) for r in funnel.itertuples()}
     assert got == expected
