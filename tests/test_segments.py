@@ -1,4 +1,4 @@
-"""Rule-based segments and k-means clusters (docs/product-metrics.md "Segments" and "Clusters")."""
+"""Rule-based segments and k-means clusters (docs/spec/metrics.md "Segments" and "Clusters")."""
 
 from __future__ import annotations
 

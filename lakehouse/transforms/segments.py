@@ -6,7 +6,7 @@ that matches wins, the last one catches everybody, so every user has exactly one
 Clusters: Spark MLlib k-means over standardised behavioural features (log1p on the heavy-tailed
 ones), k chosen by the best silhouette within [k_min, k_max], fixed seed and a deterministic row
 order, clusters renumbered by centroid (revenue, then size, ...) and named from their centroids.
-See docs/product-metrics.md for the full rule set.
+See docs/spec/metrics.md ("Segments", "Clusters") for the full rule set.
 """
 
 from __future__ import annotations
