@@ -1,4 +1,4 @@
-"""Metric definitions shown as tooltips, taken from shared/spec/metrics.md.
+"""Metric definitions shown as tooltips, taken from docs/spec/metrics.md.
 
 One place for the wording so every page explains a metric the same way; the
 dashboard's own choices (KPI periods, filtered variants) are marked as such.

@@ -1,6 +1,6 @@
 """Realistic demo data for the landing folder: product events and user profiles.
 
-Writes the two feeds of ``/work/shared/spec/events.md`` (see docs/generator.md):
+Writes the two feeds of ``docs/spec/events.md`` (see docs/generator.md):
 
 * ``OUT/events/date=YYYY-MM-DD/events-YYYY-MM-DD.jsonl`` (every 3rd day ``.jsonl.gz``),
 * ``OUT/users/profiles-initial.jsonl`` and monthly ``OUT/users/updates-YYYY-MM.csv``.

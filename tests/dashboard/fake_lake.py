@@ -2,7 +2,7 @@
 
 Every gold table is computed in numpy/pandas from one synthetic per-user-per-day
 activity set, following docs/contracts.md (names and types) and
-shared/spec/metrics.md (definitions), so the dashboard's own computations can
+docs/spec/metrics.md (definitions), so the dashboard's own computations can
 be checked against the gold aggregates. Run as a script to build a bigger lake:
 
     .venv/bin/python tests/dashboard/fake_lake.py --out /tmp/lake10k --users 10000 --days 365
