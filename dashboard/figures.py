@@ -264,17 +264,28 @@ def add_line(fig: Fig, df: pd.DataFrame, x: str, y: str, name: str, color: str, 
 
 def add_bars(fig: Fig, df: pd.DataFrame, x: str, y: str, name: str, color: str, fmt: str = "int",
              partial: np.ndarray | None = None, sign: float = 1.0, secondary_y: bool = False) -> None:
-    """Bars; partial periods are hatched and lighter; hover shows the exact (unsigned) value."""
+    """Bars; hover shows the exact (unsigned) value.
+
+    Partial periods are a second trace in the same legend group (no legend entry of its own, so the
+    legend swatch stays the solid series colour): a light tint of the series colour hatched and outlined
+    in that colour, named "<name> (partial)" in the hover. Grouped bars share one slot (offsetgroup).
+    """
     values = df[y].to_numpy(dtype=float)
     part = np.zeros(len(values), bool) if partial is None else np.asarray(partial, bool)
-    marker = {"color": color}
+    extra = {"yaxis": "y2"} if secondary_y else {}
+    if fig.layout.get("barmode", "group") == "group":  # plotly's default puts each trace in its own slot
+        extra["offsetgroup"] = name
+    fig.add("bar", x=df[x], y=np.where(part, np.nan, values) * sign, name=name, legendgroup=name,
+            marker={"color": color}, customdata=np.where(part, np.nan, values),
+            hovertemplate=f"{name}: %{{customdata:{_hover(fmt)}}}<extra></extra>", **extra)
     if part.any():
-        marker["opacity"] = [0.55 if p else 1.0 for p in part]
-        marker["pattern"] = {"shape": ["/" if p else "" for p in part], "fgcolor": "rgba(255,255,255,0.7)"}
-    custom = [[v, " (partial)" if p else ""] for v, p in zip(jsonable(values), part)]
-    fig.add("bar", x=df[x], y=values * sign, name=name, marker=marker, customdata=custom,
-            hovertemplate=f"{name}%{{customdata[1]}}: %{{customdata[0]:{_hover(fmt)}}}<extra></extra>",
-            **({"yaxis": "y2"} if secondary_y else {}))
+        fig.add("bar", x=df[x], y=np.where(part, values, np.nan) * sign, name=f"{name} (partial)",
+                legendgroup=name, showlegend=False,
+                marker={"color": _alpha(color, 0.35), "line": {"color": color, "width": 1.5},
+                        "pattern": {"shape": "/", "fillmode": "overlay", "fgcolor": color, "size": 7,
+                                    "solidity": 0.25}},
+                customdata=np.where(part, values, np.nan),
+                hovertemplate=f"{name} (partial): %{{customdata:{_hover(fmt)}}}<extra></extra>", **extra)
 
 
 # --------------------------------------------------------------------------- KPI sparkline

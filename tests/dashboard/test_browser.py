@@ -210,6 +210,68 @@ def test_partial_month_is_marked_on_charts(drv, server):
     assert any(t.get("line", {}).get("dash") == "dot" for t in f["data"])
 
 
+PROBE_BARS = """
+const dom = document.getElementById(arguments[0]);
+const gd = dom && dom.querySelector('.js-plotly-plot');
+if (!gd || !gd.data) { return null; }
+const rgb = c => c && c.replace(/\s/g, '');
+const legend = {};
+dom.querySelectorAll('.legend .traces').forEach(t => {
+    const p = t.querySelector('.legendpoints path');
+    legend[t.querySelector('.legendtext').textContent] = p ? rgb(p.style.fill) : null;
+});
+const partial = {};
+gd.data.forEach((t, i) => {
+    if (t.type !== 'bar' || !t.name.endsWith('(partial)')) { return; }
+    const paths = Array.from(gd.querySelectorAll('.barlayer .trace')[i - gd.data.slice(0, i)
+        .filter(u => u.type !== 'bar').length].querySelectorAll('.point path'));
+    const shown = paths.filter(p => p.getAttribute('d') && p.getAttribute('d') !== 'M0,0Z');
+    partial[t.name] = shown.map(p => {
+        const m = /url\("?#([^")]+)"?\)/.exec(p.style.fill || '');
+        const pat = m && document.getElementById(m[1]);
+        return {fill: rgb(p.style.fill), stroke: rgb(p.style.stroke),
+                bg: pat && rgb(pat.querySelector('rect').getAttribute('fill')),
+                bgOpacity: pat && pat.querySelector('rect').getAttribute('fill-opacity'),
+                fg: pat && rgb(pat.querySelector('path').getAttribute('stroke'))};
+    });
+});
+let hover = null;
+const ci = gd.data.findIndex(t => t.name.endsWith('(partial)') && t.type === 'bar');
+if (ci >= 0) {
+    Plotly.Fx.hover(gd, [{curveNumber: ci, pointNumber: gd.data[ci].y.findIndex(v => v !== null)}]);
+    hover = Array.from(document.querySelectorAll('.hoverlayer text')).map(e => e.textContent).join(' | ');
+    Plotly.Fx.unhover(gd);
+}
+return {legend, partial, hover};
+"""
+
+
+def _hex_rgb(color: str) -> str:
+    return "rgb({},{},{})".format(*(int(color[i:i + 2], 16) for i in (1, 3, 5)))
+
+
+def test_partial_bars_keep_their_colour_say_partial_and_legends_show_swatches(drv, server):
+    from dashboard.theme import SERIES
+
+    # from Wednesday 10 January: January (first) and March (the lake's last, current month) are partial
+    load(drv, server + "/engagement?grain=month&start=2024-01-10")
+    charts = {"eng-new": {"Existing": "existing_active_users", "New": "new_active_users"},
+              "eng-lifecycle": {"Returning": "returning", "New": "new", "Resurrecting": "resurrecting",
+                                "Dormant": "dormant"}}
+    for cid, series in charts.items():
+        dom_id = json.dumps({"id": cid, "type": "chart"}, sort_keys=True, separators=(",", ":"))
+        got = wait_for(lambda: drv.execute_script(PROBE_BARS, dom_id), what=f"{cid} drawn")
+        for name, key in series.items():
+            color = _hex_rgb(SERIES[key])
+            assert got["legend"][name] == color, (cid, name, got["legend"])  # a solid swatch in the legend
+            bars = got["partial"][f"{name} (partial)"]
+            assert bars, (cid, name)
+            for b in bars:  # a light tint of the series colour, hatched and outlined in that colour
+                assert b["fill"].startswith("url(") and b["bg"] == color and float(b["bgOpacity"]) < 1
+                assert b["fg"] == color and b["stroke"] == color, (cid, name, b)
+        assert "(partial)" in got["hover"], got["hover"]
+
+
 def test_theme_toggle_switches_to_dark_and_back(drv, server):
     from selenium.webdriver.common.by import By
 

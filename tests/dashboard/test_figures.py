@@ -98,12 +98,49 @@ def test_partial_periods_are_drawn_dotted_and_shaded(configured):
     assert any(a["text"] == "partial" for a in fig["layout"]["annotations"])
 
 
-def test_partial_bars_are_hatched(configured):
-    fig = figures.new_vs_existing(_engagement("month"), "month").to_plotly_json()
-    bars = [t for t in fig["data"] if t["type"] == "bar"]
-    for b in bars:
-        assert b["marker"]["pattern"]["shape"][-1] == "/" and b["marker"]["pattern"]["shape"][0] == ""
-        assert b["customdata"][-1][1] == " (partial)"
+def _rgb(color: str) -> tuple[int, int, int]:
+    if color.startswith("#"):
+        return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(float(v)) for v in color[color.index("(") + 1:color.index(")")].split(",")[:3])
+
+
+@pytest.mark.parametrize("grain", ["week", "month"])
+def test_partial_bars_keep_their_series_colour_and_say_partial(configured, grain):
+    # from Wednesday 10 January: the first week/month is partial, and so is the lake's last month
+    e = data.engagement(Filters(start="2024-01-10", end="2024-03-10", grain=grain))
+    part = e["partial"].to_numpy(bool)
+    assert part[0] and (grain == "week" or part[-1])
+    fig = figures.new_vs_existing(e, grain).to_plotly_json()
+    for name, key in (("Existing", "existing_active_users"), ("New", "new_active_users")):
+        color = SERIES[key]
+        full = next(t for t in fig["data"] if t["name"] == name)
+        partial = next(t for t in fig["data"] if t["name"] == f"{name} (partial)")
+        # the legend entry (the full periods' trace) is one solid swatch of the series colour
+        assert full["marker"]["color"] == color and "pattern" not in full["marker"]
+        assert full.get("showlegend", True) and "opacity" not in full["marker"]
+        # the partial bars: a lighter tint of the same colour, hatched and outlined in that colour
+        assert partial["showlegend"] is False and partial["legendgroup"] == full["legendgroup"] == name
+        assert _rgb(partial["marker"]["color"]) == _rgb(color) and partial["marker"]["color"].startswith("rgba(")
+        assert partial["marker"]["pattern"]["fgcolor"] == color
+        assert partial["marker"]["pattern"]["fillmode"] == "overlay"
+        assert partial["marker"]["line"]["color"] == color
+        assert "(partial)" in partial["hovertemplate"] and "(partial)" not in full["hovertemplate"]
+        # each period is drawn once: by the full trace or by the partial one
+        for i, p in enumerate(part):
+            assert (full["y"][i] is None) == bool(p) and (partial["y"][i] is None) == (not p)
+        want = e[key].to_numpy(float)
+        assert [a if a is not None else b for a, b in zip(full["customdata"], partial["customdata"])] == want.tolist()
+
+
+def test_grouped_partial_bars_share_their_series_slot(configured):
+    fig = figures.points(data.loyalty(Filters(preset="all", grain="month")), "month").to_plotly_json()
+    bars = {t["name"]: t for t in fig["data"] if t["type"] == "bar"}
+    assert bars["Earned"]["offsetgroup"] == bars["Earned (partial)"]["offsetgroup"] == "Earned"
+    assert bars["Redeemed"]["offsetgroup"] == bars["Redeemed (partial)"]["offsetgroup"] == "Redeemed"
+    # plotly groups bars by default: a single series' partial bar must not take a slot of its own either
+    fig = figures.revenue_orders(data.revenue(Filters(preset="all", grain="month")), "month").to_plotly_json()
+    bars = {t["name"]: t for t in fig["data"] if t["type"] == "bar"}
+    assert bars["Revenue"]["offsetgroup"] == bars["Revenue (partial)"]["offsetgroup"]
 
 
 def test_day_granularity_has_no_partial_marks(configured):
@@ -118,7 +155,7 @@ def test_dormant_is_drawn_below_zero_with_its_positive_value_in_the_hover(config
     dormant = next(t for t in fig["data"] if t["name"] == "Dormant")
     ys = [y for y in dormant["y"] if y is not None]
     assert ys and all(y <= 0 for y in ys)
-    assert all(c[0] is None or c[0] >= 0 for c in dormant["customdata"])
+    assert all(c is None or c >= 0 for c in dormant["customdata"])
     assert fig["layout"]["barmode"] == "relative"
 
 
@@ -189,3 +226,4 @@ def test_time_series_figures_work_at_every_granularity(configured, grain):
                 figures.sessions(data.sessions(f), grain), figures.funnel_rate(data.funnel_over_time(f), grain)):
         to_json_plotly(fig)
         assert fig.data
+
