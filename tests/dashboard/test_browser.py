@@ -272,6 +272,48 @@ def test_partial_bars_keep_their_colour_say_partial_and_legends_show_swatches(dr
         assert "(partial)" in got["hover"], got["hover"]
 
 
+TICKS = """
+const out = [];
+document.querySelectorAll('.js-plotly-plot').forEach(gd => {
+    if (!gd._fullLayout || !gd._fullLayout.xaxis || gd._fullLayout.xaxis.type !== 'date' || !gd.data.length) {
+        return;
+    }
+    const card = gd.closest('[id]');
+    const ticks = Array.from(gd.querySelectorAll('.xtick text')).map(e => {
+        const r = e.getBoundingClientRect();
+        return [e.textContent, r.x + r.width / 2];
+    });
+    const bars = Array.from(gd.querySelectorAll('.barlayer .point path')).filter(p => {
+        const r = p.getBoundingClientRect(); return r.width > 0 && r.height > 0;
+    }).map(p => { const r = p.getBoundingClientRect(); return r.x + r.width / 2; });
+    const series = new Set(gd.data.filter(t => t.type === 'bar').map(t => t.legendgroup || t.name));
+    const grouped = gd._fullLayout.barmode === 'group' && series.size > 1;  // side by side around the tick
+    out.push({id: card ? card.id : '?', ticks: ticks, bars: grouped ? [] : bars});
+});
+return out;
+"""
+
+
+@pytest.mark.parametrize("grain", ["week", "month"])
+def test_week_and_month_axes_tick_each_period_on_every_chart(drv, server, grain):
+    import re
+
+    label = re.compile(r"^(\d{4}-)?W\d\d\d{1,2} [A-Z][a-z]{2}$" if grain == "week" else r"^[A-Z][a-z]{2}(\d{4})?$")
+    seen = 0
+    for path in ("/", "/engagement", "/revenue", "/loyalty", "/funnel", "/sessions", "/segments"):
+        load(drv, server + path + f"?range=all&grain={grain}")
+        for chart in drv.execute_script(TICKS):
+            texts = [t for t, _ in chart["ticks"] if t]
+            assert texts and all(label.match(t) for t in texts), (path, chart["id"], texts)
+            if grain == "month":  # one labelled tick per month of the lake (January to March 2024)
+                assert texts == ["Jan2024", "Feb", "Mar"], (path, chart["id"], texts)
+            # every bar stands on a period's tick
+            xs = [x for _, x in chart["ticks"]]
+            assert all(min(abs(b - x) for x in xs) < 1.5 for b in chart["bars"]), (path, chart)
+            seen += 1
+    assert seen >= 12
+
+
 def test_theme_toggle_switches_to_dark_and_back(drv, server):
     from selenium.webdriver.common.by import By
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -94,7 +95,11 @@ def test_partial_periods_are_drawn_dotted_and_shaded(configured):
     assert solid[-1] is None and solid[-2] is not None  # the solid line stops before the partial month
     assert any(t["name"].endswith("(partial)") for t in fig["data"])
     shapes = fig["layout"]["shapes"]
-    assert len(shapes) == 1 and shapes[0]["x0"] == "2024-03-01"
+    # the band is centred on the partial month's point (drawn at 1 March) and a month wide
+    assert len(shapes) == 1
+    x0, x1 = pd.Timestamp(shapes[0]["x0"]), pd.Timestamp(shapes[0]["x1"])
+    assert x0 < pd.Timestamp("2024-03-01") < x1 and x1 - x0 == pd.Timedelta(days=31)
+    assert pd.Timestamp("2024-03-01") - x0 == x1 - pd.Timestamp("2024-03-01")
     assert any(a["text"] == "partial" for a in fig["layout"]["annotations"])
 
 
@@ -227,3 +232,60 @@ def test_time_series_figures_work_at_every_granularity(configured, grain):
         to_json_plotly(fig)
         assert fig.data
 
+
+TIME_FIGURES = {
+    "active_users": lambda f: figures.active_users(data.engagement(f), f.grain),
+    "stickiness": lambda f: figures.stickiness(data.engagement(f), f.grain),
+    "new_vs_existing": lambda f: figures.new_vs_existing(data.engagement(f), f.grain),
+    "lifecycle": lambda f: figures.lifecycle(data.lifecycle(f), f.grain),
+    "points": lambda f: figures.points(data.loyalty(f), f.grain),
+    "outstanding": lambda f: figures.outstanding(data.loyalty(f), f.grain),
+    "participation": lambda f: figures.participation(data.loyalty(f), f.grain),
+    "revenue": lambda f: figures.revenue_orders(data.revenue(f), f.grain),
+    "arpu": lambda f: figures.arpu(data.revenue(f), f.grain),
+    "conversion": lambda f: figures.conversion(data.revenue(f), f.grain),
+    "conversion_device": lambda f: figures.conversion_by_device(data.conversion_by_device(f), f.grain),
+    "failed": lambda f: figures.failed_payments(data.revenue(f), f.grain),
+    "funnel_rate": lambda f: figures.funnel_rate(data.funnel_over_time(f), f.grain),
+    "sessions": lambda f: figures.sessions(data.sessions(f), f.grain),
+    "session_length": lambda f: figures.session_length(data.sessions(f), f.grain),
+    "segment_trend": lambda f: figures.segment_trend(data.segment_trend(f), f.grain),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TIME_FIGURES))
+def test_month_and_week_axes_have_one_tick_per_period_labelled_as_such(configured, name):
+    month = TIME_FIGURES[name](Filters(preset="all", grain="month")).to_plotly_json()
+    ax = month["layout"]["xaxis"]
+    assert ax["tickmode"] == "array"
+    assert ax["tickvals"] == ["2024-01-01", "2024-02-01", "2024-03-01"]
+    assert ax["ticktext"] == ["Jan<br>2024", "Feb", "Mar"]
+    # every bar / point sits on its period's tick
+    xs = {x for t in month["data"] for x in t.get("x", []) if x is not None}
+    assert xs <= set(ax["tickvals"])
+
+    week = TIME_FIGURES[name](Filters(preset="all", grain="week")).to_plotly_json()
+    ax = week["layout"]["xaxis"]
+    mondays = pd.date_range("2024-01-01", "2024-03-04", freq="W-MON")
+    assert ax["tickvals"] == [d.strftime("%Y-%m-%d") for d in mondays]  # one tick per week, 10 weeks
+    assert ax["ticktext"][0] == "2024-W01<br>1 Jan" and ax["ticktext"][1] == "W02<br>8 Jan"
+    assert all(re.match(r"^(\d{4}-)?W\d\d<br>\d+ [A-Z][a-z]{2}$", t) for t in ax["ticktext"])
+
+
+def test_long_ranges_keep_one_tick_per_week_but_label_every_kth():
+    periods = pd.date_range("2025-01-06", periods=53, freq="W-MON")
+    vals, text = figures.period_ticks(periods, "week")
+    assert len(vals) == 53 and vals[0] == "2025-01-06"
+    labelled = [t for t in text if t]
+    assert 5 <= len(labelled) <= figures.MAX_PERIOD_LABELS["week"]
+    assert text[0] == "2025-W02<br>6 Jan"
+    # the ISO year is repeated where it changes (week 1 of 2026 starts on Monday 29 Dec 2025)
+    vals, text = figures.period_ticks(pd.date_range("2025-12-22", periods=3, freq="W-MON"), "week")
+    assert text == ["2025-W52<br>22 Dec", "2026-W01<br>29 Dec", "W02<br>5 Jan"]
+    _, text = figures.period_ticks(pd.date_range("2025-11-01", periods=4, freq="MS"), "month")
+    assert text == ["Nov<br>2025", "Dec", "Jan<br>2026", "Feb"]
+
+
+def test_day_axes_keep_plotlys_date_ticks(configured):
+    fig = figures.active_users(_engagement("day"), "day").to_plotly_json()
+    assert "tickvals" not in fig["layout"].get("xaxis", {})
