@@ -314,6 +314,51 @@ def test_week_and_month_axes_tick_each_period_on_every_chart(drv, server, grain)
     assert seen >= 12
 
 
+def test_a_range_outside_the_lake_says_no_data_with_the_lakes_range_and_stays_empty(drv, server, lake):
+    from selenium.webdriver.common.by import By
+
+    lake_range = f"{lake.start:%d %b %Y} to {lake.end:%d %b %Y}"
+    query = "?start=2023-01-01&end=2023-02-01"
+    for path in PAGES:
+        load(drv, server + path + query)
+        if not drv.find_elements(By.ID, "f-dates"):
+            continue  # no date filter on this page
+        note = drv.find_element(By.ID, "f-range-note").text
+        assert "No data in this range (01 Jan 2023 – 01 Feb 2023)" in note and lake_range in note, (path, note)
+        body = drv.find_element(By.TAG_NAME, "body").text
+        assert "does not exist yet" not in body, path  # not mistaken for a missing table
+        dates = [e.get_attribute("value") for e in drv.find_elements(
+            By.CSS_SELECTOR, ".filter-dates input.dash-datepicker-input, input.dash-datepicker-input")][:2]
+        assert dates == ["2023-01-01", "2023-02-01"], (path, dates)
+        assert drv.console_errors() == [], path
+    load(drv, server + "/" + query)
+    assert "No data" in drv.find_element(By.ID, "ov-kpis").text
+    assert fig(drv, "ov-active")["data"] == []
+    # a redraw (another granularity) reads the picker back: the selection stays empty, never one real day
+    load(drv, server + "/engagement" + query)
+    click_radio(drv, "f-grain", "week")
+    wait_for(lambda: "grain=week" in drv.current_url, what="week in the URL")
+    drv.wait_drawn()
+    for cid in ("eng-active", "eng-stickiness", "eng-new", "eng-lifecycle"):
+        assert fig(drv, cid)["data"] == [], cid
+    assert "start=2023-01-01" in drv.current_url and "end=2023-02-01" in drv.current_url
+    assert "No data in this range" in drv.find_element(By.ID, "f-range-note").text
+    # choosing a preset brings data back and the note goes
+    pick(drv, "f-preset", "all")
+    wait_for(lambda: fig(drv, "eng-active")["data"], what="data for all time")
+    wait_for(lambda: drv.find_element(By.ID, "f-range-note").text == "", what="note cleared")
+
+
+def test_a_url_value_that_is_not_understood_gets_a_one_line_message(drv, server):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/engagement?start=2024-02-30&grain=hour")
+    note = drv.find_element(By.ID, "f-range-note").text
+    assert "Ignored start=2024-02-30: not a date (use YYYY-MM-DD)." in note
+    assert "Ignored grain=hour: use day, week or month." in note
+    assert fig(drv, "eng-active")["data"]  # the rest of the page still works on the defaults
+
+
 def test_theme_toggle_switches_to_dark_and_back(drv, server):
     from selenium.webdriver.common.by import By
 
