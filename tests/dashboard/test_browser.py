@@ -410,6 +410,16 @@ def test_sql_lab_runs_a_query_refuses_a_write_and_downloads_csv(drv, server, lak
     assert "Query refused" in err.text
     run("SELECT * FROM read_csv('/etc/passwd')")
     wait_for(lambda: "read_csv" in drv.find_element(By.ID, "sql-error").text, what="file refusal")
+    run("SELEC 1")
+    wait_for(lambda: 'syntax error at or near "SELEC" (line 1)' in drv.find_element(By.ID, "sql-error").text,
+             what="the parser's message")
+    run("SELECT segment AS \"set\", count(*) AS n FROM users GROUP BY 1")
+    wait_for(lambda: "rows in" in drv.find_element(By.ID, "sql-ok").text, what="a quoted keyword as a name")
+    # a 50 MB value no longer reaches (and crashes) the page: it is shortened, and the status says so
+    run("SELECT repeat('x', 50000000) AS big")
+    cut = wait_for(lambda: drv.find_element(By.ID, "sql-truncated"), what="cut note")
+    assert "1 long value shortened" in cut.text
+    assert drv.execute_script("return 1 + 1") == 2  # the tab is alive
     assert drv.console_errors() == []
 
 
