@@ -220,7 +220,8 @@ def _alpha(hex_color: str, a: float) -> str:
     return f"rgba({r},{g},{b},{a})"
 
 
-MAX_PERIOD_LABELS = {"week": 10, "month": 12}
+# labels per axis: enough for the narrowest (one-third width) card; every period keeps its tick
+MAX_PERIOD_LABELS = {"week": 5, "month": 6}
 
 
 def period_ticks(periods, grain: str) -> tuple[list[str], list[str]]:

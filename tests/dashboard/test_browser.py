@@ -288,7 +288,10 @@ document.querySelectorAll('.js-plotly-plot').forEach(gd => {
     }).map(p => { const r = p.getBoundingClientRect(); return r.x + r.width / 2; });
     const series = new Set(gd.data.filter(t => t.type === 'bar').map(t => t.legendgroup || t.name));
     const grouped = gd._fullLayout.barmode === 'group' && series.size > 1;  // side by side around the tick
-    out.push({id: card ? card.id : '?', ticks: ticks, bars: grouped ? [] : bars});
+    const marks = Array.from(gd.querySelectorAll('path.xtick')).map(e => {
+        const r = e.getBoundingClientRect(); return r.x + r.width / 2;
+    });
+    out.push({id: card ? card.id : '?', ticks: ticks, marks: marks, bars: grouped ? [] : bars});
 });
 return out;
 """
@@ -307,8 +310,9 @@ def test_week_and_month_axes_tick_each_period_on_every_chart(drv, server, grain)
             assert texts and all(label.match(t) for t in texts), (path, chart["id"], texts)
             if grain == "month":  # one labelled tick per month of the lake (January to March 2024)
                 assert texts == ["Jan2024", "Feb", "Mar"], (path, chart["id"], texts)
-            # every bar stands on a period's tick
-            xs = [x for _, x in chart["ticks"]]
+            # every bar stands on a period's tick mark (one mark per period, labelled or not)
+            xs = chart["marks"]
+            assert len(xs) == (10 if grain == "week" else 3), (path, chart["id"], len(xs))  # 10 weeks, 3 months
             assert all(min(abs(b - x) for x in xs) < 1.5 for b in chart["bars"]), (path, chart)
             seen += 1
     assert seen >= 12
