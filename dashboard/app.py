@@ -18,7 +18,7 @@ from dash import MATCH, ClientsideFunction, Dash, Input, Output, State, ctx, dcc
 
 from . import data, sql_lab
 from .auth import install_basic_auth
-from .components import fmt_date
+from .components import fmt_date, range_note
 from .config import CONFIG, configure
 from .filters import DEFAULT_PRESET, Filters
 
@@ -154,6 +154,12 @@ def _register_callbacks(app: Dash) -> None:
         State({"type": "chart", "id": MATCH}, "figure"), State({"type": "csv-btn", "id": MATCH}, "id"),
         prevent_initial_call=True,
     )
+
+    @app.callback(Output("f-range-note", "children"), Input("f-dates", "start_date"),
+                  Input("f-dates", "end_date"), prevent_initial_call=True)
+    def update_range_note(start, end):
+        """'No data in this range' (with the lake's range) when the picked dates miss the lake."""
+        return range_note(Filters.from_inputs(start, end))
 
     @app.callback(
         Output("f-preset", "value"), Output("f-dates", "start_date"), Output("f-dates", "end_date"),

@@ -13,7 +13,7 @@ import pandas as pd
 import dash
 from dash import Input, Output, dcc, html
 
-from . import data
+from . import data, figures
 from .data import Kpi
 from .definitions import definition
 from .figures import sparkline_svg
@@ -47,8 +47,9 @@ def page_callback(*specs, prefill: bool = True):
 def initial_args(query: dict | None, theme) -> tuple:
     """The filter-callback arguments a page starts with: the URL's filters, resolved on the lake."""
     f = Filters.from_params(query or {})
-    rng = data.resolve(f)
-    start, end = (rng[0].isoformat(), rng[1].isoformat()) if rng else (None, None)
+    bounds = data.lake_bounds()
+    lo, hi = f.picker_dates(*bounds) if bounds else (None, None)
+    start, end = (lo.isoformat() if lo else None), (hi.isoformat() if hi else None)
     return (start, end, f.grain, list(f.country), list(f.device), list(f.gender), list(f.age_group),
             theme_of(theme))
 
@@ -122,7 +123,7 @@ def filter_bar(query: dict | None = None, applies: tuple[str, ...] = ALL_FILTERS
     """Superset-style filter bar; initial values come from the URL query string."""
     f = Filters.from_params(query or {})
     bounds = data.lake_bounds()
-    rng = f.resolve(*bounds) if bounds else None
+    rng = f.picker_dates(*bounds) if bounds else None  # an empty selection keeps its own dates
     opts = data.filter_options() if bounds else {d: [] for d in FILTER_IDS}
 
     def dropdown(dim: str, label: str) -> html.Div:
@@ -171,16 +172,52 @@ def filter_bar(query: dict | None = None, applies: tuple[str, ...] = ALL_FILTERS
     second_row = html.Div([dropdown("country", "Country"), dropdown("device", "Device"),
                            dropdown("gender", "Gender"), dropdown("age_group", "Age group")],
                           className="filter-grid")
-    bar = html.Div([first_row, second_row, dcc.Store(id="page-params", data=page_params or {})],
+    note = html.Div(range_note(f, Filters.problems(query or {})), id="f-range-note")
+    bar = html.Div([first_row, second_row, note, dcc.Store(id="page-params", data=page_params or {})],
                    className="filter-bar card card-body py-2 px-3 mb-3", id="filter-bar")
     return bar
 
 
+def no_data_text(f: Filters, bounds: tuple[date, date]) -> str:
+    """'No data in this range (…): the lake has data from … to ….' for a selection outside the lake."""
+    if f.start and f.end:
+        asked = f"{fmt_date(f.start)} – {fmt_date(f.end)}"
+    else:
+        asked = f"from {fmt_date(f.start)}" if f.start else f"until {fmt_date(f.end)}"
+    return (f"No data in this range ({asked}): the lake has data from {fmt_date(bounds[0])} "
+            f"to {fmt_date(bounds[1])}.")
+
+
+def range_note(f: Filters, problems: list[str] | tuple = ()) -> list:
+    """Warnings under the filter bar: URL values that were ignored, and a range with no day of data."""
+    bounds = data.lake_bounds()
+    lines = list(problems)
+    if bounds and f.is_empty_on(*bounds):
+        lines.append(no_data_text(f, bounds))
+    return [html.Div([html.I(className="bi bi-exclamation-triangle me-1"), line],
+                     className="range-note small text-warning-emphasis mt-1") for line in lines]
+
+
+def absent_text(table: str) -> str:
+    """Why a data function returned None: the gold table is missing, or no day of the lake is in range."""
+    return f"gold.{table} does not exist yet" if not data.has(table) else "No data in this range"
+
+
+def absent(table: str, theme: str = "light", height: int | None = None):
+    """The chart for a data function that returned None (see absent_text)."""
+    if not data.has(table):
+        return figures.missing(table, theme, height)
+    return figures.empty("No data in this range", theme, height)
+
+
 def range_caption(f: Filters, compare: bool = False) -> str:
     """'1 Dec 2024 – 30 Dec 2024 (30 days)' for the filter's resolved range."""
+    bounds = data.lake_bounds()
+    if bounds is None:
+        return "The lake has no data yet."
     rng = data.resolve(f)
     if rng is None:
-        return "The lake has no data yet."
+        return ""  # the filter bar says "No data in this range" with the lake's range
     lo, hi = rng
     n = (hi - lo).days + 1
     text = f"{lo:%d %b %Y} – {hi:%d %b %Y} ({n} day{'s' if n != 1 else ''})"

@@ -248,9 +248,11 @@ def lake_bounds() -> tuple[date, date] | None:
 
 
 def resolve(f: Filters) -> tuple[date, date] | None:
-    """The concrete date range of a filter on this lake."""
+    """The concrete date range of a filter on this lake (None: empty lake, or no day of it in range)."""
     b = lake_bounds()
-    return None if b is None else f.resolve(*b)
+    if b is None or f.is_empty_on(*b):
+        return None
+    return f.resolve(*b)
 
 
 # --------------------------------------------------------------------------- the activity index

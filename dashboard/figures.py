@@ -220,20 +220,56 @@ def _alpha(hex_color: str, a: float) -> str:
     return f"rgba({r},{g},{b},{a})"
 
 
-def _time_axis(fig: Fig, grain: str) -> None:
+# labels per axis: enough for the narrowest (one-third width) card; every period keeps its tick
+MAX_PERIOD_LABELS = {"week": 5, "month": 6}
+
+
+def period_ticks(periods, grain: str) -> tuple[list[str], list[str]]:
+    """Tick positions and labels of a week or month axis: one tick at each period's first day (where its
+    bar or point sits), labelled as a month ("Oct<br>2025", "Nov") or an ISO week with its Monday
+    ("2025-W49<br>1 Dec", "W50<br>8 Dec"); the year is shown on the first label and where it changes.
+    With many periods only every k-th tick keeps its label (the tick marks stay, one per period)."""
+    p = pd.DatetimeIndex(pd.unique(pd.DatetimeIndex(periods).dropna())).sort_values()
+    step = max(1, math.ceil(len(p) / MAX_PERIOD_LABELS.get(grain, 12)))
+    vals, text, last_year = [], [], None
+    for i, t in enumerate(p):
+        vals.append(t.strftime("%Y-%m-%d"))
+        if i % step:
+            text.append("")
+            continue
+        if grain == "month":
+            text.append(f"{t:%b}" + (f"<br>{t.year}" if t.year != last_year else ""))
+            last_year = t.year
+        else:
+            iso = t.isocalendar()
+            week = f"{iso.year}-W{iso.week:02d}" if iso.year != last_year else f"W{iso.week:02d}"
+            text.append(f"{week}<br>{t.day} {t:%b}")
+            last_year = iso.year
+    return vals, text
+
+
+def _time_axis(fig: Fig, grain: str, periods=None) -> None:
+    """Hover format of the time axis; week and month axes tick each period (see period_ticks)."""
     fig.axis("xaxis", hoverformat="%b %Y" if grain == "month" else ("Week of %d %b %Y" if grain == "week"
                                                                      else "%a %d %b %Y"))
+    if grain in ("week", "month") and periods is not None and len(periods):
+        vals, text = period_ticks(periods, grain)
+        fig.axis("xaxis", type="date", tickmode="array", tickvals=vals, ticktext=text, ticks="outside",
+                 ticklen=4, tickangle=0)
 
 
 def _shade_partial(fig: Fig, df: pd.DataFrame, grain: str) -> None:
-    """Shade partial periods and label them, so nobody compares them with full ones."""
+    """Shade partial periods and label them, so nobody compares them with full ones.
+
+    The band is centred on the period's bar or point (drawn at its first day) and as wide as the period.
+    """
     if "partial" not in df.columns or grain == "day" or not df["partial"].any():
         return
     periods = pd.DatetimeIndex(df["period"])
     for i in np.flatnonzero(df["partial"].to_numpy(dtype=bool)):
-        x0 = periods[i]
-        x1 = x0 + (pd.DateOffset(months=1) if grain == "month" else pd.Timedelta(days=7))
-        fig.vrect(x0, x1, "partial")
+        start = periods[i]
+        length = (start + (pd.DateOffset(months=1) if grain == "month" else pd.Timedelta(days=7))) - start
+        fig.vrect(start - length / 2, start + length / 2, "partial")
 
 
 def add_line(fig: Fig, df: pd.DataFrame, x: str, y: str, name: str, color: str, fmt: str = "int",
@@ -264,17 +300,28 @@ def add_line(fig: Fig, df: pd.DataFrame, x: str, y: str, name: str, color: str, 
 
 def add_bars(fig: Fig, df: pd.DataFrame, x: str, y: str, name: str, color: str, fmt: str = "int",
              partial: np.ndarray | None = None, sign: float = 1.0, secondary_y: bool = False) -> None:
-    """Bars; partial periods are hatched and lighter; hover shows the exact (unsigned) value."""
+    """Bars; hover shows the exact (unsigned) value.
+
+    Partial periods are a second trace in the same legend group (no legend entry of its own, so the
+    legend swatch stays the solid series colour): a light tint of the series colour hatched and outlined
+    in that colour, named "<name> (partial)" in the hover. Grouped bars share one slot (offsetgroup).
+    """
     values = df[y].to_numpy(dtype=float)
     part = np.zeros(len(values), bool) if partial is None else np.asarray(partial, bool)
-    marker = {"color": color}
+    extra = {"yaxis": "y2"} if secondary_y else {}
+    if fig.layout.get("barmode", "group") == "group":  # plotly's default puts each trace in its own slot
+        extra["offsetgroup"] = name
+    fig.add("bar", x=df[x], y=np.where(part, np.nan, values) * sign, name=name, legendgroup=name,
+            marker={"color": color}, customdata=np.where(part, np.nan, values),
+            hovertemplate=f"{name}: %{{customdata:{_hover(fmt)}}}<extra></extra>", **extra)
     if part.any():
-        marker["opacity"] = [0.55 if p else 1.0 for p in part]
-        marker["pattern"] = {"shape": ["/" if p else "" for p in part], "fgcolor": "rgba(255,255,255,0.7)"}
-    custom = [[v, " (partial)" if p else ""] for v, p in zip(jsonable(values), part)]
-    fig.add("bar", x=df[x], y=values * sign, name=name, marker=marker, customdata=custom,
-            hovertemplate=f"{name}%{{customdata[1]}}: %{{customdata[0]:{_hover(fmt)}}}<extra></extra>",
-            **({"yaxis": "y2"} if secondary_y else {}))
+        fig.add("bar", x=df[x], y=np.where(part, values, np.nan) * sign, name=f"{name} (partial)",
+                legendgroup=name, showlegend=False,
+                marker={"color": _alpha(color, 0.35), "line": {"color": color, "width": 1.5},
+                        "pattern": {"shape": "/", "fillmode": "overlay", "fgcolor": color, "size": 7,
+                                    "solidity": 0.25}},
+                customdata=np.where(part, values, np.nan),
+                hovertemplate=f"{name} (partial): %{{customdata:{_hover(fmt)}}}<extra></extra>", **extra)
 
 
 # --------------------------------------------------------------------------- KPI sparkline
@@ -341,7 +388,7 @@ def active_users(df: pd.DataFrame | None, grain: str = "day", theme: str = "ligh
                  partial=part)
         cols = ["period", "active", "avg_dau", "partial"]
     _shade_partial(fig, df, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", rangemode="tozero", tickformat="~s")
     return attach_csv(fig, df, cols)
 
@@ -354,7 +401,7 @@ def stickiness(df: pd.DataFrame | None, grain: str = "day", theme: str = "light"
     add_line(fig, df, "period", "stickiness", "Stickiness", series_color("stickiness"), fmt="pct", grain=grain,
              partial=df["partial"].to_numpy(bool), fill="tozeroy")
     _shade_partial(fig, df, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", tickformat=".0%", rangemode="tozero")
     return attach_csv(fig, df, ["period", "stickiness", "partial"])
 
@@ -371,7 +418,7 @@ def new_vs_existing(df: pd.DataFrame | None, grain: str = "day", theme: str = "l
     add_line(fig, df, "period", "new_ratio", "New / active", series_color("new_ratio"), fmt="pct", grain=grain,
              partial=part, secondary_y=True)
     _shade_partial(fig, df, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", tickformat="~s")
     fig.axis("yaxis2", tickformat=".1~%")
     return attach_csv(fig, df, ["period", "new_active_users", "existing_active_users", "new_ratio", "partial"])
@@ -387,7 +434,7 @@ def lifecycle(df: pd.DataFrame | None, grain: str = "day", theme: str = "light")
         add_bars(fig, df, "period", col, name, series_color(col), partial=part)
     add_bars(fig, df, "period", "dormant", "Dormant", series_color("dormant"), partial=part, sign=-1)
     _shade_partial(fig, df, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", tickformat="~s", zeroline=True, zerolinewidth=1.5)
     return attach_csv(fig, df, ["period", "new", "returning", "resurrecting", "dormant", "partial"])
 
@@ -462,7 +509,7 @@ def points(df: pd.DataFrame | None, grain: str = "day", theme: str = "light") ->
     add_bars(fig, df, "period", "points_earned", "Earned", series_color("points_earned"), partial=part)
     add_bars(fig, df, "period", "points_redeemed", "Redeemed", series_color("points_redeemed"), partial=part)
     _shade_partial(fig, df, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", tickformat="~s")
     return attach_csv(fig, df, ["period", "points_earned", "points_redeemed", "partial"])
 
@@ -475,7 +522,7 @@ def outstanding(df: pd.DataFrame | None, grain: str = "day", theme: str = "light
     add_line(fig, df, "period", "outstanding_points", "Outstanding points", series_color("outstanding_points"),
              grain=grain, partial=df["partial"].to_numpy(bool), fill="tozeroy")
     _shade_partial(fig, df, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", tickformat="~s")
     return attach_csv(fig, df, ["period", "outstanding_points", "partial"])
 
@@ -488,7 +535,7 @@ def participation(df: pd.DataFrame | None, grain: str = "day", theme: str = "lig
     add_line(fig, df, "period", "participation_rate", "Participation rate", series_color("participation_rate"),
              fmt="pct", grain=grain, partial=df["partial"].to_numpy(bool))
     _shade_partial(fig, df, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", tickformat=".0%", rangemode="tozero")
     return attach_csv(fig, df, ["period", "participants", "active", "participation_rate", "partial"])
 
@@ -523,7 +570,7 @@ def revenue_orders(df: pd.DataFrame | None, grain: str = "day", theme: str = "li
     add_line(fig, df, "period", "buyers", "Buyers", series_color("buyers"), grain=grain, partial=part,
              secondary_y=True)
     _shade_partial(fig, df, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", tickformat="~s", title={"text": "revenue"})
     fig.axis("yaxis2", title={"text": "orders / buyers"})
     return attach_csv(fig, df, ["period", "revenue", "orders", "buyers", "partial"])
@@ -538,7 +585,7 @@ def arpu(df: pd.DataFrame | None, grain: str = "day", theme: str = "light") -> F
     add_line(fig, df, "period", "arppu", "ARPPU", series_color("arppu"), fmt="money", grain=grain, partial=part)
     add_line(fig, df, "period", "arpu", "ARPU", series_color("arpu"), fmt="money", grain=grain, partial=part)
     _shade_partial(fig, df, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", rangemode="tozero")
     return attach_csv(fig, df, ["period", "arpu", "arppu", "partial"])
 
@@ -551,7 +598,7 @@ def conversion(df: pd.DataFrame | None, grain: str = "day", theme: str = "light"
     add_line(fig, df, "period", "conversion_rate", "Conversion", series_color("conversion_rate"), fmt="pct",
              grain=grain, partial=df["partial"].to_numpy(bool))
     _shade_partial(fig, df, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", tickformat=".1%", rangemode="tozero")
     return attach_csv(fig, df, ["period", "buyers", "active", "conversion_rate", "partial"])
 
@@ -565,7 +612,7 @@ def conversion_by_device(df: pd.DataFrame | None, grain: str = "day", theme: str
         add_line(fig, g.reset_index(drop=True), "period", "conversion_rate", str(dev),
                  category_color("device", str(dev), i), fmt="pct", grain=grain, partial=g["partial"].to_numpy(bool))
     _shade_partial(fig, df.drop_duplicates("period"), grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", tickformat=".1%", rangemode="tozero")
     return attach_csv(fig, df, ["period", "device", "active", "buyers", "conversion_rate", "partial"])
 
@@ -581,7 +628,7 @@ def failed_payments(df: pd.DataFrame | None, grain: str = "day", theme: str = "l
     add_bars(fig, df, "period", "failed_payments", "Failed payments", series_color("failed_payments"),
              partial=df["partial"].to_numpy(bool))
     _shade_partial(fig, df, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     return attach_csv(fig, df, ["period", "failed_payments", "partial"])
 
 
@@ -709,7 +756,7 @@ def funnel_rate(df: pd.DataFrame | None, grain: str = "day", theme: str = "light
     add_line(fig, df, "period", "conversion_rate", "Funnel conversion", series_color("conversion_rate"),
              fmt="pct", grain=grain, partial=df["partial"].to_numpy(bool))
     _shade_partial(fig, df, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", tickformat=".1%", rangemode="tozero")
     return attach_csv(fig, df)
 
@@ -726,7 +773,7 @@ def sessions(df: pd.DataFrame | None, grain: str = "day", theme: str = "light") 
     add_line(fig, df, "period", "sessions_per_user", "Sessions per active user", series_color("sessions_per_user"),
              fmt="float", grain=grain, partial=part, secondary_y=True)
     _shade_partial(fig, df, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", tickformat="~s")
     return attach_csv(fig, df, ["period", "sessions", "user_days", "sessions_per_user", "partial"])
 
@@ -745,7 +792,7 @@ def session_length(df: pd.DataFrame | None, grain: str = "day", theme: str = "li
     add_line(fig, d, "period", "avg_time_per_user_min", "Avg daily time per active user (min)",
              series_color("avg_time_per_user_seconds"), fmt="float", grain=grain, partial=part)
     _shade_partial(fig, d, grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", rangemode="tozero", title={"text": "minutes"})
     return attach_csv(fig, d, ["period", "avg_session_seconds", "avg_time_per_user_seconds", "partial"])
 
@@ -848,7 +895,7 @@ def segment_trend(df: pd.DataFrame | None, grain: str = "day", theme: str = "lig
         fig.add("scatter", x=g["period"], y=g["active"], name=str(seg), mode="lines", stackgroup="one",
                 line={"color": c, "width": 1}, hovertemplate=f"{seg}: %{{y:,.0f}}<extra></extra>")
     _shade_partial(fig, df.drop_duplicates("period"), grain)
-    _time_axis(fig, grain)
+    _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", tickformat="~s")
     return attach_csv(fig, df)
 

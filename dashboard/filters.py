@@ -99,12 +99,27 @@ class Filters:
             lo, hi = last.replace(day=1), last
         else:
             lo, hi = self.start or first, self.end or last
-            if lo > hi:
+            if self.start and self.end and lo > hi:  # two dates typed the wrong way round
                 lo, hi = hi, lo
         lo, hi = max(lo, first), min(hi, last)
-        if lo > hi:  # selection entirely outside the lake: keep it empty but well-formed
+        if lo > hi:  # selection entirely outside the lake: keep it empty (start after end) but well-formed
             return (hi, hi - timedelta(days=1)) if hi >= first else (first, first - timedelta(days=1))
         return lo, hi
+
+    def is_empty_on(self, first: date | None, last: date | None) -> bool:
+        """True when this selection has no day of the lake's [first, last] (or the lake is empty)."""
+        rng = self.resolve(first, last)
+        return rng is None or rng[0] > rng[1]
+
+    def picker_dates(self, first: date | None, last: date | None) -> tuple[date | None, date | None]:
+        """The dates the date picker shows: the resolved range, or the requested dates themselves when
+        none of their days is in the lake (so an empty selection stays empty when read back)."""
+        rng = self.resolve(first, last)
+        if rng is None:
+            return None, None
+        if rng[0] > rng[1]:
+            return self.start, self.end
+        return rng
 
     def with_dates(self, start: date, end: date) -> "Filters":
         """The same selection pinned to explicit dates (what callbacks compute with)."""
@@ -151,6 +166,24 @@ class Filters:
         preset = one("range") or ("custom" if (start or end) else DEFAULT_PRESET)
         return cls(preset=preset, start=start, end=end, grain=one("grain") or "day",
                    **{dim: _as_tuple(params.get(PARAM[dim])) for dim in DIMENSIONS})
+
+    @staticmethod
+    def problems(params: dict) -> list[str]:
+        """One line per URL value that is not understood (and so ignored): dates, range, granularity."""
+        def one(name):
+            v = params.get(name)
+            return (v[0] if v else None) if isinstance(v, (list, tuple)) else v
+
+        out = []
+        for name in ("start", "end"):
+            v = one(name)
+            if v not in (None, "") and _as_date(v) is None:
+                out.append(f"Ignored {name}={v}: not a date (use YYYY-MM-DD).")
+        if (v := one("range")) not in (None, "") and v not in PRESETS:
+            out.append(f"Ignored range={v}: use one of {', '.join(PRESETS)}.")
+        if (v := one("grain")) not in (None, "") and v not in GRAINS:
+            out.append(f"Ignored grain={v}: use day, week or month.")
+        return out
 
     @classmethod
     def from_query(cls, query: str) -> "Filters":

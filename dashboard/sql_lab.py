@@ -1,25 +1,38 @@
 """SQL Lab engine: one read-only SELECT over the gold tables with DuckDB on Arrow.
 
-Two layers of protection: the text is refused unless it is a single SELECT/WITH
-statement without file, network, extension or settings access (checked outside
-comments and string literals), and the DuckDB connection itself has external
-access, extension autoloading/autoinstall and replacement scans disabled, with
-its configuration locked. A timer thread interrupts a query after 10 s.
+Two layers of protection. DuckDB's own parser decides what a query is: it must
+parse (else the parser's message is shown), be exactly one statement of type
+SELECT, and its syntax tree (json_serialize_sql) must call no function that
+reaches files, the network, settings or runs SQL from strings, and name no file
+as a table. The DuckDB connection itself has external access, extension
+autoloading/autoinstall and replacement scans disabled, a memory limit (no
+spilling to disk) and 2 threads, with its configuration locked. A timer thread
+interrupts a query after 10 s. Results are cut at 10,000 rows or 4 MB, and
+single values longer than 10,000 characters are shortened, each with a note.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 MAX_ROWS = 10_000
+MAX_BYTES = 4 * 2**20            # what SQL Lab sends to the browser (Arrow size of the rows shown)
+MAX_CELL_CHARS = 10_000          # a longer text / blob value is shortened (and the note says so)
 MAX_EXPORT_ROWS = 1_000_000
+MAX_EXPORT_BYTES = 256 * 2**20   # the CSV download
+MAX_EXPORT_CELL_CHARS = 1_000_000
 TIMEOUT_S = 10.0
+QUERY_MEMORY = 512 * 2**20       # DuckDB memory a query may use on top of the loaded gold tables
+THREADS = 2
 
 ENGINE_CONFIG = {
     "enable_external_access": False,
@@ -28,30 +41,26 @@ ENGINE_CONFIG = {
     "allow_community_extensions": False,
     "allow_unsigned_extensions": False,
     "python_enable_replacements": False,
-    "threads": 2,
+    "threads": THREADS,
+    "temp_directory": "",  # never spill to disk: a query over the memory limit fails instead
+    "memory_limit": f"{QUERY_MEMORY // 2**20}MB",
 }
 
-# statements/keywords that have no business in a read-only query
-FORBIDDEN_KEYWORDS = (
-    "insert", "update", "delete", "merge", "upsert", "create", "drop", "alter", "truncate", "copy", "attach",
-    "detach", "install", "load", "pragma", "export", "import", "set", "reset", "call", "checkpoint", "vacuum",
-    "use", "begin", "commit", "rollback", "grant", "revoke", "secret",
-)
-# table functions / functions that reach files, the network, settings or run SQL from strings
+# functions that reach files, the network, settings or run SQL from strings (whole function names)
 FORBIDDEN_FUNCTION = re.compile(
-    r"\b(read_\w+|\w+_scan|glob|sniff_csv|parquet_\w+|getenv|duckdb_secrets|duckdb_settings|duckdb_extensions|"
+    r"(read_\w+|\w+_scan|glob|sniff_csv|parquet_\w+|getenv|duckdb_secrets|duckdb_settings|duckdb_extensions|"
     r"current_setting|query|query_table|iceberg_\w+|delta_\w+|sqlite_\w+|postgres_\w+|mysql_\w+|http_\w+|"
-    r"json_execute_serialized_sql|load_extension)\s*\(",
+    r"json_execute_serialized_sql|load_extension|which_secret)",
     re.IGNORECASE,
 )
-FORBIDDEN_WORD = re.compile(r"\b(" + "|".join(FORBIDDEN_KEYWORDS) + r")\b", re.IGNORECASE)
-# a string literal used where a table goes (FROM 'file.csv') is a file read
-LITERAL_TABLE = re.compile(r"\b(from|join)\s*\(?\s*''", re.IGNORECASE)
-STARTS_OK = re.compile(r"^\s*\(*\s*(select|with)\b", re.IGNORECASE)
 
 
 class QueryRefused(ValueError):
     """The query is not a single read-only SELECT (message says why)."""
+
+
+class QuerySyntaxError(QueryRefused):
+    """DuckDB's parser could not read the query (the message is the parser's own)."""
 
 
 class QueryTimeout(RuntimeError):
@@ -60,72 +69,101 @@ class QueryTimeout(RuntimeError):
 
 @dataclass
 class QueryResult:
-    """What SQL Lab shows: at most max_rows rows, whether the result was cut, how long it took."""
+    """What SQL Lab shows: the rows kept, whether and why the result was cut, how long it took."""
 
     table: pa.Table
-    truncated: bool
+    truncated: bool           # rows were left out (more than max_rows, or past max_bytes)
     seconds: float
+    cut_at_bytes: bool = False
+    cut_values: int = 0       # values shortened to max_cell_chars
+
+    @property
+    def note(self) -> str | None:
+        """One line saying how the result was cut (None when it is complete)."""
+        parts = []
+        n = self.table.num_rows
+        if self.cut_at_bytes:
+            parts.append(f"result cut at {n:,} row{'s' if n != 1 else ''} ({_mb(self.table.nbytes)} MB limit "
+                         "reached)")
+        elif self.truncated:
+            parts.append(f"result cut at {n:,} rows")
+        if self.cut_values:
+            parts.append(f"{self.cut_values:,} long value{'s' if self.cut_values != 1 else ''} shortened")
+        return "; ".join(parts) if parts else None
 
 
-def strip_sql(sql: str) -> str:
-    """The SQL with comments removed and every string literal replaced by ''."""
-    out, i, n = [], 0, len(sql)
-    while i < n:
-        c = sql[i]
-        if sql.startswith("--", i):
-            j = sql.find("\n", i)
-            i = n if j < 0 else j
-            out.append(" ")
-        elif sql.startswith("/*", i):
-            j = sql.find("*/", i + 2)
-            i = n if j < 0 else j + 2
-            out.append(" ")
-        elif c == "'" or (c in "eE" and sql.startswith("'", i + 1)):
-            i += 1 if c == "'" else 2
-            while i < n:
-                if sql[i] == "\\" and c in "eE":
-                    i += 2
-                    continue
-                if sql[i] == "'":
-                    if sql.startswith("''", i):
-                        i += 2
-                        continue
-                    break
-                i += 1
-            i += 1
-            out.append("''")
-        elif c == "$" and (m := re.match(r"\$(\w*)\$", sql[i:])):
-            tag = m.group(0)
-            j = sql.find(tag, i + len(tag))
-            i = n if j < 0 else j + len(tag)
-            out.append("''")
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
+def _mb(nbytes: int) -> str:
+    return f"{max(nbytes, 1) / 2**20:,.1f}"
+
+
+_parser_lock = threading.Lock()
+_parser: duckdb.DuckDBPyConnection | None = None
+
+
+def _parser_connection() -> duckdb.DuckDBPyConnection:
+    """An empty locked-down DuckDB used only to parse queries (its parser, never the data)."""
+    global _parser
+    with _parser_lock:
+        if _parser is None:
+            con = duckdb.connect(":memory:", config=dict(ENGINE_CONFIG))
+            con.execute("SET lock_configuration = true")
+            _parser = con
+        return _parser
+
+
+def _parser_message(exc: Exception) -> str:
+    """The parser's message on one line: 'Parser Error: syntax error at or near "SELEC" (line 1)'."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else "Parser Error"
+    m = re.search(r"^LINE (\d+):", text, re.MULTILINE)
+    return f"{first} (line {m.group(1)})" if m else first
+
+
+def _walk(node, functions: list[str], tables: list[str]) -> None:
+    """Collect function names and base-table names from DuckDB's JSON syntax tree."""
+    if isinstance(node, dict):
+        if node.get("class") == "FUNCTION" and isinstance(node.get("function_name"), str):
+            functions.append(node["function_name"])
+        if node.get("type") == "BASE_TABLE" and isinstance(node.get("table_name"), str):
+            tables.append(node["table_name"])
+        for v in node.values():
+            _walk(v, functions, tables)
+    elif isinstance(node, list):
+        for v in node:
+            _walk(v, functions, tables)
 
 
 def check_query(sql: str) -> str:
-    """Refuse anything but one read-only SELECT/WITH query; return it without a trailing ';'."""
+    """Refuse anything but one read-only SELECT query, decided by DuckDB's parser; return the query."""
     if not sql or not sql.strip():
         raise QueryRefused("Write a SELECT query first.")
-    bare = strip_sql(sql)
-    parts = [p for p in bare.split(";") if p.strip()]
-    if len(parts) > 1:
-        raise QueryRefused("Only one statement at a time: remove the extra ';'.")
-    if not parts:
-        raise QueryRefused("Write a SELECT query first.")
-    if not STARTS_OK.match(parts[0]):
-        raise QueryRefused("Only read-only queries are allowed: start with SELECT or WITH.")
-    unquoted = bare.replace('"', "")  # "read_csv"(...) is read_csv(...)
-    if m := FORBIDDEN_FUNCTION.search(unquoted):
-        raise QueryRefused(f"'{m.group(1)}' is not allowed: SQL Lab reads the gold tables only "
-                           "(no files, network, settings or extensions).")
-    if m := FORBIDDEN_WORD.search(unquoted):
-        raise QueryRefused(f"'{m.group(1).upper()}' is not allowed: SQL Lab runs a single read-only "
-                           "SELECT/WITH query.")
-    if LITERAL_TABLE.search(bare):
-        raise QueryRefused("Reading files is not allowed: query gold.<table> or <table>.")
+    con = _parser_connection()
+    with _parser_lock:
+        try:
+            statements = con.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise QuerySyntaxError(_parser_message(exc)) from None
+        if not statements:
+            raise QueryRefused("Write a SELECT query first.")
+        if len(statements) > 1:
+            raise QueryRefused("Only one statement at a time: remove the extra ';'.")
+        kind = statements[0].type
+        if kind != duckdb.StatementType.SELECT:
+            raise QueryRefused(f"Only read-only queries are allowed: this is a {kind.name} statement, "
+                               "SQL Lab runs a single SELECT (or WITH … SELECT).")
+        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
+    if tree.get("error"):
+        raise QuerySyntaxError(str(tree.get("error_message") or "The query could not be parsed."))
+    functions: list[str] = []
+    tables: list[str] = []
+    _walk(tree.get("statements"), functions, tables)
+    for name in functions:
+        if FORBIDDEN_FUNCTION.fullmatch(name):
+            raise QueryRefused(f"'{name}' is not allowed: SQL Lab reads the gold tables only "
+                               "(no files, network, settings or extensions).")
+    for name in tables:
+        if re.search(r"[/\\:.]", name):
+            raise QueryRefused(f"Reading files is not allowed ('{name}'): query gold.<table> or <table>.")
     return sql.strip()
 
 
@@ -145,7 +183,8 @@ def _database(tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
     with _db_lock:
         if _db is not None and _db[0] == key:
             return _db[2]
-        con = duckdb.connect(":memory:", config=dict(ENGINE_CONFIG))
+        # loading is not limited; queries get QUERY_MEMORY on top of what the tables hold
+        con = duckdb.connect(":memory:", config={k: v for k, v in ENGINE_CONFIG.items() if k != "memory_limit"})
         con.execute("CREATE SCHEMA gold")
         for name, table in tables.items():
             ident = '"' + name.replace('"', '""') + '"'
@@ -153,6 +192,8 @@ def _database(tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
             con.execute(f"CREATE TABLE gold.{ident} AS SELECT * FROM _arrow_src")
             con.unregister("_arrow_src")
             con.execute(f"CREATE VIEW main.{ident} AS SELECT * FROM gold.{ident}")
+        held = con.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchone()[0]
+        con.execute(f"SET memory_limit = '{(int(held) + QUERY_MEMORY) // 2**20}MB'")
         con.execute("SET lock_configuration = true")
         old = _db
         _db = (key, dict(tables), con)
@@ -166,47 +207,97 @@ def connect(tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
     return _database(tables).cursor()
 
 
-def _statement_is_select(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    try:
-        statements = con.extract_statements(sql)
-    except duckdb.Error as exc:
-        raise QueryRefused(f"Syntax error: {exc}") from None
-    if len(statements) != 1:
-        raise QueryRefused("Only one statement at a time.")
-    if statements[0].type != duckdb.StatementType.SELECT:
-        raise QueryRefused("Only read-only SELECT queries are allowed.")
+class QueryOutOfMemory(RuntimeError):
+    """The query needed more memory than SQL Lab gives one query."""
+
+
+class QueryError(RuntimeError):
+    """DuckDB could not run the query (its message, on one line)."""
+
+
+def _shorten(batch: pa.RecordBatch, max_chars: int) -> tuple[pa.RecordBatch, np.ndarray]:
+    """Text and blob values longer than max_chars cut to it (text ends with '…'); values cut per row."""
+    cols, cut = [], np.zeros(batch.num_rows, dtype=np.int64)
+    for col in batch.columns:
+        t = col.type
+        text = pa.types.is_string(t) or pa.types.is_large_string(t)
+        if not (text or pa.types.is_binary(t) or pa.types.is_large_binary(t)):
+            cols.append(col)
+            continue
+        long = pc.fill_null(pc.greater((pc.utf8_length if text else pc.binary_length)(col), max_chars), False)
+        mask = long.to_numpy(zero_copy_only=False)
+        if mask.any():
+            short = (pc.binary_join_element_wise(pc.utf8_slice_codeunits(col, 0, max_chars), "…", "") if text
+                     else pc.binary_slice(col, 0, max_chars))
+            col = pc.if_else(long, short, col)
+            cut += mask
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, schema=batch.schema), cut
+
+
+def _rows_within(batch: pa.RecordBatch, budget: int) -> int:
+    """How many leading rows of batch fit in budget bytes (binary search on their Arrow size)."""
+    lo, hi = 0, batch.num_rows
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if batch.slice(0, mid).nbytes <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def run_query(sql: str, tables: dict[str, pa.Table], max_rows: int = MAX_ROWS,
-              timeout: float = TIMEOUT_S) -> QueryResult:
-    """Run one checked query; at most max_rows rows come back (truncated says whether more existed)."""
+              timeout: float = TIMEOUT_S, max_bytes: int = MAX_BYTES,
+              max_cell_chars: int = MAX_CELL_CHARS) -> QueryResult:
+    """Run one checked query: at most max_rows rows and max_bytes of Arrow data come back, values
+    longer than max_cell_chars shortened (the result says what was cut)."""
     query = check_query(sql)
     con = connect(tables)
     timer = threading.Timer(timeout, con.interrupt)
     t0 = time.perf_counter()
+    batches, rows, size, cut_values, cut_bytes = [], 0, 0, 0, False
     try:
-        _statement_is_select(con, query)
         timer.start()
         try:
-            reader = con.sql(query).to_arrow_reader(min(max_rows + 1, 100_000))
-            batches, rows = [], 0
+            reader = con.sql(query).to_arrow_reader(2048)
+            schema = reader.schema
             for batch in reader:
+                if rows + batch.num_rows > max_rows + 1:  # one row past the limit says there is more
+                    batch = batch.slice(0, max_rows + 1 - rows)
+                batch, cut = _shorten(batch, max_cell_chars)
+                if size + batch.nbytes > max_bytes:
+                    keep = _rows_within(batch, max_bytes - size)
+                    batch, cut, cut_bytes = batch.slice(0, keep), cut[:keep], True
                 batches.append(batch)
                 rows += batch.num_rows
-                if rows > max_rows:
+                size += batch.nbytes
+                cut_values += int(cut[:max(0, max_rows + batch.num_rows - rows)].sum())  # rows shown only
+                if cut_bytes or rows > max_rows:
                     break
-            table = pa.Table.from_batches(batches, schema=reader.schema)
         except duckdb.InterruptException:
             raise QueryTimeout(f"The query was stopped after {timeout:g} s. Add filters or a LIMIT.") from None
+        except duckdb.OutOfMemoryException:
+            raise QueryOutOfMemory(f"The query needs more than the {QUERY_MEMORY // 2**20} MB of memory SQL Lab "
+                                   "gives a query: add filters, a LIMIT or aggregate first.") from None
         except duckdb.PermissionException as exc:
-            raise QueryRefused(f"Not allowed: {exc}") from None
+            raise QueryRefused(f"Not allowed: {_one_line(exc)}") from None
+        except duckdb.Error as exc:
+            raise QueryError(_parser_message(exc)) from None
     finally:
         timer.cancel()
         con.close()
-    truncated = table.num_rows > max_rows
-    if truncated:
+    table = pa.Table.from_batches(batches, schema=schema)
+    truncated = table.num_rows > max_rows or cut_bytes
+    if table.num_rows > max_rows:
         table = table.slice(0, max_rows)
-    return QueryResult(table=table, truncated=truncated, seconds=time.perf_counter() - t0)
+    return QueryResult(table=table, truncated=truncated, seconds=time.perf_counter() - t0,
+                       cut_at_bytes=cut_bytes, cut_values=cut_values)
 
 
 EXAMPLES: dict[str, str] = {

@@ -52,9 +52,9 @@ def update_funnel(start, end, grain, country, device, gender, age, theme):
     t = c.theme_of(theme)
     steps = data.funnel_steps(f)
     if steps is None:
-        miss = figures.missing("funnel_daily", t)
-        return ([dbc.Col(c.empty_state("gold.funnel_daily does not exist yet"))], miss, miss,
-                c.table_view("fun-steps", None, STEP_COLUMNS, empty="gold.funnel_daily does not exist yet"), miss)
+        miss, why = c.absent("funnel_daily", t), c.absent_text("funnel_daily")
+        return ([dbc.Col(c.empty_state(why))], miss, miss, c.table_view("fun-steps", None, STEP_COLUMNS, empty=why),
+                miss)
     if len(steps) and steps["users"].sum():
         worst = steps.iloc[1:].sort_values("step_conversion").head(1)
         cards = [

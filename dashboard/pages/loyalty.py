@@ -47,8 +47,8 @@ def update_loyalty(start, end, grain, country, device, gender, age, theme):
     t = c.theme_of(theme)
     df = data.loyalty(f)
     if df is None:
-        miss = figures.missing("loyalty_daily", t)
-        return [dbc.Col(c.empty_state("gold.loyalty_daily does not exist yet"))], miss, miss, miss
+        miss = c.absent("loyalty_daily", t)
+        return [dbc.Col(c.empty_state(c.absent_text("loyalty_daily")))], miss, miss, miss
     cards = [dbc.Col(c.kpi_card(k, t, c.compare_label(f), "loy-")) for k in (data.loyalty_kpis(f) or [])]
     return cards, figures.points(df, f.grain, t), figures.outstanding(df, f.grain, t), \
         figures.participation(df, f.grain, t)

@@ -64,7 +64,7 @@ def update_cohorts(start, end, grain, country, device, gender, age, theme, cohor
     table = data.retention(f, cohort or "day")
     if table is None:
         name = "retention_weekly" if cohort == "week" else "retention_daily"
-        return figures.missing(name, t, 520), figures.missing(name, t)
+        return c.absent(name, t, 520), c.absent(name, t)
     unbounded = mode == "unbounded" and cohort != "week"
     curve = data.retention_curve(table, unbounded)
     return (figures.retention_heatmap(table, measure or "rate", mode == "unbounded", cohort or "day", t),

@@ -50,8 +50,8 @@ def update_revenue(start, end, grain, country, device, gender, age, theme):
     t = c.theme_of(theme)
     df = data.revenue(f)
     if df is None:
-        miss = figures.missing("revenue_daily", t)
-        return [dbc.Col(c.empty_state("gold.revenue_daily does not exist yet"))], miss, miss, miss, miss
+        miss = c.absent("revenue_daily", t)
+        return [dbc.Col(c.empty_state(c.absent_text("revenue_daily")))], miss, miss, miss, miss
     cards = [dbc.Col(c.kpi_card(k, t, c.compare_label(f), "rev-")) for k in (data.revenue_kpis(f) or [])]
     return (cards, figures.revenue_orders(df, f.grain, t), figures.arpu(df, f.grain, t),
             figures.conversion(df, f.grain, t), figures.failed_payments(df, f.grain, t))

@@ -49,7 +49,7 @@ def update_sessions(start, end, grain, country, device, gender, age, theme):
     t = c.theme_of(theme)
     df = data.sessions(f)
     if df is None:
-        miss = figures.missing("sessions_daily", t)
+        miss = c.absent("sessions_daily", t)
         return miss, miss
     return figures.sessions(df, f.grain, t), figures.session_length(df, f.grain, t)
 

@@ -44,7 +44,8 @@ def layout(**query):
     ], className="d-flex align-items-center mb-2")
     return html.Div([
         c.page_header("SQL Lab", "Read-only SQL over the gold tables: gold.<table> or <table>. One SELECT/WITH "
-                      f"query; at most {engine.MAX_ROWS:,} rows shown; stopped after {engine.TIMEOUT_S:g} s.",
+                      f"query; at most {engine.MAX_ROWS:,} rows and {engine.MAX_BYTES // 2**20} MB shown; stopped after "
+                      f"{engine.TIMEOUT_S:g} s or {engine.QUERY_MEMORY // 2**20} MB of memory.",
                       icon="terminal"),
         dbc.Row([
             dbc.Col(dbc.Card([dbc.CardHeader("Tables", className="chart-header"),
@@ -101,10 +102,13 @@ def run(_n, sql):
     """Run the query (refused queries and timeouts give a clear message)."""
     try:
         res = engine.run_query(sql or "", data.sql_tables())
+    except engine.QuerySyntaxError as exc:
+        return [], [], dbc.Alert([html.I(className="bi bi-exclamation-triangle me-2"), str(exc)], color="danger",
+                                 className="py-2 mb-2", id="sql-error")
     except engine.QueryRefused as exc:
         return [], [], dbc.Alert([html.I(className="bi bi-shield-lock me-2"), html.B("Query refused. "), str(exc)],
                                  color="danger", className="py-2 mb-2", id="sql-error")
-    except engine.QueryTimeout as exc:
+    except (engine.QueryTimeout, engine.QueryOutOfMemory) as exc:
         return [], [], dbc.Alert([html.I(className="bi bi-stopwatch me-2"), str(exc)], color="warning",
                                  className="py-2 mb-2", id="sql-error")
     except Exception as exc:  # noqa: BLE001 - SQL errors are the user's to read
@@ -113,9 +117,10 @@ def run(_n, sql):
     n = res.table.num_rows
     note = [html.I(className="bi bi-check-circle text-success me-1"),
             f"{n:,} row{'s' if n != 1 else ''} in {res.seconds * 1000:,.0f} ms"]
-    if res.truncated:
-        note += [html.Span(f" · result cut at {engine.MAX_ROWS:,} rows (add a LIMIT or filters; the CSV download "
-                           "has up to 1,000,000 rows)", className="text-warning fw-semibold", id="sql-truncated")]
+    if res.note:
+        note += [html.Span(f" · {res.note} (add a LIMIT or filters; the CSV download has up to "
+                           f"{engine.MAX_EXPORT_ROWS:,} rows and {engine.MAX_EXPORT_BYTES // 2**20} MB)",
+                           className="text-warning fw-semibold", id="sql-truncated")]
     return _columns(res.table), _rows(res.table), html.Div(note, id="sql-ok", className="mb-2")
 
 
@@ -124,7 +129,12 @@ def run(_n, sql):
 def download(_n, sql):
     """Run the query again for the CSV (same rules, up to 1,000,000 rows)."""
     try:
-        res = engine.run_query(sql or "", data.sql_tables(), max_rows=engine.MAX_EXPORT_ROWS)
+        res = engine.run_query(sql or "", data.sql_tables(), max_rows=engine.MAX_EXPORT_ROWS,
+                               max_bytes=engine.MAX_EXPORT_BYTES, max_cell_chars=engine.MAX_EXPORT_CELL_CHARS)
     except Exception:  # noqa: BLE001 - the Run button shows the reason
         return no_update
-    return dcc.send_data_frame(res.table.to_pandas().to_csv, "query.csv", index=False)
+    # a cut result says so in its name (the file holds only the data)
+    name = f"query-first-{res.table.num_rows}-rows.csv" if res.truncated else "query.csv"
+    if res.cut_values:
+        name = name.replace(".csv", "-long-values-shortened.csv")
+    return dcc.send_data_frame(res.table.to_pandas().to_csv, name, index=False)

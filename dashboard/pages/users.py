@@ -148,7 +148,7 @@ def show_profile(user_id, start, end, theme):
         return dbc.Card(dbc.CardBody(c.empty_state(f"No user {user_id}", "person-x")), className="chart-card")
     f = c.filters_from(start, end, "day", None, None, None, None)
     rng = data.resolve(f)
-    act = data.user_activity(user_id, *(rng or (None, None)))
+    act = data.user_activity(user_id, *rng) if rng else None  # no day of the lake in range: nothing
     attrs = html.Dl([item for key, label in PROFILE_FIELDS if key in prof
                      for item in (html.Dt(label, className="col-5"), html.Dd(_fmt(key, prof[key]), className="col-7"))],
                     className="row profile-attr mb-0")

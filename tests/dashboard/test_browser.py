@@ -210,6 +210,159 @@ def test_partial_month_is_marked_on_charts(drv, server):
     assert any(t.get("line", {}).get("dash") == "dot" for t in f["data"])
 
 
+PROBE_BARS = """
+const dom = document.getElementById(arguments[0]);
+const gd = dom && dom.querySelector('.js-plotly-plot');
+if (!gd || !gd.data) { return null; }
+const rgb = c => c && c.replace(/\s/g, '');
+const legend = {};
+dom.querySelectorAll('.legend .traces').forEach(t => {
+    const p = t.querySelector('.legendpoints path');
+    legend[t.querySelector('.legendtext').textContent] = p ? rgb(p.style.fill) : null;
+});
+const partial = {};
+gd.data.forEach((t, i) => {
+    if (t.type !== 'bar' || !t.name.endsWith('(partial)')) { return; }
+    const paths = Array.from(gd.querySelectorAll('.barlayer .trace')[i - gd.data.slice(0, i)
+        .filter(u => u.type !== 'bar').length].querySelectorAll('.point path'));
+    const shown = paths.filter(p => p.getAttribute('d') && p.getAttribute('d') !== 'M0,0Z');
+    partial[t.name] = shown.map(p => {
+        const m = /url\("?#([^")]+)"?\)/.exec(p.style.fill || '');
+        const pat = m && document.getElementById(m[1]);
+        return {fill: rgb(p.style.fill), stroke: rgb(p.style.stroke),
+                bg: pat && rgb(pat.querySelector('rect').getAttribute('fill')),
+                bgOpacity: pat && pat.querySelector('rect').getAttribute('fill-opacity'),
+                fg: pat && rgb(pat.querySelector('path').getAttribute('stroke'))};
+    });
+});
+let hover = null;
+const ci = gd.data.findIndex(t => t.name.endsWith('(partial)') && t.type === 'bar');
+if (ci >= 0) {
+    Plotly.Fx.hover(gd, [{curveNumber: ci, pointNumber: gd.data[ci].y.findIndex(v => v !== null)}]);
+    hover = Array.from(document.querySelectorAll('.hoverlayer text')).map(e => e.textContent).join(' | ');
+    Plotly.Fx.unhover(gd);
+}
+return {legend, partial, hover};
+"""
+
+
+def _hex_rgb(color: str) -> str:
+    return "rgb({},{},{})".format(*(int(color[i:i + 2], 16) for i in (1, 3, 5)))
+
+
+def test_partial_bars_keep_their_colour_say_partial_and_legends_show_swatches(drv, server):
+    from dashboard.theme import SERIES
+
+    # from Wednesday 10 January: January (first) and March (the lake's last, current month) are partial
+    load(drv, server + "/engagement?grain=month&start=2024-01-10")
+    charts = {"eng-new": {"Existing": "existing_active_users", "New": "new_active_users"},
+              "eng-lifecycle": {"Returning": "returning", "New": "new", "Resurrecting": "resurrecting",
+                                "Dormant": "dormant"}}
+    for cid, series in charts.items():
+        dom_id = json.dumps({"id": cid, "type": "chart"}, sort_keys=True, separators=(",", ":"))
+        got = wait_for(lambda: drv.execute_script(PROBE_BARS, dom_id), what=f"{cid} drawn")
+        for name, key in series.items():
+            color = _hex_rgb(SERIES[key])
+            assert got["legend"][name] == color, (cid, name, got["legend"])  # a solid swatch in the legend
+            bars = got["partial"][f"{name} (partial)"]
+            assert bars, (cid, name)
+            for b in bars:  # a light tint of the series colour, hatched and outlined in that colour
+                assert b["fill"].startswith("url(") and b["bg"] == color and float(b["bgOpacity"]) < 1
+                assert b["fg"] == color and b["stroke"] == color, (cid, name, b)
+        assert "(partial)" in got["hover"], got["hover"]
+
+
+TICKS = """
+const out = [];
+document.querySelectorAll('.js-plotly-plot').forEach(gd => {
+    if (!gd._fullLayout || !gd._fullLayout.xaxis || gd._fullLayout.xaxis.type !== 'date' || !gd.data.length) {
+        return;
+    }
+    const card = gd.closest('[id]');
+    const ticks = Array.from(gd.querySelectorAll('.xtick text')).map(e => {
+        const r = e.getBoundingClientRect();
+        return [e.textContent, r.x + r.width / 2];
+    });
+    const bars = Array.from(gd.querySelectorAll('.barlayer .point path')).filter(p => {
+        const r = p.getBoundingClientRect(); return r.width > 0 && r.height > 0;
+    }).map(p => { const r = p.getBoundingClientRect(); return r.x + r.width / 2; });
+    const series = new Set(gd.data.filter(t => t.type === 'bar').map(t => t.legendgroup || t.name));
+    const grouped = gd._fullLayout.barmode === 'group' && series.size > 1;  // side by side around the tick
+    const marks = Array.from(gd.querySelectorAll('path.xtick')).map(e => {
+        const r = e.getBoundingClientRect(); return r.x + r.width / 2;
+    });
+    out.push({id: card ? card.id : '?', ticks: ticks, marks: marks, bars: grouped ? [] : bars});
+});
+return out;
+"""
+
+
+@pytest.mark.parametrize("grain", ["week", "month"])
+def test_week_and_month_axes_tick_each_period_on_every_chart(drv, server, grain):
+    import re
+
+    label = re.compile(r"^(\d{4}-)?W\d\d\d{1,2} [A-Z][a-z]{2}$" if grain == "week" else r"^[A-Z][a-z]{2}(\d{4})?$")
+    seen = 0
+    for path in ("/", "/engagement", "/revenue", "/loyalty", "/funnel", "/sessions", "/segments"):
+        load(drv, server + path + f"?range=all&grain={grain}")
+        for chart in drv.execute_script(TICKS):
+            texts = [t for t, _ in chart["ticks"] if t]
+            assert texts and all(label.match(t) for t in texts), (path, chart["id"], texts)
+            if grain == "month":  # one labelled tick per month of the lake (January to March 2024)
+                assert texts == ["Jan2024", "Feb", "Mar"], (path, chart["id"], texts)
+            # every bar stands on a period's tick mark (one mark per period, labelled or not)
+            xs = chart["marks"]
+            assert len(xs) == (10 if grain == "week" else 3), (path, chart["id"], len(xs))  # 10 weeks, 3 months
+            assert all(min(abs(b - x) for x in xs) < 1.5 for b in chart["bars"]), (path, chart)
+            seen += 1
+    assert seen >= 12
+
+
+def test_a_range_outside_the_lake_says_no_data_with_the_lakes_range_and_stays_empty(drv, server, lake):
+    from selenium.webdriver.common.by import By
+
+    lake_range = f"{lake.start:%d %b %Y} to {lake.end:%d %b %Y}"
+    query = "?start=2023-01-01&end=2023-02-01"
+    for path in PAGES:
+        load(drv, server + path + query)
+        if not drv.find_elements(By.ID, "f-dates"):
+            continue  # no date filter on this page
+        note = drv.find_element(By.ID, "f-range-note").text
+        assert "No data in this range (01 Jan 2023 – 01 Feb 2023)" in note and lake_range in note, (path, note)
+        body = drv.find_element(By.TAG_NAME, "body").text
+        assert "does not exist yet" not in body, path  # not mistaken for a missing table
+        dates = [e.get_attribute("value") for e in drv.find_elements(
+            By.CSS_SELECTOR, ".filter-dates input.dash-datepicker-input, input.dash-datepicker-input")][:2]
+        assert dates == ["2023-01-01", "2023-02-01"], (path, dates)
+        assert drv.console_errors() == [], path
+    load(drv, server + "/" + query)
+    assert "No data" in drv.find_element(By.ID, "ov-kpis").text
+    assert fig(drv, "ov-active")["data"] == []
+    # a redraw (another granularity) reads the picker back: the selection stays empty, never one real day
+    load(drv, server + "/engagement" + query)
+    click_radio(drv, "f-grain", "week")
+    wait_for(lambda: "grain=week" in drv.current_url, what="week in the URL")
+    drv.wait_drawn()
+    for cid in ("eng-active", "eng-stickiness", "eng-new", "eng-lifecycle"):
+        assert fig(drv, cid)["data"] == [], cid
+    assert "start=2023-01-01" in drv.current_url and "end=2023-02-01" in drv.current_url
+    assert "No data in this range" in drv.find_element(By.ID, "f-range-note").text
+    # choosing a preset brings data back and the note goes
+    pick(drv, "f-preset", "all")
+    wait_for(lambda: fig(drv, "eng-active")["data"], what="data for all time")
+    wait_for(lambda: drv.find_element(By.ID, "f-range-note").text == "", what="note cleared")
+
+
+def test_a_url_value_that_is_not_understood_gets_a_one_line_message(drv, server):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/engagement?start=2024-02-30&grain=hour")
+    note = drv.find_element(By.ID, "f-range-note").text
+    assert "Ignored start=2024-02-30: not a date (use YYYY-MM-DD)." in note
+    assert "Ignored grain=hour: use day, week or month." in note
+    assert fig(drv, "eng-active")["data"]  # the rest of the page still works on the defaults
+
+
 def test_theme_toggle_switches_to_dark_and_back(drv, server):
     from selenium.webdriver.common.by import By
 
@@ -261,6 +414,16 @@ def test_sql_lab_runs_a_query_refuses_a_write_and_downloads_csv(drv, server, lak
     assert "Query refused" in err.text
     run("SELECT * FROM read_csv('/etc/passwd')")
     wait_for(lambda: "read_csv" in drv.find_element(By.ID, "sql-error").text, what="file refusal")
+    run("SELEC 1")
+    wait_for(lambda: 'syntax error at or near "SELEC" (line 1)' in drv.find_element(By.ID, "sql-error").text,
+             what="the parser's message")
+    run("SELECT segment AS \"set\", count(*) AS n FROM users GROUP BY 1")
+    wait_for(lambda: "rows in" in drv.find_element(By.ID, "sql-ok").text, what="a quoted keyword as a name")
+    # a 50 MB value no longer reaches (and crashes) the page: it is shortened, and the status says so
+    run("SELECT repeat('x', 50000000) AS big")
+    cut = wait_for(lambda: drv.find_element(By.ID, "sql-truncated"), what="cut note")
+    assert "1 long value shortened" in cut.text
+    assert drv.execute_script("return 1 + 1") == 2  # the tab is alive
     assert drv.console_errors() == []
 
 

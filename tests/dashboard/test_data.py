@@ -50,6 +50,42 @@ def test_custom_dates_are_clipped_to_the_lake_and_put_in_order(configured):
     assert f.resolve(first, last) == (first + timedelta(days=3), last)
 
 
+@pytest.mark.parametrize("start, end", [("2023-01-01", "2023-02-01"),   # before the lake
+                                        ("2025-01-01", "2025-02-01"),   # after it
+                                        ("2025-01-01", None),           # from a date after the lake
+                                        (None, "2023-02-01")])          # until a date before it
+def test_a_range_outside_the_lake_stays_empty_and_never_becomes_a_real_one(configured, start, end):
+    first, last = configured.start, configured.end
+    f = Filters.from_params({k: v for k, v in (("start", start), ("end", end)) if v})
+    assert f.is_empty_on(first, last)
+    assert data.resolve(f) is None
+    # what the date picker shows, read back by the callbacks, is still the same empty selection
+    lo, hi = f.picker_dates(first, last)
+    assert (lo and lo.isoformat(), hi and hi.isoformat()) == (start, end)
+    again = Filters.from_inputs(lo, hi)
+    assert again.is_empty_on(first, last) and data.resolve(again) is None
+    for fn in (data.engagement, data.lifecycle, data.loyalty, data.revenue, data.sessions, data.kpis,
+               data.funnel_steps, data.funnel_over_time, data.retention, data.pareto, data.segment_trend):
+        assert fn(f) is None, fn.__name__
+    for grain in ("week", "month"):
+        assert data.engagement(Filters.from_inputs(lo, hi, grain=grain)) is None
+
+
+def test_a_range_overlapping_the_lake_is_clipped_to_it(configured):
+    first, last = configured.start, configured.end
+    f = Filters(start=first - timedelta(days=10), end=first + timedelta(days=4))
+    assert data.resolve(f) == (first, first + timedelta(days=4)) == f.picker_dates(first, last)
+
+
+def test_url_values_that_are_not_understood_get_one_line_each():
+    got = Filters.problems({"start": "2024-13-45", "end": ["yesterday"], "range": "fortnight", "grain": "hour"})
+    assert got == ["Ignored start=2024-13-45: not a date (use YYYY-MM-DD).",
+                   "Ignored end=yesterday: not a date (use YYYY-MM-DD).",
+                   "Ignored range=fortnight: use one of 7d, 30d, 90d, month, all, custom.",
+                   "Ignored grain=hour: use day, week or month."]
+    assert Filters.problems({"start": "2024-01-05", "range": "7d", "grain": "week"}) == []
+
+
 def test_filters_round_trip_through_the_url_query():
     f = Filters(preset="custom", start=date(2024, 1, 5), end=date(2024, 2, 1), grain="week",
                 country=("FR", "DE"), device=("mobile",), gender=("female",), age_group=("25-34", "18-24"))

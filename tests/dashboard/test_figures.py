@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -94,16 +95,57 @@ def test_partial_periods_are_drawn_dotted_and_shaded(configured):
     assert solid[-1] is None and solid[-2] is not None  # the solid line stops before the partial month
     assert any(t["name"].endswith("(partial)") for t in fig["data"])
     shapes = fig["layout"]["shapes"]
-    assert len(shapes) == 1 and shapes[0]["x0"] == "2024-03-01"
+    # the band is centred on the partial month's point (drawn at 1 March) and a month wide
+    assert len(shapes) == 1
+    x0, x1 = pd.Timestamp(shapes[0]["x0"]), pd.Timestamp(shapes[0]["x1"])
+    assert x0 < pd.Timestamp("2024-03-01") < x1 and x1 - x0 == pd.Timedelta(days=31)
+    assert pd.Timestamp("2024-03-01") - x0 == x1 - pd.Timestamp("2024-03-01")
     assert any(a["text"] == "partial" for a in fig["layout"]["annotations"])
 
 
-def test_partial_bars_are_hatched(configured):
-    fig = figures.new_vs_existing(_engagement("month"), "month").to_plotly_json()
-    bars = [t for t in fig["data"] if t["type"] == "bar"]
-    for b in bars:
-        assert b["marker"]["pattern"]["shape"][-1] == "/" and b["marker"]["pattern"]["shape"][0] == ""
-        assert b["customdata"][-1][1] == " (partial)"
+def _rgb(color: str) -> tuple[int, int, int]:
+    if color.startswith("#"):
+        return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(float(v)) for v in color[color.index("(") + 1:color.index(")")].split(",")[:3])
+
+
+@pytest.mark.parametrize("grain", ["week", "month"])
+def test_partial_bars_keep_their_series_colour_and_say_partial(configured, grain):
+    # from Wednesday 10 January: the first week/month is partial, and so is the lake's last month
+    e = data.engagement(Filters(start="2024-01-10", end="2024-03-10", grain=grain))
+    part = e["partial"].to_numpy(bool)
+    assert part[0] and (grain == "week" or part[-1])
+    fig = figures.new_vs_existing(e, grain).to_plotly_json()
+    for name, key in (("Existing", "existing_active_users"), ("New", "new_active_users")):
+        color = SERIES[key]
+        full = next(t for t in fig["data"] if t["name"] == name)
+        partial = next(t for t in fig["data"] if t["name"] == f"{name} (partial)")
+        # the legend entry (the full periods' trace) is one solid swatch of the series colour
+        assert full["marker"]["color"] == color and "pattern" not in full["marker"]
+        assert full.get("showlegend", True) and "opacity" not in full["marker"]
+        # the partial bars: a lighter tint of the same colour, hatched and outlined in that colour
+        assert partial["showlegend"] is False and partial["legendgroup"] == full["legendgroup"] == name
+        assert _rgb(partial["marker"]["color"]) == _rgb(color) and partial["marker"]["color"].startswith("rgba(")
+        assert partial["marker"]["pattern"]["fgcolor"] == color
+        assert partial["marker"]["pattern"]["fillmode"] == "overlay"
+        assert partial["marker"]["line"]["color"] == color
+        assert "(partial)" in partial["hovertemplate"] and "(partial)" not in full["hovertemplate"]
+        # each period is drawn once: by the full trace or by the partial one
+        for i, p in enumerate(part):
+            assert (full["y"][i] is None) == bool(p) and (partial["y"][i] is None) == (not p)
+        want = e[key].to_numpy(float)
+        assert [a if a is not None else b for a, b in zip(full["customdata"], partial["customdata"])] == want.tolist()
+
+
+def test_grouped_partial_bars_share_their_series_slot(configured):
+    fig = figures.points(data.loyalty(Filters(preset="all", grain="month")), "month").to_plotly_json()
+    bars = {t["name"]: t for t in fig["data"] if t["type"] == "bar"}
+    assert bars["Earned"]["offsetgroup"] == bars["Earned (partial)"]["offsetgroup"] == "Earned"
+    assert bars["Redeemed"]["offsetgroup"] == bars["Redeemed (partial)"]["offsetgroup"] == "Redeemed"
+    # plotly groups bars by default: a single series' partial bar must not take a slot of its own either
+    fig = figures.revenue_orders(data.revenue(Filters(preset="all", grain="month")), "month").to_plotly_json()
+    bars = {t["name"]: t for t in fig["data"] if t["type"] == "bar"}
+    assert bars["Revenue"]["offsetgroup"] == bars["Revenue (partial)"]["offsetgroup"]
 
 
 def test_day_granularity_has_no_partial_marks(configured):
@@ -118,7 +160,7 @@ def test_dormant_is_drawn_below_zero_with_its_positive_value_in_the_hover(config
     dormant = next(t for t in fig["data"] if t["name"] == "Dormant")
     ys = [y for y in dormant["y"] if y is not None]
     assert ys and all(y <= 0 for y in ys)
-    assert all(c[0] is None or c[0] >= 0 for c in dormant["customdata"])
+    assert all(c is None or c >= 0 for c in dormant["customdata"])
     assert fig["layout"]["barmode"] == "relative"
 
 
@@ -189,3 +231,65 @@ def test_time_series_figures_work_at_every_granularity(configured, grain):
                 figures.sessions(data.sessions(f), grain), figures.funnel_rate(data.funnel_over_time(f), grain)):
         to_json_plotly(fig)
         assert fig.data
+
+
+TIME_FIGURES = {
+    "active_users": lambda f: figures.active_users(data.engagement(f), f.grain),
+    "stickiness": lambda f: figures.stickiness(data.engagement(f), f.grain),
+    "new_vs_existing": lambda f: figures.new_vs_existing(data.engagement(f), f.grain),
+    "lifecycle": lambda f: figures.lifecycle(data.lifecycle(f), f.grain),
+    "points": lambda f: figures.points(data.loyalty(f), f.grain),
+    "outstanding": lambda f: figures.outstanding(data.loyalty(f), f.grain),
+    "participation": lambda f: figures.participation(data.loyalty(f), f.grain),
+    "revenue": lambda f: figures.revenue_orders(data.revenue(f), f.grain),
+    "arpu": lambda f: figures.arpu(data.revenue(f), f.grain),
+    "conversion": lambda f: figures.conversion(data.revenue(f), f.grain),
+    "conversion_device": lambda f: figures.conversion_by_device(data.conversion_by_device(f), f.grain),
+    "failed": lambda f: figures.failed_payments(data.revenue(f), f.grain),
+    "funnel_rate": lambda f: figures.funnel_rate(data.funnel_over_time(f), f.grain),
+    "sessions": lambda f: figures.sessions(data.sessions(f), f.grain),
+    "session_length": lambda f: figures.session_length(data.sessions(f), f.grain),
+    "segment_trend": lambda f: figures.segment_trend(data.segment_trend(f), f.grain),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TIME_FIGURES))
+def test_month_and_week_axes_have_one_tick_per_period_labelled_as_such(configured, name):
+    month = TIME_FIGURES[name](Filters(preset="all", grain="month")).to_plotly_json()
+    ax = month["layout"]["xaxis"]
+    assert ax["tickmode"] == "array"
+    assert ax["tickvals"] == ["2024-01-01", "2024-02-01", "2024-03-01"]
+    assert ax["ticktext"] == ["Jan<br>2024", "Feb", "Mar"]
+    # every bar / point sits on its period's tick
+    xs = {x for t in month["data"] for x in t.get("x", []) if x is not None}
+    assert xs <= set(ax["tickvals"])
+
+    week = TIME_FIGURES[name](Filters(preset="all", grain="week")).to_plotly_json()
+    ax = week["layout"]["xaxis"]
+    mondays = pd.date_range("2024-01-01", "2024-03-04", freq="W-MON")
+    assert ax["tickvals"] == [d.strftime("%Y-%m-%d") for d in mondays]  # one tick per week, 10 weeks
+    # 10 weeks: every other tick labelled (5 labels fit a one-third-width card)
+    assert ax["ticktext"][0] == "2024-W01<br>1 Jan" and ax["ticktext"][2] == "W03<br>15 Jan"
+    assert ax["ticktext"][1::2] == [""] * 5
+    assert all(re.match(r"^(\d{4}-)?W\d\d<br>\d+ [A-Z][a-z]{2}$", t) for t in ax["ticktext"][::2])
+
+
+def test_long_ranges_keep_one_tick_per_week_but_label_every_kth():
+    periods = pd.date_range("2025-01-06", periods=53, freq="W-MON")
+    vals, text = figures.period_ticks(periods, "week")
+    assert len(vals) == 53 and vals[0] == "2025-01-06"
+    labelled = [t for t in text if t]
+    assert 4 <= len(labelled) <= figures.MAX_PERIOD_LABELS["week"]
+    assert text[0] == "2025-W02<br>6 Jan"
+    # the ISO year is repeated where it changes (week 1 of 2026 starts on Monday 29 Dec 2025)
+    vals, text = figures.period_ticks(pd.date_range("2025-12-22", periods=3, freq="W-MON"), "week")
+    assert text == ["2025-W52<br>22 Dec", "2026-W01<br>29 Dec", "W02<br>5 Jan"]
+    _, text = figures.period_ticks(pd.date_range("2025-11-01", periods=4, freq="MS"), "month")
+    assert text == ["Nov<br>2025", "Dec", "Jan<br>2026", "Feb"]
+    _, text = figures.period_ticks(pd.date_range("2025-01-01", periods=12, freq="MS"), "month")
+    assert text == ["Jan<br>2025", "", "Mar", "", "May", "", "Jul", "", "Sep", "", "Nov", ""]
+
+
+def test_day_axes_keep_plotlys_date_ticks(configured):
+    fig = figures.active_users(_engagement("day"), "day").to_plotly_json()
+    assert "tickvals" not in fig["layout"].get("xaxis", {})

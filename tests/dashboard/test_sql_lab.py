@@ -97,7 +97,7 @@ def test_the_engine_itself_blocks_files_extensions_and_settings(tables):
 
 def test_python_objects_are_not_reachable_by_name(tables):
     hidden_table = pa.table({"x": [42]})  # noqa: F841 - a replacement scan would find it
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(engine.QueryError, match="hidden_table does not exist"):
         engine.run_query("SELECT * FROM hidden_table", tables)
 
 
@@ -114,3 +114,86 @@ def test_a_query_running_past_the_time_limit_is_interrupted(tables):
         engine.run_query("SELECT count(*) FROM range(100000000000) a, range(1000) b", tables, timeout=0.5)
     assert time.perf_counter() - t0 < 5
     assert engine.TIMEOUT_S == 10.0
+
+
+# --------------------------------------------------------------------------- DuckDB's parser decides
+
+@pytest.mark.parametrize("sql", [
+    'SELECT segment AS "set", count(*) AS n FROM users GROUP BY 1',
+    'SELECT 1 AS "update", 2 AS "delete", \'x\' AS "copy"',
+    'WITH "set" AS (SELECT 1 AS "load") SELECT "load" FROM "set"',
+    "FROM users LIMIT 1",
+    "VALUES (1, 'a')",
+    "SELECT 1 AS glob, 2 AS query",
+])
+def test_keywords_used_as_names_and_friendly_selects_run(tables, sql):
+    assert engine.run_query(sql, tables).table.num_rows >= 1
+
+
+def test_a_typo_gets_the_parsers_own_message_on_one_line(tables):
+    with pytest.raises(engine.QuerySyntaxError) as e:
+        engine.run_query("SELEC 1", tables)
+    assert str(e.value) == 'Parser Error: syntax error at or near "SELEC" (line 1)'
+    with pytest.raises(engine.QuerySyntaxError, match='at or near "DROP"'):
+        engine.check_query("WITH x AS (SELECT 1) DROP TABLE users")
+
+
+@pytest.mark.parametrize("sql, kind", [
+    ("COPY (SELECT 1) TO '/tmp/x.csv'", "COPY"),
+    ("SET threads = 8", "SET"),
+    ("ATTACH '/tmp/x.duckdb' AS x", "ATTACH"),
+    ("PRAGMA database_list", "PRAGMA"),
+    ("EXPLAIN SELECT 1", "EXPLAIN"),
+    ("INSERT INTO users VALUES (1)", "INSERT"),
+])
+def test_a_statement_that_is_not_a_select_is_named_in_the_refusal(sql, kind):
+    with pytest.raises(engine.QueryRefused, match=f"this is a {kind} statement"):
+        engine.check_query(sql)
+
+
+def test_engine_errors_come_back_on_one_line(tables):
+    with pytest.raises(engine.QueryError) as e:
+        engine.run_query("SELECT no_such_column FROM users", tables)
+    assert "no_such_column" in str(e.value) and "\n" not in str(e.value)
+
+
+# --------------------------------------------------------------------------- result size and engine limits
+
+def test_a_huge_value_is_shortened_with_a_note(tables):
+    r = engine.run_query("SELECT 42 AS n, repeat('x', 20000000) AS big", tables)
+    value = r.table.column("big")[0].as_py()
+    assert value == "x" * engine.MAX_CELL_CHARS + "…"
+    assert r.cut_values == 1 and not r.truncated
+    assert r.note == "1 long value shortened"
+    assert r.table.nbytes < engine.MAX_BYTES
+
+
+def test_results_are_cut_at_the_byte_limit_with_a_note(tables):
+    r = engine.run_query("SELECT i, repeat('x', 5000) AS s FROM range(5000) t(i)", tables)
+    assert r.truncated and r.cut_at_bytes
+    assert 0 < r.table.num_rows < 5000 and r.table.nbytes <= engine.MAX_BYTES
+    assert r.table.column("i").to_pylist() == list(range(r.table.num_rows))  # the first rows, in order
+    assert r.note.startswith(f"result cut at {r.table.num_rows:,} rows (") and "MB limit" in r.note
+    # the CSV download has a larger budget
+    big = engine.run_query("SELECT i, repeat('x', 5000) AS s FROM range(5000) t(i)", tables,
+                           max_rows=engine.MAX_EXPORT_ROWS, max_bytes=engine.MAX_EXPORT_BYTES,
+                           max_cell_chars=engine.MAX_EXPORT_CELL_CHARS)
+    assert big.table.num_rows == 5000 and not big.truncated and big.note is None
+
+
+def test_the_engine_has_memory_and_thread_limits_and_never_spills(tables):
+    con = engine.connect(tables)
+    try:
+        limit, threads, temp = con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('threads'), "
+            "current_setting('temp_directory')").fetchone()
+    finally:
+        con.close()
+    assert threads == engine.THREADS == 2 and temp == ""
+    value, unit = limit.split()
+    mib = float(value) * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024}[unit]
+    assert engine.QUERY_MEMORY / 2**20 * 0.9 <= mib <= engine.QUERY_MEMORY / 2**20 + 64  # tables are small here
+    with pytest.raises(engine.QueryOutOfMemory, match="more than the 512 MB"):
+        engine.run_query("SELECT count(*) FROM (SELECT i, repeat('x', 1000) AS s FROM range(1500000) t(i) "
+                         "ORDER BY s DESC, i)", tables)
+    assert engine.run_query("SELECT 1 AS ok", tables).table.num_rows == 1  # the next query runs normally
