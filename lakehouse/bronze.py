@@ -84,23 +84,38 @@ def _record(lake: Lake, rows: list[tuple], status: str, recorded_at: dt.datetime
     ])
 
 
+def _unfinished(manifest: list[dict]) -> list[dict]:
+    """Manifest rows of planned batches whose bronze write has not been recorded as committed."""
+    committed = {r["batch_id"] for r in manifest if r["status"] == "committed"}
+    return [r for r in manifest if r["status"] == "planned" and r["batch_id"] not in committed]
+
+
+def _unseen(spark: SparkSession, manifest: list[dict], landing: str) -> list[tuple[str, str, int, dt.datetime]]:
+    """Landing files the manifest has never listed, as (feed, uri, size, modification time)."""
+    known = {r["file_path"] for r in manifest}
+    return [(feed, path, size, mtime) for feed, files in list_landing(spark, landing).items()
+            for path, size, mtime in files if path not in known]
+
+
+def has_pending(spark: SparkSession, lake: Lake, landing: str) -> bool:
+    """Whether a run would ingest anything: an unfinished batch or a landing file never seen.
+
+    Reads the file listing and `ops.ingest_files` (delta-rs) only: no Spark job.
+    """
+    manifest = ops.read(lake, "ops.ingest_files")
+    return bool(_unfinished(manifest)) or bool(_unseen(spark, manifest, landing))
+
+
 def plan_batch(spark: SparkSession, lake: Lake, landing: str) -> tuple[int | None, list[tuple], dt.datetime | None, bool]:
     """The batch to ingest: an unfinished planned one (replayed as is) or the files never seen."""
     manifest = ops.read(lake, "ops.ingest_files")
-    committed = {r["batch_id"] for r in manifest if r["status"] == "committed"}
-    pending = [r for r in manifest if r["status"] == "planned" and r["batch_id"] not in committed]
+    pending = _unfinished(manifest)
     if pending:
         batch_id = pending[0]["batch_id"]
         rows = [(r["batch_id"], r["feed"], r["file_path"], r["size"], r["modified_at"]) for r in pending if r["batch_id"] == batch_id]
         return batch_id, rows, pending[0]["recorded_at"], True
-    known = {r["file_path"] for r in manifest}
     batch_id = max((r["batch_id"] for r in manifest), default=0) + 1
-    rows = [
-        (batch_id, feed, path, size, mtime)
-        for feed, files in list_landing(spark, landing).items()
-        for path, size, mtime in files
-        if path not in known
-    ]
+    rows = [(batch_id, feed, path, size, mtime) for feed, path, size, mtime in _unseen(spark, manifest, landing)]
     if not rows:
         return None, [], None, False
     planned_at = ops.now().replace(microsecond=0)

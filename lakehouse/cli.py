@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only", choices=["bronze", "silver", "gold"])
     r.add_argument("--full-refresh", action="store_true", help="recompute gold even when nothing new arrived")
     r.add_argument("--wait", action="store_true", help="wait for another run on the same lake instead of exiting")
+    r.add_argument("--watch", action="store_true",
+                   help="keep one Spark session and process each new batch of landed files as it arrives "
+                        "(Ctrl-C or SIGTERM stops between batches)")
+    r.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
+                   help="with --watch: seconds between looks at the landing folder (default 60)")
+    r.add_argument("--max-cycles", type=int, metavar="N", help="with --watch: stop after N cycles")
 
     q = sub.add_parser("sql", help="run a SQL query over bronze.*, silver.*, gold.* and print the result")
     q.add_argument("query")
@@ -105,10 +111,27 @@ def cmd_run(args) -> int:
         raise UserError("--landing is required (the folder with events/ and users/)")
     if args.landing and "://" not in args.landing and not os.path.isdir(args.landing):
         raise UserError(f"landing folder not found: {args.landing}")
+    if args.watch:
+        if args.only or args.full_refresh:
+            raise UserError("--watch runs every layer on new data: drop --only / --full-refresh")
+        if not args.landing:
+            raise UserError("--watch needs --landing (the folder to watch)")
+        if args.interval <= 0:
+            raise UserError(f"--interval: must be a number of seconds above 0, got {args.interval:g}")
+        if args.max_cycles is not None and args.max_cycles < 1:
+            raise UserError(f"--max-cycles: must be a whole number >= 1, got {args.max_cycles}")
+    elif args.max_cycles is not None:
+        raise UserError("--max-cycles goes with --watch")
     _check_lake_writable(args.lake)
     t0 = time.perf_counter()
     spark = _spark(cfg, "lakehouse-run")
     print(f"spark ready in {time.perf_counter() - t0:.1f}s", flush=True)
+    if args.watch:
+        from lakehouse.watch import watch
+
+        watch(spark, cfg, args.landing, args.lake, interval=args.interval, max_cycles=args.max_cycles,
+              progress=lambda m: print(m, flush=True))
+        return 0
     summary = pipeline.run(spark, cfg, args.landing, args.lake, only=args.only, full_refresh=args.full_refresh,
                            wait=args.wait, progress=lambda m: print(m, flush=True))
     print(summary.render())
