@@ -98,7 +98,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from lakehouse import pipeline
+    from lakehouse import pipeline, progress
 
     cfg = _config(args)
     if args.only in (None, "bronze") and not args.landing:
@@ -109,8 +109,10 @@ def cmd_run(args) -> int:
     t0 = time.perf_counter()
     spark = _spark(cfg, "lakehouse-run")
     print(f"spark ready in {time.perf_counter() - t0:.1f}s", flush=True)
-    summary = pipeline.run(spark, cfg, args.landing, args.lake, only=args.only, full_refresh=args.full_refresh,
-                           wait=args.wait, progress=lambda m: print(m, flush=True))
+    # A live display on a terminal; plain lines (one per step and gold table, with seconds) in logs and CI.
+    with progress.auto() as reporter:
+        summary = pipeline.run(spark, cfg, args.landing, args.lake, only=args.only, full_refresh=args.full_refresh,
+                               wait=args.wait, progress=reporter)
     print(summary.render())
     print(f"total {time.perf_counter() - t0:.1f}s")
     return 0
