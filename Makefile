@@ -7,7 +7,7 @@ DEMO_DIR ?= demo
 HOST ?= 127.0.0.1
 PORT ?= 8050
 
-.PHONY: setup setup-browser demo demo-data lake dashboard test test-fast test-trust bench bench-pipeline bench-dashboard bench-maintenance screenshots clean
+.PHONY: setup setup-browser demo demo-data lake dashboard test test-fast test-trust bench bench-pipeline bench-10m bench-dashboard bench-maintenance screenshots clean
 
 setup:
 	@bash scripts/setup.sh
@@ -38,8 +38,14 @@ test-fast: setup
 
 bench: bench-pipeline bench-dashboard
 
+# Full build, one more day and nothing new at 1M and 2M generated events, each beside a DuckDB peer
+# (bench/out/pipeline-<size>.json); generated landings are cached under bench/out. BENCH_ARGS="--set KEY=VALUE".
 bench-pipeline: setup
-	$(VENV)/python -m bench.pipeline
+	$(VENV)/python -m bench.pipeline --sizes 1m,2m $(BENCH_ARGS)
+
+# The same at 10M events (50,000 users x 365 days): long, and needs the machine to itself.
+bench-10m: setup
+	$(VENV)/python -m bench.pipeline --sizes 10m $(BENCH_ARGS)
 
 bench-maintenance: setup
 	$(VENV)/python -m bench.maintenance

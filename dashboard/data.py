@@ -1754,7 +1754,8 @@ def last_run() -> dict | None:
 
 
 def run_durations(run: dict | None) -> pd.DataFrame | None:
-    """Seconds per step of a run, from its durations_json."""
+    """Seconds per step of a run, from its durations_json (the layers: the per-table `gold.<table>`
+    entries break a layer down and are left out)."""
     if not run or not run.get("durations_json"):
         return None
     try:
@@ -1763,6 +1764,7 @@ def run_durations(run: dict | None) -> pd.DataFrame | None:
         return None
     if not isinstance(d, dict):
         return None
+    d = {k: v for k, v in d.items() if "." not in str(k)}
     return pd.DataFrame({"step": list(d.keys()), "seconds": [float(v) for v in d.values()]})
 
 

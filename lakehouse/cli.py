@@ -104,7 +104,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from lakehouse import pipeline
+    from lakehouse import pipeline, progress
 
     cfg = _config(args)
     if args.only in (None, "bronze") and not args.landing:
@@ -129,11 +129,14 @@ def cmd_run(args) -> int:
     if args.watch:
         from lakehouse.watch import watch
 
+        # A long-running service: plain lines (one per step, gold table and cycle), as in logs.
         watch(spark, cfg, args.landing, args.lake, interval=args.interval, max_cycles=args.max_cycles,
               progress=lambda m: print(m, flush=True))
         return 0
-    summary = pipeline.run(spark, cfg, args.landing, args.lake, only=args.only, full_refresh=args.full_refresh,
-                           wait=args.wait, progress=lambda m: print(m, flush=True))
+    # A live display on a terminal; plain lines (one per step and gold table, with seconds) in logs and CI.
+    with progress.auto() as reporter:
+        summary = pipeline.run(spark, cfg, args.landing, args.lake, only=args.only, full_refresh=args.full_refresh,
+                               wait=args.wait, progress=reporter)
     print(summary.render())
     print(f"total {time.perf_counter() - t0:.1f}s")
     return 0

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
@@ -493,16 +494,20 @@ def read_sessions(spark: SparkSession, lake: Lake) -> DataFrame:
 # ---------------------------------------------------------------- publishing
 
 def publish(lake: Lake, tables: dict[str, tuple[DataFrame, str | None]], txn_version: int | None,
-            threads: int = 4) -> list[str]:
+            threads: int = 4, on_table: Callable[[str, float], None] | None = None) -> list[str]:
     """Write each gold table: the whole table, or (with a predicate) the rows it replaces; the names written.
 
     Idempotent when `txn_version` is given: a retried run skips the tables it had already written.
+    `on_table(name, seconds)` is called from the writing thread after each table's write.
     """
 
     def _write(item):
         name, (df, predicate) = item
+        start = time.perf_counter()
         lake.write(df.coalesce(1), f"gold.{name}", mode="overwrite", replace_where=predicate,
                    txn=(f"gold.{name}", txn_version) if txn_version else None)
+        if on_table is not None:
+            on_table(name, time.perf_counter() - start)
         return name
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -547,7 +552,7 @@ class GoldRun:
 
 
 def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run_id: str = "manual",
-        after_batch: int | None = None) -> GoldRun:
+        after_batch: int | None = None, on_table: Callable[[str, float], None] | None = None) -> GoldRun:
     """Build gold from silver, check the expectations on the resulting tables, then publish.
 
     Incremental when `after_batch` (the last silver batch gold has seen) has a recorded gold state
@@ -610,7 +615,7 @@ def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run
                 out[n] = (df.filter(F.expr(pred)), pred)  # replace just the rebuilt rows
             else:
                 out[n] = (df, None)  # a small table: rewriting it whole is cheaper than a Delta DELETE
-        written = publish(lake, out, txn_version)
+        written = publish(lake, out, txn_version, on_table=on_table)
         _lap("published")
         from lakehouse import silver as silver_step
 

@@ -27,6 +27,7 @@ SCHEMAS = {
         ("duplicates", pa.int64()), ("quarantined", pa.int64()), ("rows_json", pa.string()),
         ("quarantine_json", pa.string()), ("durations_json", pa.string()), ("recomputed", pa.string()),
         ("message", pa.string()),
+        ("spark_json", pa.string()),  # added later: Spark jobs and stages per layer (null in older rows)
     ]),
     "ops.expectations": pa.schema([
         ("run_id", pa.string()), ("checked_at", TS), ("table_name", pa.string()), ("rule", pa.string()),
@@ -64,12 +65,16 @@ def read(lake: Lake, name: str) -> list[dict]:
 
 
 def append(lake: Lake, name: str, rows: list[dict]) -> None:
-    """Append rows in one Delta commit."""
+    """Append rows in one Delta commit.
+
+    A column added to SCHEMAS since the table was created is added to it by this commit (older
+    rows read it as null); an unchanged schema commits no metadata.
+    """
     if not rows:
         return
     schema = SCHEMAS[name]
     table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema)
-    write_deltalake(_uri(lake, name), table, mode="append")
+    write_deltalake(_uri(lake, name), table, mode="append", schema_mode="merge")
 
 
 def last_commit_rows(lake: Lake, name: str) -> int:

@@ -14,9 +14,10 @@ from typing import Callable, Iterator
 
 from pyspark.sql import SparkSession
 
-from lakehouse import bronze, gold, maintenance, ops, silver
+from lakehouse import bronze, gold, maintenance, ops, silver, sparkstats
+from lakehouse.progress import Line, Reporter, as_reporter
 from lakehouse.session import small_run_conf, tuned
-from lakehouse.tables import Lake
+from lakehouse.tables import GOLD, Lake
 
 LAYERS = ("bronze", "silver", "gold")
 
@@ -31,7 +32,8 @@ class LakeBusyError(PipelineError):
 
 @dataclass
 class RunSummary:
-    """What one run read, wrote, dropped and quarantined, and how long each layer took."""
+    """What one run read, wrote, dropped and quarantined, how long each layer (and each gold table's
+    write) took, and how many Spark jobs and stages each layer ran."""
 
     run_id: str
     started_at: dt.datetime
@@ -42,9 +44,26 @@ class RunSummary:
     duplicates: int = 0
     profile_headers: int = 0
     durations: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict)  # gold table -> seconds its write took (4 written at a time)
+    jobs: dict = field(default_factory=dict)  # layer -> Spark jobs it ran (empty when the session cannot tell)
+    stages: dict = field(default_factory=dict)  # layer -> Spark stages it created
     recomputed: str = "nothing"
     status: str = "running"
     message: str = ""
+
+    def slowest_tables(self) -> list[tuple[str, float]]:
+        """Gold tables by write seconds, slowest first."""
+        return sorted(self.tables.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def durations_record(self) -> dict:
+        """Seconds per layer, then per gold table as `gold.<table>`, as ops.pipeline_runs stores them."""
+        record = {k: round(v, 3) for k, v in self.durations.items()}
+        record.update({f"gold.{k}": round(v, 3) for k, v in sorted(self.tables.items())})
+        return record
+
+    def spark_record(self) -> dict:
+        """Spark jobs and stages per layer, as ops.pipeline_runs stores them."""
+        return {"jobs": dict(self.jobs), "stages": dict(self.stages)}
 
     def lines_total(self) -> int:
         return sum(self.lines.values())
@@ -63,6 +82,11 @@ class RunSummary:
         out.append(f"  quarantined: {q}" + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(self.quarantined.items())) + ")" if q else ""))
         out.append(f"  recomputed: {self.recomputed}")
         out.append("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.durations.items()))
+        if self.tables:
+            out.append("  gold tables: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.slowest_tables()))
+        if self.jobs:
+            out.append("  spark: " + ", ".join(f"{k} {n} jobs / {self.stages.get(k, 0)} stages" for k, n in self.jobs.items())
+                       + f", total {sum(self.jobs.values())} jobs / {sum(self.stages.values())} stages")
         if self.message:
             out.append(f"  note: {self.message}")
         return "\n".join(out)
@@ -92,12 +116,40 @@ def lake_lock(lake_root: str, wait: bool = False) -> Iterator[None]:
         handle.close()
 
 
-def _timed(summary: RunSummary, name: str, step: Callable):
-    start = time.perf_counter()
-    try:
-        return step()
-    finally:
-        summary.durations[name] = summary.durations.get(name, 0.0) + time.perf_counter() - start
+class _Layer:
+    """Times one layer of a run, counts its Spark jobs and stages, and reports its start and finish."""
+
+    def __init__(self, spark: SparkSession, summary: RunSummary, reporter: Reporter, name: str):
+        self.spark, self.summary, self.reporter, self.name = spark, summary, reporter, name
+        self.seconds = 0.0
+
+    def run(self, step: Callable, text: str | None, total: int | None = None):
+        """The step's result; `text` is the line that announces it (None: not announced)."""
+        before = sparkstats.counts(self.spark)
+        if text is not None:
+            self.reporter.start(self.name, text, total)
+        start = time.perf_counter()
+        try:
+            return step()
+        finally:
+            self.seconds = time.perf_counter() - start
+            s = self.summary
+            s.durations[self.name] = s.durations.get(self.name, 0.0) + self.seconds
+            spent = sparkstats.since(self.spark, before)
+            if spent is not None:
+                s.jobs[self.name] = s.jobs.get(self.name, 0) + spent.jobs
+                s.stages[self.name] = s.stages.get(self.name, 0) + spent.stages
+
+    def item(self, name: str, seconds: float) -> None:
+        self.reporter.item(self.name, name, seconds)
+
+    def forget(self) -> None:
+        """Leave this layer out of the summary (it had nothing to do)."""
+        for record in (self.summary.durations, self.summary.jobs, self.summary.stages):
+            record.pop(self.name, None)
+
+    def finish(self, text: str) -> None:
+        self.reporter.finish(self.name, self.seconds, text)
 
 
 def _log_run(lake: Lake, cfg: dict, summary: RunSummary) -> None:
@@ -109,14 +161,20 @@ def _log_run(lake: Lake, cfg: dict, summary: RunSummary) -> None:
         "duplicates": summary.duplicates, "quarantined": sum(summary.quarantined.values()),
         "rows_json": json.dumps(summary.rows, sort_keys=True),
         "quarantine_json": json.dumps(dict(summary.quarantined), sort_keys=True),
-        "durations_json": json.dumps({k: round(v, 3) for k, v in summary.durations.items()}),
+        "durations_json": json.dumps(summary.durations_record()),
+        "spark_json": json.dumps(summary.spark_record()) if summary.jobs else None,
         "recomputed": summary.recomputed, "message": summary.message[:2000],
     }])
 
 
 def run(spark: SparkSession, cfg: dict, landing: str | None, lake_root: str, only: str | None = None,
-        full_refresh: bool = False, wait: bool = False, progress: Callable[[str], None] = print) -> RunSummary:
-    """Run the layers (all, or `only` one) and return the summary; nothing new changes nothing."""
+        full_refresh: bool = False, wait: bool = False, progress: Reporter | Line | None = print) -> RunSummary:
+    """Run the layers (all, or `only` one) and return the summary; nothing new changes nothing.
+
+    `progress` is a `lakehouse.progress.Reporter` (the CLI's live display or plain lines), or any
+    callable taking one line of text (plain lines through it), or None for silence.
+    """
+    progress = as_reporter(progress)
     if only is not None and only not in LAYERS:
         raise PipelineError(f"--only {only!r}: expected one of {', '.join(LAYERS)}")
     lake = Lake(lake_root)
@@ -134,9 +192,13 @@ def run(spark: SparkSession, cfg: dict, landing: str | None, lake_root: str, onl
             raise
         if wrote:
             _log_run(lake, cfg, summary)
-            note = maintenance.after_run(spark, cfg, lake_root)  # keeps live files per table bounded
+            # Keeps live files per table bounded. After the run log: its time and jobs are in the summary only.
+            maintain = _Layer(spark, summary, progress, "maintenance")
+            note = maintain.run(lambda: maintenance.after_run(spark, cfg, lake_root), text=None)
             if note:
-                progress(note)
+                maintain.finish(note)
+            else:
+                maintain.forget()
             lake.register(spark)
     return summary
 
@@ -147,40 +209,49 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
     if "bronze" in layers:
         if landing is None:
             raise PipelineError("--landing is required to run bronze")
-        progress("bronze: looking for new files")
-        result = _timed(summary, "bronze", lambda: bronze.ingest(spark, lake, landing))
+        layer = _Layer(spark, summary, progress, "bronze")
+        result = layer.run(lambda: bronze.ingest(spark, lake, landing), "bronze: looking for new files")
         if result.batch_id is not None:
             wrote = True
             summary.files, summary.lines = result.files, result.lines
             for feed, n in result.lines.items():
                 summary.rows[f"bronze.{feed}"] = n
-            progress(f"bronze: batch {result.batch_id}{' (replayed)' if result.replayed else ''}: "
-                     + ", ".join(f"{feed} {result.files[feed]} files / {result.lines[feed]} lines" for feed in result.files))
+            layer.finish(f"bronze: batch {result.batch_id}{' (replayed)' if result.replayed else ''}: "
+                         + ", ".join(f"{feed} {result.files[feed]} files / {result.lines[feed]} lines" for feed in result.files))
+        else:
+            layer.finish("bronze: no new files")
     if "silver" in layers:
         batches = bronze.committed_batches(lake)
         if batches and silver.done_batches(lake, "silver") < batches[-1]:
-            progress("silver: parsing, validating, deduplicating")
+            layer = _Layer(spark, summary, progress, "silver")
             size = ops.pending_bytes(lake, silver.done_batches(lake, "silver"))
             with tuned(spark, small_run_conf(cfg, "silver", size)):
-                res = _timed(summary, "silver", lambda: silver.process(spark, lake, cfg, batches))
+                res = layer.run(lambda: silver.process(spark, lake, cfg, batches, on_step=layer.item),
+                                "silver: parsing, validating, deduplicating")
             wrote = True
             summary.rows["silver.events"] = res.events_added
             summary.duplicates = res.duplicates
             summary.profile_headers = res.profile_headers
             summary.quarantined = res.quarantined
-            progress(f"silver: batches {res.batches}: {res.events_added} events added, {res.duplicates} duplicates dropped, "
-                     f"{sum(res.quarantined.values())} lines quarantined")
+            layer.finish(f"silver: batches {res.batches}: {res.events_added} events added, {res.duplicates} duplicates dropped, "
+                         f"{sum(res.quarantined.values())} lines quarantined")
     if "gold" in layers:
         silver_done = silver.done_batches(lake, "silver")
         gold_done = silver.done_batches(lake, "gold")
         if silver_done and (full_refresh or gold_done < silver_done):
-            progress("gold: building metrics")
+            layer = _Layer(spark, summary, progress, "gold")
+
+            def on_table(name: str, seconds: float) -> None:  # called from gold's writer threads
+                summary.tables[name] = seconds
+                layer.item(name, seconds)
+
             with tuned(spark, small_run_conf(cfg, "gold", ops.live_rows(lake, "silver.events"))):
-                res = _timed(summary, "gold", lambda: gold.run(spark, lake, cfg, None if full_refresh else silver_done,
-                                                               summary.run_id, after_batch=gold_done))
+                res = layer.run(lambda: gold.run(spark, lake, cfg, None if full_refresh else silver_done,
+                                                 summary.run_id, after_batch=gold_done, on_table=on_table),
+                                "gold: building metrics", total=len(GOLD))
             silver.mark_done(lake, "gold", silver_done)
             wrote = True
             summary.rows.update({f"gold.{k}": v for k, v in res.rows.items()})
             summary.recomputed = res.recomputed
-            progress(f"gold: {len(res.rows)} tables published; {res.recomputed}")
+            layer.finish(f"gold: {len(res.rows)} tables published; {res.recomputed}")
     return wrote

@@ -7,8 +7,10 @@ the batch and lands on exactly the same tables.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 import pyspark.sql.functions as F
 from pyspark import StorageLevel
@@ -18,6 +20,7 @@ from lakehouse import ops
 from lakehouse.tables import Lake
 from lakehouse.transforms import silver as T
 
+Step = Callable[[str], None]
 
 
 @dataclass
@@ -43,13 +46,15 @@ def mark_done(lake: Lake, layer: str, batch_id: int) -> None:
     ops.append(lake, "ops.progress", [{"layer": layer, "batch_id": batch_id, "completed_at": ops.now()}])
 
 
-def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, result: SilverResult) -> int:
+def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, result: SilverResult,
+                  lap: Step = lambda _: None) -> int:
     bronze = lake.read(spark, "bronze.events").filter(F.col("batch_id") == batch_id)
     # The raw text is not cached: quarantined lines (few) are taken back from bronze by line id.
     parsed = (bronze.transform(T.parse_events(cfg["max_line_bytes"], cfg["max_future_skew_hours"]))
               .drop("value", "value_bytes").persist(StorageLevel.MEMORY_AND_DISK))
     reasons = {r["reason"]: r["n"] for r in parsed.groupBy(F.col("_error").alias("reason")).agg(F.count(F.lit(1)).alias("n")).collect()}
     valid = reasons.pop(None, 0)
+    lap(f"batch {batch_id} events parsed")
     events = T.first_copy_per_event_id(T.valid_events(parsed))
     if lake.exists(spark, "silver.events"):
         events = events.transform(T.drop_known_event_ids(lake.read(spark, "silver.events")))
@@ -59,9 +64,11 @@ def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, res
         added = ops.last_commit_rows(lake, "silver.events")
     else:  # replay: the batch had been written before the run was killed
         added = lake.read(spark, "silver.events").filter(F.col("batch_id") == batch_id).count()
+    lap(f"batch {batch_id} events written")
     if reasons:
         lake.write(T.quarantined(T.with_raw_lines(parsed, bronze), "events"), "silver.quarantine", mode="append",
                    txn=("silver.quarantine.events", batch_id))
+        lap(f"batch {batch_id} quarantine written")
     parsed.unpersist()
     result.events_added += added
     result.duplicates += valid - added
@@ -109,18 +116,32 @@ def _sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int):
     return kept.unionByName(fresh)
 
 
-def process(spark: SparkSession, lake: Lake, cfg: dict, bronze_batches: list[int]) -> SilverResult:
-    """Process every committed bronze batch silver has not finished, updating sessions after each."""
+def process(spark: SparkSession, lake: Lake, cfg: dict, bronze_batches: list[int],
+            on_step: Callable[[str, float], None] | None = None) -> SilverResult:
+    """Process every committed bronze batch silver has not finished, updating sessions after each.
+
+    `on_step(name, seconds)` is called as each sub-step of a batch ends (parse, write, profiles, sessions).
+    """
     result = SilverResult()
+    mark = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        if on_step is not None:
+            on_step(name, now - mark[0])
+        mark[0] = now
+
     last = done_batches(lake, "silver")
     for batch_id in [b for b in bronze_batches if b > last]:
         added = 0
         if lake.exists(spark, "bronze.events") and lake.read(spark, "bronze.events").filter(F.col("batch_id") == batch_id).limit(1).count():
-            added = _events_batch(spark, lake, cfg, batch_id, result)
+            added = _events_batch(spark, lake, cfg, batch_id, result, lap)
         if lake.exists(spark, "bronze.users") and lake.read(spark, "bronze.users").filter(F.col("batch_id") == batch_id).limit(1).count():
             _profiles_batch(spark, lake, cfg, batch_id, result)
+            lap(f"batch {batch_id} profiles")
         if lake.exists(spark, "silver.events") and (added or not lake.exists(spark, "silver.sessions")):
             lake.write(_sessions(spark, lake, cfg, batch_id), "silver.sessions", mode="overwrite", txn=("silver.sessions", batch_id))
+            lap(f"batch {batch_id} sessions")
         mark_done(lake, "silver", batch_id)
         result.batches.append(batch_id)
     return result

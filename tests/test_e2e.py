@@ -131,6 +131,19 @@ def test_no_email_reaches_silver_or_gold(generated_lake):
     assert len(hashes) > 0 and hashes.str.fullmatch("[0-9a-f]{64}").all()
 
 
+def test_summary_and_run_log_give_seconds_per_gold_table_and_spark_jobs_per_layer(generated_lake):
+    lake, _, result = generated_lake
+    assert set(result.tables) == set(GOLD) and all(s >= 0 for s in result.tables.values())
+    assert set(result.jobs) == {"bronze", "silver", "gold"} and all(result.jobs[k] > 0 for k in ("silver", "gold"))
+    assert all(result.stages[k] >= 0 for k in result.jobs)
+    text = result.render()
+    assert "gold tables: " in text and f"gold {result.jobs['gold']} jobs / {result.stages['gold']} stages" in text
+    (logged,) = DeltaTable(str(lake / "ops" / "pipeline_runs")).to_pyarrow_table().to_pylist()
+    durations = json.loads(logged["durations_json"])
+    assert {"bronze", "silver", "gold"} <= set(durations) and {f"gold.{n}" for n in GOLD} <= set(durations)
+    assert json.loads(logged["spark_json"]) == {"jobs": result.jobs, "stages": result.stages}
+
+
 def test_second_run_with_nothing_new_writes_no_new_versions(spark, cfg, generated_lake):
     lake, _, _ = generated_lake
     before = {p: DeltaTable(str(p)).version() for p in lake.glob("*/*") if (p / "_delta_log").is_dir()}
