@@ -26,7 +26,7 @@ from lakehouse.tables import BRONZE, GOLD, SILVER
 pytestmark = [pytest.mark.e2e, pytest.mark.trust]
 
 LAKEHOUSE = Path(sys.executable).parent / "lakehouse"
-TIMEOUT_S = float(os.environ.get("LAKEHOUSE_WATCH_TEST_TIMEOUT", "900"))
+TIMEOUT_S = float(os.environ.get("LAKEHOUSE_WATCH_TEST_TIMEOUT", "1800"))
 
 
 def _batches(src: Path) -> list[list[Path]]:
