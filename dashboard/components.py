@@ -372,6 +372,16 @@ def col(cid: str, name: str, kind: str = "text", fmt: str | None = None) -> dict
     return c
 
 
+MONEY_COLUMNS = ("revenue", "avg_revenue", "amount_reporting")
+
+
+def money_columns(columns: list[dict]) -> list[dict]:
+    """Column specs whose money columns name the lake's reporting currency ('Revenue (USD)')."""
+    from dashboard import data
+
+    return [{**x, "name": data.money_label(x["name"])} if x["id"] in MONEY_COLUMNS else x for x in columns]
+
+
 def records(df: pd.DataFrame | None) -> list[dict]:
     """DataFrame -> DataTable rows (dates as ISO strings, NaN as empty)."""
     if df is None or not len(df):

@@ -987,7 +987,7 @@ def durations(df: pd.DataFrame | None, theme: str = "light") -> Fig:
     return attach_csv(fig, df)
 
 
-def user_activity(df: pd.DataFrame | None, theme: str = "light") -> Fig:
+def user_activity(df: pd.DataFrame | None, theme: str = "light", currency: str = "") -> Fig:
     """One user's daily events and sessions (bars) with purchases marked."""
     if df is None or not len(df):
         return empty("No activity in the selected range", theme)
@@ -1001,6 +1001,7 @@ def user_activity(df: pd.DataFrame | None, theme: str = "light") -> Fig:
         fig.add("scatter", x=buys["date"], y=buys["events"].to_numpy(float) + 0.5, mode="markers", name="Purchase",
                 marker={"symbol": "star", "size": 10, "color": series_color("revenue")},
                 customdata=np.stack([buys["purchases"].to_numpy(float), buys["revenue"].to_numpy(float)], -1),
-                hovertemplate="Purchases: %{customdata[0]:,.0f} (revenue %{customdata[1]:,.2f})<extra></extra>")
+                hovertemplate=f"Purchases: %{{customdata[0]:,.0f}} (revenue %{{customdata[1]:,.2f}}{_unit(currency)})"
+                              "<extra></extra>")
     _time_axis(fig, "day")
     return attach_csv(fig, df)

@@ -64,3 +64,14 @@ def test_the_health_page_shows_orders_left_out_for_want_of_a_rate(app, configure
     assert n > 0
     assert "Orders without a rate" in cards and f"{n:,}" in cards and "XYZ" in cards
     assert "XYZ" in unconverted
+
+
+def test_segment_and_user_tables_name_the_currency_of_revenue(app, configured):
+    seg = to_json_plotly(_page("segments").update_segments(*_args(configured)))
+    assert "Avg revenue (USD)" in seg
+    users_layout = to_json_plotly(_page("users").layout())
+    assert "Revenue (USD)" in users_layout
+    user = configured.frames["user_revenue"]["user_id"].iloc[0]
+    profile = to_json_plotly(_page("users").show_profile(user, configured.start.isoformat(),
+                                                         configured.end.isoformat(), "light"))
+    assert "USD" in profile
