@@ -372,6 +372,16 @@ def col(cid: str, name: str, kind: str = "text", fmt: str | None = None) -> dict
     return c
 
 
+MONEY_COLUMNS = ("revenue", "avg_revenue", "amount_reporting")
+
+
+def money_columns(columns: list[dict]) -> list[dict]:
+    """Column specs whose money columns name the lake's reporting currency ('Revenue (USD)')."""
+    from dashboard import data
+
+    return [{**x, "name": data.money_label(x["name"])} if x["id"] in MONEY_COLUMNS else x for x in columns]
+
+
 def records(df: pd.DataFrame | None) -> list[dict]:
     """DataFrame -> DataTable rows (dates as ISO strings, NaN as empty)."""
     if df is None or not len(df):
@@ -401,6 +411,11 @@ def fmt_value(v: float | None, fmt: str = "int") -> str:
     return f"{v:,.0f}"
 
 
+def with_unit(text: str, unit: str = "") -> str:
+    """'1,234.50 USD' (the text alone without a unit or without a value)."""
+    return f"{text} {unit}" if unit and text != "—" else text
+
+
 def delta_badge(k: Kpi, compare_label: str) -> html.Span:
     """▲/▼ relative change (green up, red down); '—' when there is no comparable previous period."""
     ch = k.change
@@ -414,7 +429,7 @@ def delta_badge(k: Kpi, compare_label: str) -> html.Span:
     cls = "text-success" if up else "text-danger"
     return html.Span([html.Span([html.I(className=f"bi {icon} me-1"), f"{ch:+.1%}"], className=cls),
                       html.Span(f" vs {compare_label}", className="text-body-secondary fw-normal")],
-                     className="kpi-delta", title=f"previous: {fmt_value(k.previous, k.fmt)}")
+                     className="kpi-delta", title=f"previous: {with_unit(fmt_value(k.previous, k.fmt), k.unit)}")
 
 
 def svg_data_uri(svg: str) -> str:
@@ -428,9 +443,9 @@ def spark_title(k: Kpi) -> str:
     if s is None or not len(s):
         return "no data"
     lo, hi = s.idxmin(), s.idxmax()
-    return (f"{fmt_date(s.index[0])}: {fmt_value(float(s.iloc[0]), k.fmt)} → {fmt_date(s.index[-1])}: "
-            f"{fmt_value(float(s.iloc[-1]), k.fmt)} · min {fmt_value(float(s.min()), k.fmt)} ({fmt_date(lo)}) · "
-            f"max {fmt_value(float(s.max()), k.fmt)} ({fmt_date(hi)})")
+    v = lambda x: with_unit(fmt_value(float(x), k.fmt), k.unit)  # noqa: E731
+    return (f"{fmt_date(s.index[0])}: {v(s.iloc[0])} → {fmt_date(s.index[-1])}: "
+            f"{v(s.iloc[-1])} · min {v(s.min())} ({fmt_date(lo)}) · max {v(s.max())} ({fmt_date(hi)})")
 
 
 def kpi_card(k: Kpi, theme: str, compare_label: str, uid: str = "") -> dbc.Card:
@@ -438,7 +453,8 @@ def kpi_card(k: Kpi, theme: str, compare_label: str, uid: str = "") -> dbc.Card:
     return dbc.Card(dbc.CardBody([
         html.Div([html.Span(k.label, className="kpi-label"), *info(k.key, f"kpi-{uid}{k.key}")],
                  className="d-flex align-items-center"),
-        html.Div(fmt_value(k.value, k.fmt), className="kpi-value", id=f"kpi-value-{uid}{k.key}",
+        html.Div([fmt_value(k.value, k.fmt), html.Span(f" {k.unit}", className="kpi-unit") if k.unit else None],
+                 className="kpi-value", id=f"kpi-value-{uid}{k.key}",
                  title=f"{k.value:,.4f}" if isinstance(k.value, float) and math.isfinite(k.value) else None),
         html.Div(delta_badge(k, compare_label)),
         html.Div(k.note, className="kpi-note small text-body-secondary") if k.note else None,

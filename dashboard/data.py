@@ -629,6 +629,7 @@ class Kpi:
     spark: pd.Series
     fmt: str = "int"          # int | pct | money | float
     note: str = ""
+    unit: str = ""            # shown after the value, e.g. the reporting currency of money
 
     @property
     def change(self) -> float | None:
@@ -731,7 +732,7 @@ def kpis(f: Filters) -> list[Kpi] | None:
     cards.append(Kpi("outstanding_points", "Outstanding points", _last(cur["outstanding_points"]),
                      _pv(prev, _last, "outstanding_points"), cur["outstanding_points"]))
     cards.append(Kpi("revenue", "Revenue", _sum(cur["revenue"]), _pv(prev, _sum, "revenue"), cur["revenue"],
-                     fmt="money"))
+                     fmt="money", unit=reporting_currency()))
     with np.errstate(invalid="ignore", divide="ignore"):
         conv_spark = cur["buyers"] / cur["dau"].where(cur["dau"] > 0)
     cards.append(Kpi("conversion_rate", "Conversion", _ratio(rc.get("buyers"), rc.get("active")),
@@ -755,17 +756,18 @@ def revenue_kpis(f: Filters) -> list[Kpi] | None:
         return None
     cur, prev, rc, prc = _cur_prev(f, p)
     rev, prev_rev = _sum(cur["revenue"]), _pv(prev, _sum, "revenue")
+    cur_code = reporting_currency()
     with np.errstate(invalid="ignore", divide="ignore"):
         dau = cur["dau"].where(cur["dau"] > 0)
         buyers_d = cur["buyers"].where(cur["buyers"] > 0)
         return [
-            Kpi("revenue", "Revenue", rev, prev_rev, cur["revenue"], fmt="money"),
+            Kpi("revenue", "Revenue", rev, prev_rev, cur["revenue"], fmt="money", unit=cur_code),
             Kpi("orders", "Orders", _sum(cur["orders"]), _pv(prev, _sum, "orders"), cur["orders"]),
             Kpi("buyers", "Buyers", rc.get("buyers"), prc.get("buyers"), cur["buyers"]),
             Kpi("arpu", "ARPU", _ratio(rev, rc.get("active")), _ratio(prev_rev, prc.get("active")),
-                cur["revenue"] / dau, fmt="money"),
+                cur["revenue"] / dau, fmt="money", unit=cur_code),
             Kpi("arppu", "ARPPU", _ratio(rev, rc.get("buyers")), _ratio(prev_rev, prc.get("buyers")),
-                cur["revenue"] / buyers_d, fmt="money"),
+                cur["revenue"] / buyers_d, fmt="money", unit=cur_code),
             Kpi("conversion_rate", "Conversion", _ratio(rc.get("buyers"), rc.get("active")),
                 _ratio(prc.get("buyers"), prc.get("active")), cur["buyers"] / dau, fmt="pct"),
         ]
@@ -1152,6 +1154,52 @@ def balances(f: Filters) -> pd.DataFrame | None:
 
 
 # --------------------------------------------------------------------------- revenue
+
+def reporting_currency() -> str:
+    """The currency of gold's money (the `reporting_currency` column of gold.revenue_daily, one value);
+    '' for a lake built before gold named it."""
+    def build():
+        t = read_arrow("gold", "revenue_daily")
+        if t is None or "reporting_currency" not in t.column_names or not t.num_rows:
+            return ""
+        return str(t.column("reporting_currency")[0].as_py() or "")
+    return derived("reporting_currency", (("gold", "revenue_daily"),), build)
+
+
+def money_label(label: str) -> str:
+    """`label` with the reporting currency, e.g. 'Revenue (USD)'."""
+    cur = reporting_currency()
+    return f"{label} ({cur})" if cur else label
+
+
+def revenue_by_currency(f: Filters) -> pd.DataFrame | None:
+    """Successful purchases in the range per currency as sent (gold.revenue_by_currency_daily): orders,
+    the original amounts (in that currency), revenue in the reporting currency and its share, and
+    whether the currency was converted on every day (False: some or all orders had no rate)."""
+    rng = resolve(f)
+    t = gold("revenue_by_currency_daily")
+    if rng is None or t is None:
+        return None
+    lo, hi = rng
+    d = t[(t["activity_date"] >= pd.Timestamp(lo)) & (t["activity_date"] <= pd.Timestamp(hi))]
+    g = d.groupby("currency", as_index=False).agg(
+        orders=("orders", "sum"), amount=("amount", "sum"), revenue=("revenue", lambda v: v.sum(min_count=1)),
+        converted=("converted", "all"),
+        unconverted_orders=("orders", lambda v: int(v[~d.loc[v.index, "converted"]].sum())))
+    total = g["revenue"].sum()
+    g["share"] = g["revenue"] / total if total else np.nan
+    return g.sort_values(["revenue", "orders"], ascending=False, na_position="last").reset_index(drop=True)
+
+
+def unconverted_orders() -> pd.DataFrame | None:
+    """Orders left out of revenue because their currency had no rate, per date and currency
+    (gold.revenue_by_currency_daily where converted is false), latest first; None without the table."""
+    t = gold("revenue_by_currency_daily")
+    if t is None:
+        return None
+    u = t[~t["converted"].astype(bool)][["activity_date", "currency", "orders", "amount"]]
+    return u.sort_values(["activity_date", "currency"], ascending=[False, True]).reset_index(drop=True)
+
 
 def revenue(f: Filters) -> pd.DataFrame | None:
     """orders, revenue, buyers, active users, conversion, ARPU, ARPPU (+ failed payments) per period."""

@@ -214,6 +214,16 @@ def _hover(fmt: str) -> str:
     return FMT.get(fmt, fmt)
 
 
+def _unit(unit: str) -> str:
+    """' USD' after a hover value (nothing without a unit)."""
+    return f" {unit}" if unit else ""
+
+
+def _titled(text: str, unit: str) -> str:
+    """An axis title with its unit: 'revenue (USD)'."""
+    return f"{text} ({unit})" if unit else text
+
+
 def _alpha(hex_color: str, a: float) -> str:
     h = hex_color.lstrip("#")
     r, g, b = int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
@@ -274,7 +284,7 @@ def _shade_partial(fig: Fig, df: pd.DataFrame, grain: str) -> None:
 
 def add_line(fig: Fig, df: pd.DataFrame, x: str, y: str, name: str, color: str, fmt: str = "int",
              grain: str = "day", partial: np.ndarray | None = None, secondary_y: bool = False,
-             dash: str | None = None, fill: str | None = None) -> None:
+             dash: str | None = None, fill: str | None = None, unit: str = "") -> None:
     """A line whose partial points are drawn dotted with open markers (hover says 'partial')."""
     xs = jsonable(df[x])
     ys = df[y].to_numpy(dtype=float)
@@ -283,7 +293,7 @@ def add_line(fig: Fig, df: pd.DataFrame, x: str, y: str, name: str, color: str, 
     fig.add("scatter", x=xs, y=np.where(part, np.nan, ys), name=name, mode="lines", legendgroup=name,
             line={"color": color, "width": 2, **({"dash": dash} if dash else {})}, fill=fill,
             fillcolor=_alpha(color, 0.15) if fill else None, connectgaps=False,
-            hovertemplate=f"{name}: %{{y:{_hover(fmt)}}}<extra></extra>", **axis)
+            hovertemplate=f"{name}: %{{y:{_hover(fmt)}}}{_unit(unit)}<extra></extra>", **axis)
     if part.any():
         idx = np.flatnonzero(part)
         keep = np.zeros(len(ys), bool)
@@ -295,11 +305,12 @@ def add_line(fig: Fig, df: pd.DataFrame, x: str, y: str, name: str, color: str, 
         fig.add("scatter", x=xs, y=np.where(part, ys, np.nan), name=f"{name} (partial)", mode="markers",
                 showlegend=False, legendgroup=name,
                 marker={"color": color, "symbol": "circle-open", "size": 8, "line": {"width": 2}},
-                hovertemplate=f"{name} (partial): %{{y:{_hover(fmt)}}}<extra></extra>", **axis)
+                hovertemplate=f"{name} (partial): %{{y:{_hover(fmt)}}}{_unit(unit)}<extra></extra>", **axis)
 
 
 def add_bars(fig: Fig, df: pd.DataFrame, x: str, y: str, name: str, color: str, fmt: str = "int",
-             partial: np.ndarray | None = None, sign: float = 1.0, secondary_y: bool = False) -> None:
+             partial: np.ndarray | None = None, sign: float = 1.0, secondary_y: bool = False,
+             unit: str = "") -> None:
     """Bars; hover shows the exact (unsigned) value.
 
     Partial periods are a second trace in the same legend group (no legend entry of its own, so the
@@ -313,7 +324,7 @@ def add_bars(fig: Fig, df: pd.DataFrame, x: str, y: str, name: str, color: str, 
         extra["offsetgroup"] = name
     fig.add("bar", x=df[x], y=np.where(part, np.nan, values) * sign, name=name, legendgroup=name,
             marker={"color": color}, customdata=np.where(part, np.nan, values),
-            hovertemplate=f"{name}: %{{customdata:{_hover(fmt)}}}<extra></extra>", **extra)
+            hovertemplate=f"{name}: %{{customdata:{_hover(fmt)}}}{_unit(unit)}<extra></extra>", **extra)
     if part.any():
         fig.add("bar", x=df[x], y=np.where(part, values, np.nan) * sign, name=f"{name} (partial)",
                 legendgroup=name, showlegend=False,
@@ -321,7 +332,7 @@ def add_bars(fig: Fig, df: pd.DataFrame, x: str, y: str, name: str, color: str, 
                         "pattern": {"shape": "/", "fillmode": "overlay", "fgcolor": color, "size": 7,
                                     "solidity": 0.25}},
                 customdata=np.where(part, values, np.nan),
-                hovertemplate=f"{name} (partial): %{{customdata:{_hover(fmt)}}}<extra></extra>", **extra)
+                hovertemplate=f"{name} (partial): %{{customdata:{_hover(fmt)}}}{_unit(unit)}<extra></extra>", **extra)
 
 
 # --------------------------------------------------------------------------- KPI sparkline
@@ -558,35 +569,38 @@ def balance_histogram(df: pd.DataFrame | None, theme: str = "light", bins: int =
 
 # --------------------------------------------------------------------------- revenue
 
-def revenue_orders(df: pd.DataFrame | None, grain: str = "day", theme: str = "light") -> Fig:
-    """Revenue bars with orders and buyers as lines on a second axis."""
+def revenue_orders(df: pd.DataFrame | None, grain: str = "day", theme: str = "light", currency: str = "") -> Fig:
+    """Revenue bars (in `currency`, the reporting currency) with orders and buyers as lines on a second axis."""
     if is_empty(df, ["revenue", "orders"]):
         return empty(theme=theme)
     fig = base2(theme, margin={"l": 68, "r": 68})
     part = df["partial"].to_numpy(bool)
-    add_bars(fig, df, "period", "revenue", "Revenue", series_color("revenue"), fmt="money", partial=part)
+    add_bars(fig, df, "period", "revenue", "Revenue", series_color("revenue"), fmt="money", partial=part,
+             unit=currency)
     add_line(fig, df, "period", "orders", "Orders", series_color("orders"), grain=grain, partial=part,
              secondary_y=True)
     add_line(fig, df, "period", "buyers", "Buyers", series_color("buyers"), grain=grain, partial=part,
              secondary_y=True)
     _shade_partial(fig, df, grain)
     _time_axis(fig, grain, df["period"])
-    fig.axis("yaxis", tickformat="~s", title={"text": "revenue"})
+    fig.axis("yaxis", tickformat="~s", title={"text": _titled("revenue", currency)})
     fig.axis("yaxis2", title={"text": "orders / buyers"})
     return attach_csv(fig, df, ["period", "revenue", "orders", "buyers", "partial"])
 
 
-def arpu(df: pd.DataFrame | None, grain: str = "day", theme: str = "light") -> Fig:
-    """ARPU and ARPPU over time."""
+def arpu(df: pd.DataFrame | None, grain: str = "day", theme: str = "light", currency: str = "") -> Fig:
+    """ARPU and ARPPU over time (in `currency`)."""
     if is_empty(df, ["arpu", "arppu"]):
         return empty(theme=theme)
     fig = base(theme)
     part = df["partial"].to_numpy(bool)
-    add_line(fig, df, "period", "arppu", "ARPPU", series_color("arppu"), fmt="money", grain=grain, partial=part)
-    add_line(fig, df, "period", "arpu", "ARPU", series_color("arpu"), fmt="money", grain=grain, partial=part)
+    add_line(fig, df, "period", "arppu", "ARPPU", series_color("arppu"), fmt="money", grain=grain, partial=part,
+             unit=currency)
+    add_line(fig, df, "period", "arpu", "ARPU", series_color("arpu"), fmt="money", grain=grain, partial=part,
+             unit=currency)
     _shade_partial(fig, df, grain)
     _time_axis(fig, grain, df["period"])
-    fig.axis("yaxis", rangemode="tozero")
+    fig.axis("yaxis", rangemode="tozero", title={"text": _titled("per user", currency)})
     return attach_csv(fig, df, ["period", "arpu", "arppu", "partial"])
 
 
@@ -632,8 +646,8 @@ def failed_payments(df: pd.DataFrame | None, grain: str = "day", theme: str = "l
     return attach_csv(fig, df, ["period", "failed_payments", "partial"])
 
 
-def pareto(df: pd.DataFrame | None, theme: str = "light") -> Fig:
-    """Cumulative share of revenue against the share of paying users (ranked by revenue)."""
+def pareto(df: pd.DataFrame | None, theme: str = "light", currency: str = "") -> Fig:
+    """Cumulative share of revenue (in `currency`) against the share of paying users (ranked by revenue)."""
     if df is None or not len(df):
         return empty(theme=theme)
     step = max(1, len(df) // 200)
@@ -655,8 +669,32 @@ def pareto(df: pd.DataFrame | None, theme: str = "light") -> Fig:
                 textposition="middle right", marker={"color": series_color("revenue"), "size": 8},
                 hovertemplate=f"Top {t:.0%} of paying users: {share:.1%} of revenue<extra></extra>")
     fig.axis("xaxis", tickformat=".0%", title={"text": "share of paying users (ranked by revenue)"}, range=[0, 1])
-    fig.axis("yaxis", tickformat=".0%", title={"text": "share of revenue"}, range=[0, 1.02])
+    fig.axis("yaxis", tickformat=".0%", title={"text": "share of revenue" + (f" in {currency}" if currency else "")},
+             range=[0, 1.02])
     return attach_csv(fig, df, ["rank", "user_id", "revenue", "user_share", "revenue_share"])
+
+
+def revenue_by_currency(df: pd.DataFrame | None, theme: str = "light", currency: str = "") -> Fig:
+    """Revenue per currency as sent, in the reporting currency (`currency`); a currency without a rate
+    has no bar and is named as such; hover gives orders and the original amount."""
+    if df is None or not len(df):
+        return empty(theme=theme)
+    d = df.sort_values(["revenue", "orders"], ascending=True, na_position="first")
+    labels = [f"{c} (no rate)" if not ok else str(c) for c, ok in zip(d["currency"], d["converted"])]
+    fig = base(theme, hovermode="closest", showlegend=False,
+               margin={"l": label_margin(labels), "r": 24, "t": 16})
+    custom = np.stack([d["orders"].to_numpy(float), d["amount"].to_numpy(float),
+                       d["unconverted_orders"].to_numpy(float)], -1)
+    fig.add("bar", orientation="h", y=labels, x=d["revenue"].fillna(0).to_numpy(float),
+            marker={"color": [series_color("revenue") if ok else muted(theme) for ok in d["converted"]]},
+            customdata=custom,
+            hovertemplate=(f"%{{y}}: %{{x:,.2f}}{_unit(currency)} from %{{customdata[0]:,.0f}} orders "
+                           "(%{customdata[1]:,.2f} in the currency sent; %{customdata[2]:,.0f} orders without "
+                           "a rate, left out)<extra></extra>"))
+    fig.axis("xaxis", tickformat="~s", title={"text": _titled("revenue", currency)})
+    fig.axis("yaxis", title={"text": "currency sent"})
+    return attach_csv(fig, df, ["currency", "orders", "amount", "revenue", "share", "converted",
+                                "unconverted_orders"])
 
 
 # --------------------------------------------------------------------------- retention
@@ -949,7 +987,7 @@ def durations(df: pd.DataFrame | None, theme: str = "light") -> Fig:
     return attach_csv(fig, df)
 
 
-def user_activity(df: pd.DataFrame | None, theme: str = "light") -> Fig:
+def user_activity(df: pd.DataFrame | None, theme: str = "light", currency: str = "") -> Fig:
     """One user's daily events and sessions (bars) with purchases marked."""
     if df is None or not len(df):
         return empty("No activity in the selected range", theme)
@@ -963,6 +1001,7 @@ def user_activity(df: pd.DataFrame | None, theme: str = "light") -> Fig:
         fig.add("scatter", x=buys["date"], y=buys["events"].to_numpy(float) + 0.5, mode="markers", name="Purchase",
                 marker={"symbol": "star", "size": 10, "color": series_color("revenue")},
                 customdata=np.stack([buys["purchases"].to_numpy(float), buys["revenue"].to_numpy(float)], -1),
-                hovertemplate="Purchases: %{customdata[0]:,.0f} (revenue %{customdata[1]:,.2f})<extra></extra>")
+                hovertemplate=f"Purchases: %{{customdata[0]:,.0f}} (revenue %{{customdata[1]:,.2f}}{_unit(currency)})"
+                              "<extra></extra>")
     _time_axis(fig, "day")
     return attach_csv(fig, df)

@@ -105,6 +105,12 @@ def _validate(cfg: dict) -> dict:
         raise ConfigError("funnel.steps: must be a list of at least two event names")
     if not isinstance(funnel.get("window_days"), int) or funnel["window_days"] < 0:
         raise ConfigError(f"funnel.window_days: must be a whole number >= 0, got {funnel.get('window_days')!r}")
+    code = cfg.get("reporting_currency")
+    if not isinstance(code, str) or len(code.strip()) != 3 or not code.strip().isalpha():
+        raise ConfigError(f"reporting_currency: must be a three-letter ISO-4217 code like USD, got {code!r}")
+    rates_file = cfg.get("currency_rates_file")
+    if rates_file is not None and not isinstance(rates_file, str):
+        raise ConfigError(f"currency_rates_file: must be a file path or null, got {rates_file!r}")
     spark = cfg.get("spark") or {}
     partitions = (spark.get("conf") or {}).get("spark.sql.shuffle.partitions", 4)
     if not str(partitions).isdigit() or int(partitions) <= 0:

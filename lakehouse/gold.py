@@ -25,7 +25,7 @@ import pyspark.sql.functions as F
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from lakehouse import ops, quality
+from lakehouse import currency, ops, quality
 from lakehouse.config import expectations_path
 from lakehouse.tables import GOLD, Lake
 from lakehouse.transforms import gold as G
@@ -48,15 +48,19 @@ def _lap(step: str) -> None:
 
 
 # Bump when a change to the gold transforms changes their results: the next run rebuilds in full.
-GOLD_LOGIC_VERSION = "3"  # 3: k-means on the driver up to clustering.driver_max_users
+GOLD_LOGIC_VERSION = "4"  # 4: money in the reporting currency at ECB rates (revenue_by_currency_daily)
 
 # The config sections gold depends on: a change to any of them makes the next run rebuild in full.
 GOLD_SETTINGS = ("timezone", "excluded_events", "demographics", "funnel", "retention", "segments", "clustering",
-                 "session_gap_minutes")
+                 "session_gap_minutes", "reporting_currency", "currency_rates_file")
+
+# Tables that carry money: each gets a `reporting_currency` column naming the currency of its amounts.
+MONEY_TABLES = ("revenue_daily", "user_revenue", "revenue_by_currency_daily", "user_activity_daily", "users",
+                "segment_summary", "cluster_profiles")
 
 # The silver.events columns any gold table reads.
 GOLD_EVENT_COLUMNS = (
-    "event_id", "event", "ts", "user_id", "device", "country", "page", "amount", "payment_status",
+    "event_id", "event", "ts", "user_id", "device", "country", "page", "amount", "currency", "payment_status",
     "points", "course_id", "progress_pct", "quiz_id", "score", "max_score", "passed", "duration_s",
 )
 
@@ -75,6 +79,7 @@ class GoldInputs:
     rng: G.DateRange
     quarantine: DataFrame
     cfg: dict
+    money: DataFrame | None = None  # active events with amounts in the reporting currency
     cached: list = field(default_factory=list)
 
     def release(self) -> None:
@@ -97,11 +102,26 @@ def prepare(spark: SparkSession, events: DataFrame, profiles: DataFrame, session
         return None
     # The intermediates are materialised with their lineage cut (small plans downstream, see
     # `incremental`); the events stay a columnar cache (the largest frame).
-    days = G.user_days(active, G.sessions_per_day(sessions, tz)).localCheckpoint(eager=True)
+    money = active.transform(converter(spark, cfg, rng))
+    days = G.user_days(money, G.sessions_per_day(sessions, tz)).localCheckpoint(eager=True)
     neighbours = G.with_neighbours(days).localCheckpoint(eager=True)
     users = G.user_dimension(days, profiles, G.first_event_country(events), rng, tz).localCheckpoint(eager=True)
     cal = G.calendar(spark, rng).localCheckpoint(eager=True)
-    return GoldInputs(events, active, days, neighbours, users, sessions, cal, rng, quarantine, cfg, cached=[events])
+    return GoldInputs(events, active, days, neighbours, users, sessions, cal, rng, quarantine, cfg, money=money,
+                      cached=[events])
+
+
+def converter(spark: SparkSession, cfg: dict, rng: G.DateRange):
+    """The transform putting purchases' amounts in the reporting currency over the range's dates."""
+    rates = currency.rates_frame(spark, cfg, rng.start, rng.end).localCheckpoint(eager=True)
+    return G.to_reporting_currency(rates, currency.reporting_currency(cfg))
+
+
+def with_reporting_currency(name: str, df: DataFrame, cfg: dict) -> DataFrame:
+    """A money table with the `reporting_currency` column (other tables unchanged)."""
+    if name not in MONEY_TABLES:
+        return df
+    return df.withColumn("reporting_currency", F.lit(currency.reporting_currency(cfg)))
 
 
 def core_tables(x: GoldInputs) -> dict[str, Callable[[], DataFrame]]:
@@ -139,8 +159,9 @@ def product_tables(x: GoldInputs, users_base: DataFrame) -> dict[str, Callable[[
         "retention_daily": lambda: P.retention_daily(x.cal, x.users, x.days, x.rng, cfg["retention"]["max_day"]),
         "retention_weekly": lambda: P.retention_weekly(x.cal, x.users, x.days, x.rng, cfg["retention"]["max_week"]),
         "funnel_daily": lambda: P.funnel_daily(x.active, funnel["steps"], funnel["window_days"]),
-        "revenue_daily": lambda: P.revenue_daily(x.cal, x.active, x.days),
-        "user_revenue": lambda: P.user_revenue(x.active),
+        "revenue_daily": lambda: P.revenue_daily(x.cal, x.money, x.days),
+        "user_revenue": lambda: P.user_revenue(x.money),
+        "revenue_by_currency_daily": lambda: P.revenue_by_currency_daily(x.money),
         "sessions_daily": lambda: P.sessions_daily(x.cal, x.sessions, tz),
         "event_counts_daily": lambda: P.event_counts_daily(x.cal, x.events, x.rng),
         "page_views_daily": lambda: P.page_views_daily(x.active, x.rng),
@@ -200,7 +221,7 @@ class Scope:
 def settings_fingerprint(cfg: dict) -> str:
     """A hash of what gold's results depend on besides data: its settings, rules and logic version."""
     settings = {k: cfg.get(k) for k in GOLD_SETTINGS}
-    text = json.dumps([GOLD_LOGIC_VERSION, settings], sort_keys=True, default=str)
+    text = json.dumps([GOLD_LOGIC_VERSION, settings, currency.fingerprint(cfg)], sort_keys=True, default=str)
     return hashlib.sha256(text.encode() + expectations_path().read_bytes()).hexdigest()[:16]
 
 
@@ -327,6 +348,7 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
     if st["s"] is not None and st["s"] <= old.start:
         return Scope(full=True, reason=f"events dated on or before the lake's first date {old.start}"), {}
     rng = G.DateRange(old.start, max(old.end, st["e"] or old.end))
+    to_money = converter(spark, cfg, rng)  # depends only on each event's date and currency
 
     # First date whose rows can change: the new events' dates and the sessions they join or extend.
     event_users = new.select("user_id").distinct()
@@ -347,7 +369,8 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
         return sessions.filter(F.col("session_end") >= _date_ts(day)).filter(
             G.local_date(F.col("session_start"), tz) >= F.lit(day))
 
-    fresh = G.user_days(events_since(a0).transform(G.active_only(excluded)), G.sessions_per_day(sessions_since(a0), tz))
+    fresh = G.user_days(events_since(a0).transform(G.active_only(excluded)).transform(to_money),
+                        G.sessions_per_day(sessions_since(a0), tz))
     before = prev.read("user_activity_daily").filter(F.col("activity_date") < F.lit(a0)).select(*DAY_COLUMNS)
     days = keep(before.unionByName(fresh.select(*DAY_COLUMNS)))
 
@@ -394,6 +417,7 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
     events = keep(events_since(min(scope.funnel_since, since)))
     ev = events.filter(F.col("activity_date") >= F.lit(since))
     active = ev.transform(G.active_only(excluded))
+    money = active.transform(to_money)
     cal = keep(G.calendar(spark, G.DateRange(since, rng.end)))
     on_or_after = lambda c, d: f"{c} >= {_sql_date(d)}"  # noqa: E731
     from_since = on_or_after("activity_date", since)
@@ -467,8 +491,10 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
                                                 rng, ret["max_week"]), week_pred),
         "funnel_daily": (P.funnel_daily(events.transform(G.active_only(excluded)), funnel["steps"], funnel["window_days"]),
                          on_or_after("activity_date", scope.funnel_since)),
-        "revenue_daily": (P.revenue_daily(cal, active, recent_days), from_since),
-        "user_revenue": (P.add_user_revenue(prev.read("user_revenue"), P.user_revenue(new.transform(G.active_only(excluded)))), None),
+        "revenue_daily": (P.revenue_daily(cal, money, recent_days), from_since),
+        "user_revenue": (P.add_user_revenue(prev.read("user_revenue").drop("reporting_currency"),
+                                            P.user_revenue(new.transform(G.active_only(excluded)).transform(to_money))), None),
+        "revenue_by_currency_daily": (P.revenue_by_currency_daily(money), from_since),
         "sessions_daily": (P.sessions_daily(cal, sessions_since(since), tz), from_since),
         "event_counts_daily": (event_counts, counts_pred),
         "page_views_daily": (P.page_views_daily(active, rng), from_since),
@@ -590,6 +616,7 @@ def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run
             names = [r["event"] for r in x.events.select("event").distinct().collect()]
         else:
             names = set(json.loads(state["event_names_json"])) | set(scope.new_event_names)
+        tables = {n: (with_reporting_currency(n, df, cfg), pred) for n, (df, pred) in tables.items()}
         _lap("planned")
         frames = {f"gold.{n}": df.persist(StorageLevel.MEMORY_AND_DISK) for n, (df, _) in tables.items()}
         cached.extend(frames.values())

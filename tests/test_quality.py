@@ -404,14 +404,15 @@ def test_shipped_rules_pass_on_gold_built_by_the_project_and_catch_a_tampered_ta
     from lakehouse.transforms import segments as S
 
     schema = ("event_id string, event string, ts timestamp, user_id string, session_id string, device string, "
-              "country string, page string, payment_status string, amount double, points long, quiz_id string, "
-              "score double, max_score double, passed boolean, duration_s double, course_id string, progress_pct double")
+              "country string, page string, payment_status string, amount double, currency string, points long, "
+              "quiz_id string, score double, max_score double, passed boolean, duration_s double, course_id string, "
+              "progress_pct double")
     fields = [f.split()[0] for f in schema.split(", ")]
     raw = [
         ("page_view", 1, 9, "u1", {"device": "web", "page": "home", "country": "de"}),
         ("item_view", 1, 10, "u1", {"device": "web"}), ("add_to_cart", 1, 11, "u1", {"device": "web"}),
         ("checkout_start", 1, 12, "u1", {"device": "web"}),
-        ("purchase", 1, 13, "u1", {"device": "web", "payment_status": "success", "amount": 30.0}),
+        ("purchase", 1, 13, "u1", {"device": "web", "payment_status": "success", "amount": 30.0, "currency": "eur"}),
         ("item_view", 1, 14, "u2", {"device": "mobile"}),
         ("points_earned", 1, 15, "u2", {"device": "mobile", "points": 50}),
         ("page_view", 2, 9, "u1", {"device": "web", "page": "cart"}),
@@ -461,8 +462,9 @@ def test_shipped_rules_pass_on_gold_built_by_the_project_and_catch_a_tampered_ta
             "retention_daily": P.retention_daily(x.cal, x.users, x.days, x.rng),
             "retention_weekly": P.retention_weekly(x.cal, x.users, x.days, x.rng),
             "funnel_daily": P.funnel_daily(x.active),
-            "revenue_daily": P.revenue_daily(x.cal, x.active, x.days),
-            "user_revenue": P.user_revenue(x.active),
+            "revenue_daily": P.revenue_daily(x.cal, x.money, x.days),
+            "user_revenue": P.user_revenue(x.money),
+            "revenue_by_currency_daily": P.revenue_by_currency_daily(x.money),
             "sessions_daily": P.sessions_daily(x.cal, x.sessions, "UTC"),
             "event_counts_daily": P.event_counts_daily(x.cal, x.events, x.rng),
             "page_views_daily": P.page_views_daily(x.active, x.rng),
@@ -470,7 +472,7 @@ def test_shipped_rules_pass_on_gold_built_by_the_project_and_catch_a_tampered_ta
             "quiz_daily": P.quiz_daily(x.active, x.rng),
             "course_progress": P.course_progress(x.active),
         }
-        tables = {f"gold.{k}": v for k, v in tables.items()}
+        tables = {f"gold.{k}": GS.with_reporting_currency(k, v, cfg) for k, v in tables.items()}
         shipped = Q.load_rules(SHIPPED)
         res = Q.apply(tables, shipped, "t")
         assert res.ok, res.failed

@@ -10,6 +10,8 @@ from dashboard import data, figures
 dash.register_page(__name__, path="/health", name="Pipeline health", order=11, title="Pipeline health · Lakehouse",
                    icon="heart-pulse")
 
+UNCONVERTED_COLUMNS = [c.col("activity_date", "Date"), c.col("currency", "Currency sent"),
+                       c.col("orders", "Orders", "numeric"), c.col("amount", "Amount (as sent)", "numeric", ",.2f")]
 TABLE_COLUMNS = [c.col("layer", "Layer"), c.col("table", "Table"), c.col("version", "Version", "numeric"),
                  c.col("updated_at", "Last update (UTC)"), c.col("rows", "Rows", "numeric"),
                  c.col("files", "Files", "numeric"), c.col("size_mb", "Size (MB)", "numeric", ",.2f"),
@@ -27,13 +29,14 @@ def layout(theme=None, **query):
         c.page_header("Pipeline health", "Every Delta table of the lake with its version, freshness and size; "
                       "what was quarantined; the pipeline runs.", icon="heart-pulse"),
         dcc.Interval(id="health-tick", interval=30_000),
-        dbc.Row(id="health-cards", className="row-cols-1 row-cols-sm-2 row-cols-xl-4 g-3 mb-3"),
+        dbc.Row(id="health-cards", className="row-cols-1 row-cols-sm-2 row-cols-xl-5 g-3 mb-3"),
         dbc.Row([c.table_card("health-tables", "Tables", "table_version", width=12)]),
         dbc.Row([
             c.chart_card("health-quarantine", "Quarantined lines by reason", "quarantine", width=6, height=None),
             c.chart_card("health-durations", "Latest run: seconds per step", None, width=6, height=None,
                          info_text="From ops.pipeline_runs.durations_json of the latest run."),
         ]),
+        dbc.Row([c.table_card("health-unconverted", "Orders left out of revenue: currency without a rate", width=12)]),
         dbc.Row([c.table_card("health-runs", "Pipeline runs (latest first)", width=12)]),
     ]), (update_health, (0, theme)))
 
@@ -50,6 +53,7 @@ def _card(label, value, sub="", icon="info-circle", color="primary", cid=None):
           Output({"type": "chart", "id": "health-quarantine"}, "figure"),
           Output({"type": "chart", "id": "health-durations"}, "figure"),
           Output({"type": "table", "id": "health-runs"}, "children"),
+          Output({"type": "table", "id": "health-unconverted"}, "children"),
           Input("health-tick", "n_intervals"), Input("theme-store", "data"))
 def update_health(_tick, theme):
     """Re-read table versions and runs (cheap: listing _delta_log) on load and every 30 s."""
@@ -59,6 +63,7 @@ def update_health(_tick, theme):
     runs = data.pipeline_runs()
     last = data.last_run()
     q = data.quarantine()
+    unconverted = data.unconverted_orders()
     present = int((tables["status"] == "ok").sum())
     missing = int((tables["status"] == "missing").sum())
     if last:
@@ -78,6 +83,7 @@ def update_health(_tick, theme):
         _card("Quarantined lines", f"{int(q['lines'].sum()):,}" if q is not None else "—",
               "gold.quarantine_summary" if q is not None else "no quarantine summary yet", "shield-exclamation",
               "danger" if q is not None and q["lines"].sum() else "secondary", cid="health-quarantined"),
+        _unconverted_card(unconverted),
     ]
     run_cols = [x["id"] for x in RUN_COLUMNS]
     runs_view = c.table_view("health-runs", runs[[x for x in run_cols if x in runs.columns]] if runs is not None
@@ -87,4 +93,20 @@ def update_health(_tick, theme):
     return (cards, c.table_view("health-tables", tables.drop(columns=["size_bytes"]), TABLE_COLUMNS, max_rows=200,
                                 row_class=status_class),
             figures.quarantine(q, t) if q is not None else figures.missing("quarantine_summary", t),
-            figures.durations(data.run_durations(last), t), runs_view)
+            figures.durations(data.run_durations(last), t), runs_view,
+            c.table_view("health-unconverted", unconverted, UNCONVERTED_COLUMNS, max_rows=100,
+                         empty="Every order's currency had a rate" if unconverted is not None
+                         else "No gold.revenue_by_currency_daily table yet"))
+
+
+def _unconverted_card(u):
+    """Orders whose currency had no rate on their date: left out of revenue (metrics.md)."""
+    if u is None:
+        return _card("Orders without a rate", "—", "no gold.revenue_by_currency_daily yet", "currency-exchange",
+                     "secondary", cid="health-unconverted-orders")
+    n = int(u["orders"].sum())
+    codes = ", ".join(sorted(set(u["currency"].astype(str))))
+    return _card("Orders without a rate", f"{n:,}",
+                 f"left out of revenue ({data.reporting_currency() or 'reporting currency'}): {codes}" if n
+                 else f"all converted to {data.reporting_currency() or 'the reporting currency'}",
+                 "currency-exchange", "warning" if n else "success", cid="health-unconverted-orders")

@@ -37,7 +37,14 @@ def layout(theme=None, **query):
             c.chart_card("rev-pareto", "Revenue concentration (Pareto)", "pareto", width=8, height=360),
             dbc.Col(html.Div(id="rev-shares"), lg=4, xs=12, className="mb-3"),
         ]),
-    ]), (update_revenue, args), (update_split, args))
+        dbc.Row([
+            c.chart_card("rev-currency", "Revenue by currency sent", None, width=12, height=None,
+                         info_text="Successful purchases per currency as sent (gold.revenue_by_currency_daily): "
+                                   "orders, the original amounts and the revenue they make in the reporting "
+                                   "currency at ECB reference rates. A currency without a rate is left out of "
+                                   "revenue. Not split by user attributes."),
+        ]),
+    ]), (update_revenue, args), (update_split, args), (update_currency, args))
 
 
 @c.page_callback(Output("rev-kpis", "children"), Output({"type": "chart", "id": "rev-trend"}, "figure"),
@@ -53,7 +60,8 @@ def update_revenue(start, end, grain, country, device, gender, age, theme):
         miss = c.absent("revenue_daily", t)
         return [dbc.Col(c.empty_state(c.absent_text("revenue_daily")))], miss, miss, miss, miss
     cards = [dbc.Col(c.kpi_card(k, t, c.compare_label(f), "rev-")) for k in (data.revenue_kpis(f) or [])]
-    return (cards, figures.revenue_orders(df, f.grain, t), figures.arpu(df, f.grain, t),
+    cur = data.reporting_currency()
+    return (cards, figures.revenue_orders(df, f.grain, t, cur), figures.arpu(df, f.grain, t, cur),
             figures.conversion(df, f.grain, t), figures.failed_payments(df, f.grain, t))
 
 
@@ -73,4 +81,15 @@ def update_split(start, end, grain, country, device, gender, age, theme):
     ], className="p-3"), className="kpi-card mb-3") for k, v in shares.items()]
     n = 0 if p is None else len(p)
     cards.append(html.Div(f"{n:,} paying users in the range", className="small text-body-secondary"))
-    return figures.conversion_by_device(data.conversion_by_device(f), f.grain, t), figures.pareto(p, t), cards
+    return (figures.conversion_by_device(data.conversion_by_device(f), f.grain, t),
+            figures.pareto(p, t, data.reporting_currency()), cards)
+
+
+@c.page_callback(Output({"type": "chart", "id": "rev-currency"}, "figure"), *c.FILTER_INPUTS)
+def update_currency(start, end, grain, country, device, gender, age, theme):
+    """Revenue, orders and original amounts per currency sent, over the range."""
+    f = c.filters_from(start, end, grain, country, device, gender, age)
+    t = c.theme_of(theme)
+    if not data.has("revenue_by_currency_daily"):
+        return c.absent("revenue_by_currency_daily", t)
+    return figures.revenue_by_currency(data.revenue_by_currency(f), t, data.reporting_currency())

@@ -62,7 +62,7 @@ def update_segments(start, end, grain, country, device, gender, age, theme):
         extra = [x for x in prof.columns if x == "segment" or x not in seg.columns] if prof is not None else []
         merged = seg.merge(prof[extra], on="segment", how="left") if prof is not None else seg
         merged = merged.assign(link=[("Users →", _users_link(f, segment=s)) for s in merged["segment"]])
-    rows = c.table_view("seg-profiles", merged, PROFILE_COLUMNS,
+    rows = c.table_view("seg-profiles", merged, c.money_columns(PROFILE_COLUMNS),
                         empty="No segments yet (gold.segment_summary / users.segment)")
     sizes = figures.segment_sizes(seg, t) if seg is not None else figures.missing("segment_summary", t)
     return sizes, rows, figures.segment_trend(data.segment_trend(f), f.grain, t)

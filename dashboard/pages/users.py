@@ -50,7 +50,7 @@ def layout(segment=None, cluster=None, user=None, q=None, **query):
         dbc.Col(html.Div(id="users-count", className="small text-body-secondary pt-1"), md=2),
     ], className="g-2 mb-2 align-items-center")
     table = dash_table.DataTable(
-        id="users-table", columns=COLUMNS, data=[], page_current=0, page_size=PAGE_SIZE, page_action="custom",
+        id="users-table", columns=c.money_columns(COLUMNS), data=[], page_current=0, page_size=PAGE_SIZE, page_action="custom",
         sort_action="custom", sort_mode="multi", sort_by=[], row_selectable=False, cell_selectable=True,
         style_table={"overflowX": "auto"},
         style_header={"backgroundColor": "var(--bs-tertiary-bg)", "color": "var(--bs-body-color)",
@@ -125,7 +125,8 @@ def _fmt(key, v):
     if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
         return "—"
     if key == "revenue":
-        return f"{float(v):,.2f}"
+        cur = data.reporting_currency()
+        return f"{float(v):,.2f}" + (f" {cur}" if cur else "")
     if isinstance(v, pd.Timestamp):
         return f"{v:%Y-%m-%d}"
     if isinstance(v, float) and v.is_integer():
@@ -152,7 +153,7 @@ def show_profile(user_id, start, end, theme):
     attrs = html.Dl([item for key, label in PROFILE_FIELDS if key in prof
                      for item in (html.Dt(label, className="col-5"), html.Dd(_fmt(key, prof[key]), className="col-7"))],
                     className="row profile-attr mb-0")
-    fig = figures.user_activity(act, t)
+    fig = figures.user_activity(act, t, data.reporting_currency())
     head = html.Div([html.Span(["Profile ", html.Code(user_id)], className="card-title-text"),
                      html.Span(className="ms-auto"), c.csv_button("csv", "user-activity")],
                     className="d-flex align-items-center")

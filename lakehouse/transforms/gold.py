@@ -103,6 +103,34 @@ def active_only(excluded_events: tuple[str, ...]) -> Transform:
     return _transform
 
 
+def to_reporting_currency(rates: DataFrame, reporting: str) -> Transform:
+    """Purchases' amounts in the reporting currency (metrics.md "Purchases and revenue").
+
+    `rates` holds one row per (activity_date, currency) with `rate` = units of the reporting currency
+    per unit of `currency` (lakehouse.currency.rates_frame); it is small and broadcast. Adds
+    `original_amount` (the amount as sent), `currency` (upper-cased and trimmed; the reporting
+    currency when missing or blank) and `converted` (a rate was found); `amount` becomes the amount
+    in the reporting currency, null when the currency has no rate on that date, so a sum of
+    `amount` leaves such purchases out. Only purchases are looked up; other events keep a null
+    currency. The result depends only on each event's own date and currency.
+    """
+
+    def _transform(events: DataFrame) -> DataFrame:
+        code = F.upper(F.trim(F.col("currency")))
+        code = F.when(code.isNull() | (code == ""), F.lit(reporting.upper())).otherwise(code)
+        keyed = (events.withColumn("currency", F.when(F.col("event") == "purchase", code))
+                 .withColumn("original_amount", F.col("amount")))
+        r = F.broadcast(rates.select("activity_date", "currency", F.col("rate").alias("_rate")))
+        return (
+            keyed.join(r, ["activity_date", "currency"], "left")
+            .withColumn("converted", F.col("_rate").isNotNull())
+            .withColumn("amount", (F.col("original_amount") * F.col("_rate")).cast("double"))
+            .drop("_rate")
+        )
+
+    return _transform
+
+
 def date_range(active: DataFrame) -> DateRange | None:
     """The lake's date range, or None when there is no active event."""
     row = active.agg(F.min("activity_date").alias("s"), F.max("activity_date").alias("e")).collect()[0]

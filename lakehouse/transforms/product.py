@@ -206,7 +206,10 @@ def funnel_daily(active: DataFrame, steps: Sequence[str] = DEFAULT_FUNNEL_STEPS,
 # ---------------------------------------------------------------- revenue
 
 def revenue_daily(cal: DataFrame, active: DataFrame, days: DataFrame) -> DataFrame:
-    """Orders, revenue, buyers, failed payments and conversion/ARPU/ARPPU per date (zero-filled)."""
+    """Orders, revenue, buyers, failed payments and conversion/ARPU/ARPPU per date (zero-filled).
+
+    `amount` is summed as given: the gold step passes amounts in the reporting currency (null for a
+    currency without a rate, which adds nothing), see `gold.to_reporting_currency`."""
     purchases = active.filter(F.col("event") == "purchase")
     ok = _is_success()
     per_day = purchases.groupBy("activity_date").agg(
@@ -233,7 +236,8 @@ def revenue_daily(cal: DataFrame, active: DataFrame, days: DataFrame) -> DataFra
 
 
 def user_revenue(active: DataFrame) -> DataFrame:
-    """Per user with at least one successful purchase: orders, revenue, first and last purchase dates."""
+    """Per user with at least one successful purchase: orders, revenue, first and last purchase dates
+    (`amount` in the reporting currency, as for `revenue_daily`)."""
     ok = active.filter((F.col("event") == "purchase") & _is_success())
     return ok.groupBy("user_id").agg(
         F.count(F.lit(1)).cast("long").alias("orders"),
@@ -241,6 +245,29 @@ def user_revenue(active: DataFrame) -> DataFrame:
         F.min("activity_date").alias("first_purchase_date"),
         F.max("activity_date").alias("last_purchase_date"),
     ).orderBy("user_id")
+
+
+def revenue_by_currency_daily(money: DataFrame) -> DataFrame:
+    """Successful purchases per date and currency as sent: orders, the original amounts, and revenue
+    in the reporting currency; `converted` is false (and `revenue` null) for a currency with no rate
+    on that date, whose orders are left out of revenue. Only pairs that occur.
+
+    `money` holds active events after `to_reporting_currency` (original_amount, currency, converted).
+    """
+    ok = money.filter((F.col("event") == "purchase") & _is_success())
+    per = ok.groupBy("activity_date", "currency").agg(
+        F.count(F.lit(1)).cast("long").alias("orders"),
+        F.coalesce(money_sum(F.col("original_amount")), F.lit(0.0)).alias("amount"),
+        F.coalesce(money_sum(F.col("amount")), F.lit(0.0)).alias("revenue"),
+        F.max(F.col("converted").cast("int")).alias("_c"),
+    )
+    converted = F.col("_c") == 1
+    return per.select(
+        "activity_date", "currency", "orders",
+        F.col("amount").cast("double").alias("amount"),
+        F.when(converted, F.col("revenue")).cast("double").alias("revenue"),
+        converted.alias("converted"),
+    ).orderBy("activity_date", "currency")
 
 
 def add_user_revenue(previous: DataFrame, new: DataFrame) -> DataFrame:

@@ -79,7 +79,16 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
                          ("centroid_active_days", F), ("centroid_events_per_day", F),
                          ("centroid_revenue", F), ("centroid_points_balance", F)],
     "quarantine_summary": [("feed", S), ("reason", S), ("lines", L)],
+    "revenue_by_currency_daily": [("activity_date", D), ("currency", S), ("orders", L), ("amount", F), ("revenue", F),
+                                  ("converted", B)],
 }
+# Tables that carry money name their currency (docs/contracts.md); the fake lake reports in USD.
+MONEY_TABLES = ("revenue_daily", "user_revenue", "revenue_by_currency_daily", "user_activity_daily", "users",
+                "segment_summary", "cluster_profiles")
+REPORTING_CURRENCY = "USD"
+EUR_PER_USD = 0.9  # the fake lake's one exchange rate
+for _name in MONEY_TABLES:
+    SCHEMAS[_name] = SCHEMAS[_name] + [("reporting_currency", S)]
 RUNS_SCHEMA = [("run_id", S), ("started_at", TS), ("ended_at", TS), ("status", S), ("timezone", S),
                ("files", L), ("lines", L), ("silver_rows", L), ("duplicates", L), ("quarantined", L),
                ("rows_json", S), ("quarantine_json", S), ("durations_json", S), ("message", S)]
@@ -392,6 +401,25 @@ def generate(n_users: int = 80, n_days: int = 70, start: date = date(2024, 1, 1)
         "user_id": uid[ur.index], "orders": ur.orders.to_numpy(), "revenue": np.round(ur.revenue.to_numpy(), 2),
         "first_purchase_date": dates[ur["first"].to_numpy()], "last_purchase_date": dates[ur["last"].to_numpy()]})
 
+    # Per currency sent: a third of each day's orders in EUR, the rest in USD, and every 10th day one of
+    # its orders in XYZ (no rate: counted in orders, left out of revenue).
+    bc_rows = []
+    for i, day in enumerate(dates):
+        n, rev = int(orders_d[i]), float(revenue_d[i])
+        if not n:
+            continue
+        x = 1 if i % 10 == 0 and n >= 3 else 0
+        e = (n - x) // 3
+        eur_rev = round(rev * e / (n - x), 2)
+        if n - x - e:
+            bc_rows.append((day, "USD", n - x - e, round(rev - eur_rev, 2), round(rev - eur_rev, 2), True))
+        if e:
+            bc_rows.append((day, "EUR", e, round(eur_rev * EUR_PER_USD, 2), eur_rev, True))
+        if x:
+            bc_rows.append((day, "XYZ", x, 5.0, np.nan, False))
+    revenue_by_currency = pd.DataFrame(bc_rows, columns=["activity_date", "currency", "orders", "amount", "revenue",
+                                                         "converted"])
+
     # --- sessions ------------------------------------------------------------
     sess_d = per_day(sessions).astype(np.int64)
     secs_d = per_day(session_seconds).astype(np.int64)
@@ -527,7 +555,10 @@ def generate(n_users: int = 80, n_days: int = 70, start: date = date(2024, 1, 1)
         "event_counts_daily": event_counts, "page_views_daily": page_views, "hourly_activity": hourly,
         "quiz_daily": quiz_daily, "course_progress": course_progress, "segment_summary": seg,
         "cluster_profiles": cluster_profiles, "quarantine_summary": quarantine,
+        "revenue_by_currency_daily": revenue_by_currency,
     }
+    for name in MONEY_TABLES:
+        frames[name] = frames[name].assign(reporting_currency=REPORTING_CURRENCY)
     return frames, start, end
 
 
