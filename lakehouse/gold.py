@@ -48,7 +48,7 @@ def _lap(step: str) -> None:
 
 
 # Bump when a change to the gold transforms changes their results: the next run rebuilds in full.
-GOLD_LOGIC_VERSION = "3"  # 3: k-means on the driver up to clustering.driver_max_users
+GOLD_LOGIC_VERSION = "4"  # 4: session gaps and lengths to the microsecond (issue 11); 3: k-means on the driver up to clustering.driver_max_users
 
 # The config sections gold depends on: a change to any of them makes the next run rebuild in full.
 GOLD_SETTINGS = ("timezone", "excluded_events", "demographics", "funnel", "retention", "segments", "clustering",

@@ -110,6 +110,9 @@ def _sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int):
     events = lake.read(spark, "silver.events")
     if not lake.exists(spark, "silver.sessions"):
         return events.transform(sessionize)
+    if dict(lake.read(spark, "silver.sessions").dtypes).get("duration_s") != "double":
+        # Sessions written before lengths and gaps kept sub-second precision: derive them all again.
+        return events.transform(sessionize)
     touched = F.broadcast(events.filter(F.col("batch_id") == batch_id).select("user_id").distinct())
     fresh = events.join(touched, "user_id", "left_semi").transform(sessionize)
     kept = lake.read(spark, "silver.sessions").join(touched, "user_id", "left_anti")

@@ -400,6 +400,13 @@ def latest_profiles(current: DataFrame, incoming: DataFrame) -> DataFrame:
 
 # ---------------------------------------------------------------- sessions
 
+MICROS = 1_000_000
+
+
+def session_seconds(start: Column, end: Column) -> Column:
+    """`end - start` in seconds as a double, from the full timestamps (microseconds, not whole seconds)."""
+    return ((F.unix_micros(end) - F.unix_micros(start)) / F.lit(MICROS)).cast("double")
+
 def sessionize(gap_minutes: int = 30, excluded_events: tuple[str, ...] = ("app_uninstall",)) -> Transform:
     """Active events -> one row per session (client session_id, else a >gap_minutes inactivity split)."""
 
@@ -411,13 +418,16 @@ def sessionize(gap_minutes: int = 30, excluded_events: tuple[str, ...] = ("app_u
         by_user = Window.partitionBy("user_id").orderBy("ts")
         derived = (
             active.filter(F.col("session_id").isNull())
-            .withColumn("_gap", F.col("ts").cast("long") - F.lag(F.col("ts").cast("long")).over(by_user))
-            .withColumn("_new", F.when(F.col("_gap").isNull() | (F.col("_gap") > gap_minutes * 60), 1).otherwise(0))
+            # Gaps in microseconds, the precision of a timestamp (never cut to whole seconds).
+            .withColumn("_gap", F.unix_micros("ts") - F.lag(F.unix_micros("ts")).over(by_user))
+            .withColumn("_new", F.when(F.col("_gap").isNull() | (F.col("_gap") > gap_minutes * 60 * MICROS), 1).otherwise(0))
             .withColumn("_n", F.sum("_new").over(by_user.rowsBetween(Window.unboundedPreceding, 0)))
             .withColumn("_start", F.min("ts").over(Window.partitionBy("user_id", "_n")))
             .select(
                 "user_id",
-                F.concat(F.lit("derived-"), F.col("user_id"), F.lit("-"), F.col("_start").cast("long").cast("string")).alias("session_id"),
+                # An identifier, not arithmetic: two derived sessions of a user start more than the
+                # gap apart, so the start's whole second tells them apart.
+                F.concat(F.lit("derived-"), F.col("user_id"), F.lit("-"), F.unix_seconds("_start").cast("string")).alias("session_id"),
                 "ts",
                 F.lit(True).alias("is_derived"),
             )
@@ -426,7 +436,7 @@ def sessionize(gap_minutes: int = 30, excluded_events: tuple[str, ...] = ("app_u
             given.unionByName(derived)
             .groupBy("user_id", "session_id", "is_derived")
             .agg(F.min("ts").alias("session_start"), F.max("ts").alias("session_end"), F.count(F.lit(1)).alias("events"))
-            .withColumn("duration_s", F.col("session_end").cast("long") - F.col("session_start").cast("long"))
+            .withColumn("duration_s", session_seconds(F.col("session_start"), F.col("session_end")))
             .select("user_id", "session_id", "session_start", "session_end", "events", "duration_s", "is_derived")
         )
 
