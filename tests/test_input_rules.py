@@ -75,3 +75,62 @@ def test_total_session_seconds_is_the_exact_sum_of_session_lengths(spark):
     sessions = _events(spark, SUB_SECOND_EVENTS).transform(T.sessionize(30))
     row = sessions_daily(calendar(spark, DateRange(dt.date(2026, 1, 5), dt.date(2026, 1, 5))), sessions, "UTC").collect()[0]
     assert row["total_session_seconds"] == pytest.approx(EXACT_TOTAL, abs=1e-9)   # 610.94
+
+
+# ---------------------------------------------------------------- 11c: ISO-8601 spellings
+
+ACCEPTED_TIMESTAMPS = [  # (ts sent, UTC instant)
+    ("2026-01-09T10:00Z", dt.datetime(2026, 1, 9, 10, 0)),                  # reduced precision with a zone
+    ("2026-01-09T10:00+05:30", dt.datetime(2026, 1, 9, 4, 30)),
+    ("2026-01-09T10:00-0330", dt.datetime(2026, 1, 9, 13, 30)),
+    ("2026-01-09T10:00", dt.datetime(2026, 1, 9, 10, 0)),                   # no zone: UTC
+    ("2026-01-09T10:00:00+0530", dt.datetime(2026, 1, 9, 4, 30)),           # offset without a colon
+    ("2026-01-09T10:00:00+05", dt.datetime(2026, 1, 9, 5, 0)),              # offset in hours
+    ("2026-01-09T10:00:00-18:00", dt.datetime(2026, 1, 10, 4, 0)),          # the largest offset
+    ("2026-01-09T10:00:00.123456789Z", dt.datetime(2026, 1, 9, 10, 0, 0, 123456)),  # ns kept to µs
+    ("2026-01-09T10:00:00.9999999Z", dt.datetime(2026, 1, 9, 10, 0, 0, 999999)),    # cut, not rounded
+    ("2026-01-09T10:00:00,5+01:00", dt.datetime(2026, 1, 9, 9, 0, 0, 500000)),      # decimal comma
+    ("2026-01-09T10:00:00z", dt.datetime(2026, 1, 9, 10, 0)),               # lower-case z (RFC 3339)
+    ("2026-01-09t10:00:00Z", dt.datetime(2026, 1, 9, 10, 0)),               # lower-case t (RFC 3339)
+    (" 2026-01-09T10:00:00.1Z ", dt.datetime(2026, 1, 9, 10, 0, 0, 100000)),  # spaces around
+    ("2026-01-09 10:00:00+01:00", dt.datetime(2026, 1, 9, 9, 0)),           # a space for T (kept)
+    ("2026-01-09T10:00:00", dt.datetime(2026, 1, 9, 10, 0)),
+]
+REFUSED_TIMESTAMPS = [
+    "2026-02-30T10:00:00Z",          # no 30 February
+    "2025-02-29T10:00Z",             # not a leap year
+    "2026-13-01T10:00Z",             # month 13
+    "2026-01-09T24:00:00Z",          # hour 24
+    "2026-01-09T10:60Z",             # minute 60
+    "2026-01-09T10:00:60Z",          # second 60 (no leap seconds)
+    "2026-01-09T10:00:00+19:00",     # offset beyond 18 hours
+    "2026-01-09T10:00:00+05:75",     # offset minute 75
+    "2026-01-09T10Z",                # hour precision: below the contract's minutes
+    "2026-01-09",                    # a date is not an instant
+    "20260109T100000Z",              # basic format
+    "2026-01-09T10:00:00.1234567890Z",  # ten fraction digits
+    "2026-01-09T10:00:00 Z",
+    "2026-01-09T10:00:00+5:30",
+]
+
+
+def test_every_extended_iso_8601_spelling_of_an_instant_is_accepted(spark):
+    lines = [event(i, ts=ts) for i, (ts, _) in enumerate(ACCEPTED_TIMESTAMPS)]
+    got = parsed_events(spark, lines)
+    assert [(ts, r["_error"], r["ts"]) for (ts, _), r in zip(ACCEPTED_TIMESTAMPS, got)] == [
+        (ts, None, want) for ts, want in ACCEPTED_TIMESTAMPS]
+
+
+def test_impossible_or_non_extended_timestamps_are_bad_timestamps(spark):
+    got = parsed_events(spark, [event(i, ts=ts) for i, ts in enumerate(REFUSED_TIMESTAMPS)])
+    assert [(ts, r["_error"]) for ts, r in zip(REFUSED_TIMESTAMPS, got)] == [(ts, "bad_timestamp") for ts in REFUSED_TIMESTAMPS]
+
+
+def test_profile_timestamps_take_the_same_spellings(spark):
+    lines = [json.dumps({"user_id": "p1", "registered_at": "2026-01-02T08:30+01", "updated_at": "2026-01-03T09:15Z"}),
+             json.dumps({"user_id": "p2", "updated_at": "2026-02-30T09:15Z"})]
+    got = bronze(spark, lines, "file:/landing/users/p.jsonl").transform(T.parse_profiles("s")).orderBy("line_id").collect()
+    assert [(r["user_id"], r["_error"], r["registered_at"], r["updated_at"]) for r in got] == [
+        ("p1", None, dt.datetime(2026, 1, 2, 7, 30), dt.datetime(2026, 1, 3, 9, 15)),
+        ("p2", "bad_timestamp", None, None),
+    ]

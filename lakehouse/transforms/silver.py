@@ -14,7 +14,11 @@ from pyspark.sql import Column, DataFrame, Window
 Transform = Callable[[DataFrame], DataFrame]
 
 REQUIRED_EVENT_FIELDS = ("event_id", "event", "ts", "user_id")
-ISO_TS = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}(:?\d{2})?)?$"
+# An ISO-8601 instant in extended format (events.md, Timestamps): date, `T` (or `t`, or a space),
+# hours and minutes, optional seconds with an optional fraction (`.` or `,`, up to 9 digits), and an
+# optional zone: `Z`/`z` or an offset `+hh:mm`, `+hhmm`, `+hh`. Ranges (months, days, hours, offsets
+# up to 18:00) are checked by the cast of the canonical form built by `_parse_ts`.
+ISO_TS = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}([.,]\d{1,9})?)?([Zz]|[+-]\d{2}(:?\d{2})?)?$"
 POINTS_EVENTS = ("points_earned", "points_redeemed")
 UNREADABLE_MARKER = "\u0000lakehouse:unreadable_file:"  # bronze's marker line for a damaged file
 BOM = "\ufeff"
@@ -98,9 +102,19 @@ def _blank_to_null(col: Column) -> Column:
 
 
 def _parse_ts(text: Column) -> Column:
-    """ISO-8601 text to a UTC timestamp (no offset means UTC); null when it does not parse."""
+    """ISO-8601 text to a UTC timestamp (no offset means UTC); null when it does not parse.
+
+    A spelling ISO_TS accepts is rewritten to `yyyy-MM-ddTHH:mm:ss[.f]±hh[[:]mm]` (seconds `:00`
+    when absent, `.` for the fraction, `+00:00` for `Z` or no zone), which Spark's cast reads
+    whatever the session's time zone; the cast refuses impossible dates, hours, minutes, seconds
+    and offsets, and keeps a fraction's first six digits (microseconds, not rounded).
+    """
     text = F.trim(text)
-    return F.when(text.rlike(ISO_TS), F.regexp_replace(text, "^(.{10}) ", "$1T").try_cast("timestamp"))
+    canonical = F.regexp_replace(text, r"^(.{10})[Tt ](\d{2}:\d{2})(?!:)", "$1T$2:00")  # minute precision
+    canonical = F.regexp_replace(canonical, r"^(.{10})[t ]", "$1T")
+    canonical = F.regexp_replace(canonical, ",", ".")
+    canonical = F.regexp_replace(canonical, r"^(.{10}T\d{2}:\d{2}:\d{2}(\.\d+)?)[Zz]?$", "$1+00:00")  # `Z`, `z`, no zone
+    return F.when(text.rlike(ISO_TS), canonical.try_cast("timestamp"))
 
 
 def _with_raw_bytes(df: DataFrame) -> DataFrame:
