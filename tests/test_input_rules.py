@@ -77,6 +77,52 @@ def test_total_session_seconds_is_the_exact_sum_of_session_lengths(spark):
     assert row["total_session_seconds"] == pytest.approx(EXACT_TOTAL, abs=1e-9)   # 610.94
 
 
+# ---------------------------------------------------------------- 11b: numbers stored as sent
+
+def test_points_are_whole_numbers_above_zero_as_stored(spark):
+    cases = [  # (points sent, reason, points stored)
+        (3, None, 3), ("5", None, 5), (4.0, None, 4), (" 7 ", None, 7), ("1e2", None, 100),
+        (0.4, "not_whole_points", None), (2.7, "not_whole_points", None), ("2.7", "not_whole_points", None),
+        (-2.5, "not_whole_points", None),
+        (0, "non_positive_points", None), (-2, "non_positive_points", None), (None, "non_positive_points", None),
+        (True, "wrong_type_points", None), ("abc", "wrong_type_points", None), (1e30, "wrong_type_points", None),
+        ("NaN", "wrong_type_points", None),
+    ]
+    lines = [event(i, event="points_earned", properties={"points": p}) for i, (p, _, _) in enumerate(cases)]
+    got = parsed_events(spark, lines)
+    assert [(c[0], r["_error"]) for c, r in zip(cases, got)] == [(c[0], c[1]) for c in cases]
+    assert [r["points"] for r, c in zip(got, cases) if c[1] is None] == [c[2] for c in cases if c[1] is None]
+
+
+def test_every_numeric_property_is_stored_exactly_as_sent_or_quarantined(spark):
+    cases = [  # (properties, reason, (column, value stored))
+        ({"amount": "19.99"}, None, ("amount", 19.99)),
+        ({"amount": 0}, None, ("amount", 0.0)),
+        ({"amount": None}, None, ("amount", None)),          # JSON null: no amount
+        ({"amount": True}, "wrong_type_amount", None),       # was stored as 1.0
+        ({"amount": "NaN"}, "wrong_type_amount", None),      # was stored as NaN
+        ({"amount": "1e999"}, "wrong_type_amount", None),    # was stored as Infinity
+        ({"amount": "-3"}, "negative_amount", None),
+        ({"quantity": 2.7}, "not_whole_quantity", None),     # was stored as 2
+        ({"quantity": "3"}, None, ("quantity", 3)),
+        ({"quantity": 3.0}, None, ("quantity", 3)),
+        ({"quantity": 3_000_000_000}, "wrong_type_quantity", None),  # does not fit an int
+        ({"price": "abc"}, "wrong_type_price", None),        # was kept as null
+        ({"price": "12.50"}, None, ("price", 12.5)),
+        ({"cart_value": {"v": 1}}, "wrong_type_cart_value", None),
+        ({"score": "1d"}, "wrong_type_score", None),         # Spark's cast would read 1.0
+        ({"max_score": "0x10"}, "wrong_type_max_score", None),
+        ({"progress_pct": "Infinity"}, "wrong_type_progress_pct", None),
+        ({"progress_pct": "62.5"}, None, ("progress_pct", 62.5)),
+        ({"duration_s": 12.75}, None, ("duration_s", 12.75)),
+        ({"duration_s": "1.5E1"}, None, ("duration_s", 15.0)),
+    ]
+    lines = [event(i, event="purchase", properties=p) for i, (p, _, _) in enumerate(cases)]
+    got = parsed_events(spark, lines)
+    assert [(c[0], r["_error"]) for c, r in zip(cases, got)] == [(c[0], c[1]) for c in cases]
+    assert [(c[2][0], r[c[2][0]]) for c, r in zip(cases, got) if c[2]] == [c[2] for c in cases if c[2]]
+
+
 # ---------------------------------------------------------------- 11c: ISO-8601 spellings
 
 ACCEPTED_TIMESTAMPS = [  # (ts sent, UTC instant)

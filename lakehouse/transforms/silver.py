@@ -43,11 +43,16 @@ PROPERTY_FIELDS = (
     ("max_score", "$.properties.max_score", "double"),
     ("passed", "$.properties.passed", "boolean"),
     ("duration_s", "$.properties.duration_s", "double"),
-    ("points", "$.properties.points", "double"),
+    ("points", "$.properties.points", "long"),
     ("reason", "$.properties.reason", "string"),
     ("reward", "$.properties.reward", "string"),
     ("channel", "$.properties.channel", "string"),
 )
+NUMERIC_TYPES = ("double", "int", "long")
+WHOLE_TYPES = ("int", "long")
+# A number as JSON writes it, or as a string holding one ("19.99", " 7 ", "1e3"); not NaN, Infinity,
+# hexadecimal or Java suffixes ("1d"), which Spark's own cast would read.
+NUMBER_TEXT = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
 CONTEXT_FIELDS = ("country", "city", "device", "os", "app_version", "referrer")
 
 SILVER_EVENT_COLUMNS = (
@@ -86,13 +91,38 @@ def _json_type(path: str) -> Column:
     return F.expr(f"schema_of_variant(variant_get(_v, '{path}'))")
 
 
-def _typed_property(name: str, value: Column) -> Column:
-    """A typed property column; points are whole numbers, payment_status is lower-cased."""
-    if name == "points":
-        return value.cast("long")
+def _typed_property(name: str, type_: str, value: Column) -> Column:
+    """A typed property column from its extracted value (numbers arrive as text, see `_number`)."""
+    if type_ in NUMERIC_TYPES:
+        return _number(value, type_)
     if name == "payment_status":
         return F.lower(_blank_to_null(value))
     return value
+
+
+def _number(text: Column, type_: str) -> Column:
+    """A number sent as a JSON number or a numeric string, as it will be stored; null unless the
+    stored value is exactly what was sent (finite, and whole and in range for `int`/`long`)."""
+    is_number = text.rlike(NUMBER_TEXT)
+    if type_ in WHOLE_TYPES:
+        exact = F.trim(text).try_cast("decimal(38,18)")
+        stored = exact.try_cast(type_)
+        return F.when(is_number & (stored.cast("decimal(38,18)") == exact), stored)
+    value = F.trim(text).try_cast("double")
+    return F.when(is_number & ~F.isnan(value) & (F.abs(value) < F.lit(float("inf"))), value)
+
+
+def _number_reason(name: str, type_: str) -> Column:
+    """Why a numeric property that was sent is not stored as sent: `wrong_type_<name>` (not a
+    finite number, or too large for its column), `not_whole_<name>` (a fraction in a whole-number
+    field); null when it is absent, JSON null, or stored exactly (on `parse_events`' columns)."""
+    text, stored = F.col(f"_n_{name}"), F.col(name)
+    reason = F.when(text.isNull() | stored.isNotNull(), F.lit(None).cast("string"))
+    if type_ in WHOLE_TYPES:
+        exact = F.trim(text).try_cast("decimal(38,18)")
+        fits = exact.try_cast(type_).isNotNull()
+        reason = reason.when(text.rlike(NUMBER_TEXT) & fits, F.lit(f"not_whole_{name}"))
+    return reason.otherwise(F.lit(f"wrong_type_{name}"))
 
 
 def _blank_to_null(col: Column) -> Column:
@@ -176,20 +206,20 @@ def parse_events(max_line_bytes: int = 1_048_576, max_future_skew_hours: int = 2
             *keep, "_raw_reason", "_v", "_is_object",
             *[_json_type(f"$.{f}").alias(f"_t_{f}") for f in REQUIRED_EVENT_FIELDS],
             _json_type("$.context").alias("_t_context"),
-            _json_type("$.properties.amount").alias("_t_amount"),
             # One VARIANT -> struct cast per object is several times cheaper than a path per field.
             _get_struct("$", [(f, "string") for f in (*REQUIRED_EVENT_FIELDS, "session_id")]).alias("_top"),
             _get_struct("$.context", [(c, "string") for c in CONTEXT_FIELDS]).alias("_ctx"),
-            _get_struct("$.properties", [(n, t) for n, _, t in PROPERTY_FIELDS]).alias("_props"),
+            # Numbers are taken as text and typed by `_number`, so that what is stored is what was sent.
+            _get_struct("$.properties", [(n, "string" if t in NUMERIC_TYPES else t) for n, _, t in PROPERTY_FIELDS]).alias("_props"),
             F.expr("to_json(variant_get(_v, '$.properties'))").alias("properties"),
         ).select(
-            *keep, "_raw_reason", "_v", "_is_object", "_t_context", "_t_amount", "properties",
+            *keep, "_raw_reason", "_v", "_is_object", "_t_context", "properties",
             *[F.col(f"_t_{f}") for f in REQUIRED_EVENT_FIELDS],
             *[F.trim(F.col(f"_top.{f}")).alias(f"_s_{f}") for f in REQUIRED_EVENT_FIELDS],
             _blank_to_null(F.col("_top.session_id")).alias("session_id"),
             *[_blank_to_null(F.col(f"_ctx.{c}")).alias(f"_c_{c}") for c in CONTEXT_FIELDS],
-            *[_typed_property(name, F.col(f"_props.{name}")).alias(name) for name, _, _ in PROPERTY_FIELDS],
-            F.col("_props.points").alias("_points"),
+            *[_typed_property(name, t, F.col(f"_props.{name}")).alias(name) for name, _, t in PROPERTY_FIELDS],
+            *[F.col(f"_props.{name}").alias(f"_n_{name}") for name, _, t in PROPERTY_FIELDS if t in NUMERIC_TYPES],
         ).withColumn("ts", _parse_ts(F.col("_s_ts"))).withColumn("_t_properties", _json_text_type(F.col("properties")))
         reason = F.coalesce(
             F.col("_raw_reason"),
@@ -200,9 +230,10 @@ def parse_events(max_line_bytes: int = 1_048_576, max_future_skew_hours: int = 2
             _typed_object_reason("context"),
             F.when(F.col("ts").isNull(), F.lit("bad_timestamp")),
             F.when(F.col("ts") > F.col("ingested_at") + F.expr(f"INTERVAL {int(max_future_skew_hours)} HOURS"), F.lit("future_timestamp")),
-            F.when(F.col("_t_amount").isNotNull() & F.col("amount").isNull(), F.lit("wrong_type_amount")),
+            *[_number_reason(name, t) for name, _, t in PROPERTY_FIELDS if t in NUMERIC_TYPES],
+            # Judged on the values as stored (after the checks above, exactly the values sent).
             F.when(F.col("amount") < 0, F.lit("negative_amount")),
-            F.when(F.col("_s_event").isin(*POINTS_EVENTS) & (F.col("_points").isNull() | (F.col("_points") <= 0)),
+            F.when(F.col("_s_event").isin(*POINTS_EVENTS) & (F.col("points").isNull() | (F.col("points") <= 0)),
                    F.lit("non_positive_points")),
         )
         context = {
