@@ -180,3 +180,71 @@ def test_profile_timestamps_take_the_same_spellings(spark):
         ("p1", None, dt.datetime(2026, 1, 2, 7, 30), dt.datetime(2026, 1, 3, 9, 15)),
         ("p2", "bad_timestamp", None, None),
     ]
+
+
+# ---------------------------------------------------------------- 11a: CSV read as CSV
+
+HEADER = "user_id,registered_at,gender,country,city,updated_at"
+MALMO = ['mlu1,2026-03-01T09:00:00Z,F,se,"Malmö', 'Centrum",2026-03-01T09:00:00Z']  # the issue's record
+
+
+def test_csv_records_follow_rfc_4180():
+    lines = ["\ufeff" + HEADER, *MALMO,
+             'u2,,,,"The ""Big"" Apple, NY",',        # doubled quotes and a comma inside quotes
+             'u3,, "F" ,,"a',                          # spaces around a quoted field; a break...
+             '',                                       # ...an empty line inside the quotes...
+             'b",',                                    # ...and the record ends here
+             'u4,,,,ab"c,',                            # a quote inside an unquoted field
+             'u5,,,,"x"y,',                            # text after a closing quote
+             'u6,,,,"never closed', 'u7,,,,,']         # open to the end of the file
+    assert T.csv_records(lines) == [
+        (0, 1, HEADER.split(","), None),
+        (1, 2, ["mlu1", "2026-03-01T09:00:00Z", "F", "se", "Malmö\nCentrum", "2026-03-01T09:00:00Z"], None),
+        (3, 1, ["u2", "", "", "", 'The "Big" Apple, NY', ""], None),
+        (4, 3, ["u3", "", "F", "", "a\n\nb", ""], None),
+        (7, 1, None, "csv_bad_quote"),
+        (8, 1, None, "csv_bad_quote"),
+        (9, 2, None, "csv_unclosed_quote"),
+    ]
+
+
+def _profiles(spark, lines, name="updates.csv"):
+    return bronze(spark, lines, f"file:/landing/users/{name}").transform(T.parse_profiles("s")).orderBy("line_id")
+
+
+def test_a_quoted_line_break_keeps_one_csv_profile_whole(spark):
+    got = _profiles(spark, [HEADER, *MALMO]).collect()
+    assert [(r["user_id"], r["city"], r["country"], r["updated_at"], r["_error"], r["_lines"], r["value"]) for r in got] == [
+        ("mlu1", "Malmö\nCentrum", "SE", dt.datetime(2026, 3, 1, 9), None, 2, "\n".join(MALMO)),
+    ]
+
+
+def test_doubled_quotes_in_a_csv_field_are_one_quote(spark):
+    got = _profiles(spark, [HEADER, 'u2,,,,"The ""Big"" Apple",']).collect()
+    assert [(r["user_id"], r["city"], r["_error"]) for r in got] == [("u2", 'The "Big" Apple', None)]
+
+
+def test_a_broken_csv_record_is_quarantined_whole_with_its_reason(spark):
+    lines = [HEADER, "u1,,,,Lund,", 'u4,,,,ab"c,', "u8,,,,Paris, 15e,", 'u6,,,,"never closed', "u7,,,,Oslo,"]
+    parsed = _profiles(spark, lines)
+    got = [(r["user_id"], r["_error"], r["_lines"]) for r in parsed.collect()]
+    assert got == [("u1", None, 1), (None, "csv_bad_quote", 1), (None, "csv_field_count", 1), (None, "csv_unclosed_quote", 2)]
+    q = T.quarantined(parsed, "users").orderBy("reason").collect()
+    assert [(r["reason"], r["value"]) for r in q] == [
+        ("csv_bad_quote", lines[2]), ("csv_field_count", lines[3]), ("csv_unclosed_quote", lines[4] + "\n" + lines[5])]
+
+
+def test_every_profile_line_is_accounted_for_once(spark, cfg, tmp_path):
+    """lines read = lines of valid records + header lines + lines of quarantined records."""
+    from lakehouse.silver import SilverResult, _profiles_batch
+    from lakehouse.tables import Lake
+
+    lines = [HEADER, *MALMO, 'u6,,,,"never closed', "u7,,,,Oslo,"]
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write(bronze(spark, lines, "file:/landing/users/updates.csv"), "bronze.users")
+    result = SilverResult()
+    _profiles_batch(spark, lake, cfg, 1, result)
+    assert (result.profiles_valid, result.profile_headers, sum(result.quarantined.values()),
+            result.profile_continuation_lines) == (1, 1, 1, 2)    # 1 + 1 + 1 + 2 = 5 lines
+    assert [r["user_id"] for r in lake.read(spark, "silver.users").collect()] == ["mlu1"]
+    assert [r["value"] for r in lake.read(spark, "silver.quarantine").collect()] == ['u6,,,,"never closed\nu7,,,,Oslo,']

@@ -64,7 +64,6 @@ SILVER_EVENT_COLUMNS = (
 
 PROFILE_FIELDS = ("user_id", "registered_at", "gender", "birth_date", "age", "country", "city",
                   "signup_channel", "email", "updated_at")
-CSV_MAX_COLUMNS = 32
 
 GENDER_MAP = {
     "female": ("f", "female", "woman", "w"),
@@ -338,36 +337,138 @@ def normalise_gender(col: Column) -> Column:
     return out.otherwise(F.lit("unknown"))
 
 
+def csv_records(lines: list[str]) -> list[tuple[int, int, list[str] | None, str | None]]:
+    """One CSV file's lines (in file order, line ends removed) -> its RFC 4180 records.
+
+    Each record is `(index of its first line, number of lines, fields, reason)`: a quoted field may
+    hold commas, doubled quotes (one quote) and line breaks (kept as `\\n`), so a record may span
+    several lines. Spaces around a quoted field are allowed. A record that is still broken has
+    fields None and a reason: `csv_bad_quote` (a quote inside an unquoted field, or text after a
+    closing quote; the record ends with its line) or `csv_unclosed_quote` (a quote still open at
+    the end of the file: the record runs to the end of the file). A byte-order mark starting the
+    file is ignored.
+    """
+    out: list[tuple[int, int, list[str] | None, str | None]] = []
+    i, n = 0, len(lines)
+    while i < n:
+        first, fields, field, state, reason = i, [], [], "start", None
+        while True:
+            line = lines[i].removeprefix(BOM) if i == 0 else lines[i]
+            i += 1
+            if i - 1 == first and '"' not in line:  # the common case: a one-line record without quotes
+                fields = line.split(",")
+                break
+            for ch in line:
+                if state == "quoted":
+                    if ch == '"':
+                        state = "quote"  # closes the field, unless another quote follows
+                    else:
+                        field.append(ch)
+                elif state in ("quote", "closed"):
+                    if ch == '"' and state == "quote":
+                        field.append('"')
+                        state = "quoted"
+                    elif ch == ",":
+                        fields.append("".join(field))
+                        field, state = [], "start"
+                    elif ch in " \t":
+                        state = "closed"
+                    else:
+                        reason = "csv_bad_quote"
+                        break
+                elif ch == ",":
+                    fields.append("".join(field))
+                    field, state = [], "start"
+                elif ch == '"':
+                    if state != "start":
+                        reason = "csv_bad_quote"
+                        break
+                    field, state = [], "quoted"  # spaces before the opening quote are dropped
+                else:
+                    field.append(ch)
+                    if ch not in " \t":
+                        state = "plain"
+            if state == "quoted" and reason is None:
+                if i < n:
+                    field.append("\n")  # a line break inside a quoted field
+                    continue
+                reason = "csv_unclosed_quote"
+            fields.append("".join(field))
+            break
+        out.append((first, i - first, None if reason else fields, reason))
+    return out
+
+
+CSV_RECORD_SCHEMA = (
+    "value string, value_bytes binary, source_file string, file_modified_at timestamp, line_id long, "
+    "batch_id long, ingested_at timestamp, _lines int, _fields array<string>, _csv_reason string"
+)
+
+
+def _file_records(lines):
+    """pandas: the lines of one CSV file -> one row per record (see `csv_records`).
+
+    A record keeps its lines verbatim, joined by `\\n` (in `value_bytes` too when one of them was
+    not UTF-8), with the first line's id, so it is stored or quarantined whole.
+    """
+    import pandas as pd
+
+    lines = lines.sort_values("line_id", kind="stable").reset_index(drop=True)
+    values = lines["value"].tolist()
+    raw = lines["value_bytes"].tolist()
+    rows = []
+    for first, count, fields, reason in csv_records(values):
+        part = range(first, first + count)
+        text = "\n".join(values[k] for k in part)
+        data = None
+        if any(raw[k] is not None for k in part):
+            data = b"\n".join(bytes(raw[k]) if raw[k] is not None else values[k].encode() for k in part)
+        head = lines.iloc[first]
+        rows.append((text, data, head["source_file"], head["file_modified_at"], int(head["line_id"]),
+                     int(head["batch_id"]), head["ingested_at"], count, fields, reason))
+    return pd.DataFrame(rows, columns=[c.split()[0] for c in CSV_RECORD_SCHEMA.split(", ")])
+
+
 def _csv_as_json(df: DataFrame) -> DataFrame:
-    """CSV profile lines -> JSON text using each file's header line; header lines are marked."""
-    is_csv = F.lower(F.col("source_file")).rlike(r"\.csv(\.gz)?$")
-    csv_struct = "struct<" + ",".join(f"c{i}:string" for i in range(CSV_MAX_COLUMNS)) + ">"
-    fields = F.from_csv(F.col("value"), csv_struct, {"mode": "PERMISSIVE"})
-    as_array = F.array(*[F.trim(fields[f"c{i}"]) for i in range(CSV_MAX_COLUMNS)])
-    csv = df.filter(is_csv).withColumn("_fields", as_array)
+    """Profile lines -> one row per record with its JSON text; CSV header records are marked.
+
+    A JSON line is a record. The lines of a CSV file are put back into RFC 4180 records in file
+    order (bronze keeps one row per landed line, and a file's lines all arrive in one batch): a
+    record that spans lines becomes one row, named by its first line, with `_lines` its number of
+    lines. Each file's header is its first record starting with `user_id`; a record whose number of
+    fields differs from the header's is broken (`csv_field_count`).
+    """
+    is_csv = F.lower(F.col("source_file")).rlike(r"\.csv(\.gz)?$") & ~F.col("value").startswith(UNREADABLE_MARKER)
+    records = (
+        df.filter(is_csv)
+        .select("value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at")
+        .groupBy("source_file").applyInPandas(_file_records, CSV_RECORD_SCHEMA)
+        .withColumn("_fields", F.transform("_fields", lambda x: F.trim(x)))
+    )
     is_header = F.coalesce(F.lower(F.col("_fields")[0]) == "user_id", F.lit(False))
     headers = (
-        csv.filter(is_header)
+        records.filter(is_header)
         .groupBy("source_file")
-        .agg(F.first(F.transform("_fields", lambda x: F.lower(x))).alias("_header"))
+        .agg(F.min_by(F.transform("_fields", lambda x: F.lower(x)), "line_id").alias("_header"))
     )
     rows = (
-        csv.join(headers, "source_file", "left")
+        records.join(headers, "source_file", "left")
         .withColumn("_is_header", is_header)
+        .withColumn(
+            "_csv_reason",
+            F.coalesce(
+                F.col("_csv_reason"),
+                F.when(F.col("_header").isNull(), F.lit("csv_without_header")),
+                F.when(~F.col("_is_header") & (F.size("_fields") != F.size("_header")), F.lit("csv_field_count")),
+            ),
+        )
         .withColumn(
             "_json",
             F.when(
-                F.col("_header").isNotNull() & ~F.col("_is_header"),
-                F.to_json(F.map_filter(
-                    F.map_from_arrays(
-                        F.slice(F.col("_header"), 1, F.size(F.array_compact("_header"))),
-                        F.slice(F.col("_fields"), 1, F.size(F.array_compact("_header"))),
-                    ),
-                    lambda k, v: v.isNotNull() & (v != ""),
-                )),
+                F.col("_csv_reason").isNull() & ~F.col("_is_header"),
+                F.to_json(F.map_filter(F.map_from_arrays("_header", "_fields"), lambda k, v: v.isNotNull() & (v != ""))),
             ),
         )
-        .withColumn("_csv_reason", F.when(F.col("_header").isNull(), F.lit("csv_without_header")))
         .drop("_fields", "_header")
     )
     jsonl = (
@@ -375,12 +476,17 @@ def _csv_as_json(df: DataFrame) -> DataFrame:
         .withColumn("_is_header", F.lit(False))
         .withColumn("_json", F.col("value"))
         .withColumn("_csv_reason", F.lit(None).cast("string"))
+        .withColumn("_lines", F.lit(1))
     )
     return jsonl.unionByName(rows)
 
 
 def parse_profiles(email_salt: str, max_line_bytes: int = 1_048_576) -> Transform:
-    """Bronze profile lines (JSONL or CSV) -> typed profile rows with `_error`, header lines dropped."""
+    """Bronze profile lines (JSONL or CSV) -> typed profile rows with `_error`, header lines dropped.
+
+    One row per record (a CSV record may span lines): `value` is the whole record and `_lines` the
+    number of bronze lines it holds.
+    """
 
     def _transform(bronze: DataFrame) -> DataFrame:
         df = _csv_as_json(_with_raw_bytes(bronze)).filter(~F.col("_is_header"))
@@ -403,7 +509,7 @@ def parse_profiles(email_salt: str, max_line_bytes: int = 1_048_576) -> Transfor
             F.when(registered_text.isNotNull() & registered_at.isNull(), F.lit("bad_timestamp")),
         )
         return df.select(
-            "value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at",
+            "value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at", "_lines",
             reason.alias("_error"),
             F.trim(_get("$.user_id")).alias("user_id"),
             registered_at.alias("registered_at"),
