@@ -214,9 +214,10 @@ def _profiles(spark, lines, name="updates.csv"):
 
 def test_a_quoted_line_break_keeps_one_csv_profile_whole(spark):
     got = _profiles(spark, [HEADER, *MALMO]).collect()
-    assert [(r["user_id"], r["city"], r["country"], r["updated_at"], r["_error"], r["_lines"], r["value"]) for r in got] == [
-        ("mlu1", "Malmö\nCentrum", "SE", dt.datetime(2026, 3, 1, 9), None, 2, "\n".join(MALMO)),
-    ]
+    assert [(r["user_id"], r["city"], r["country"], r["updated_at"], r["_error"], r["value"]) for r in got] == [
+        ("mlu1", "Malmö\nCentrum", "SE", dt.datetime(2026, 3, 1, 9), None, "\n".join(MALMO)),
+    ]                                                 # one profile, no user 'Centrum"'
+    assert [r["_lines"] for r in got] == [2]
 
 
 def test_doubled_quotes_in_a_csv_field_are_one_quote(spark):
@@ -227,8 +228,10 @@ def test_doubled_quotes_in_a_csv_field_are_one_quote(spark):
 def test_a_broken_csv_record_is_quarantined_whole_with_its_reason(spark):
     lines = [HEADER, "u1,,,,Lund,", 'u4,,,,ab"c,', "u8,,,,Paris, 15e,", 'u6,,,,"never closed', "u7,,,,Oslo,"]
     parsed = _profiles(spark, lines)
-    got = [(r["user_id"], r["_error"], r["_lines"]) for r in parsed.collect()]
-    assert got == [("u1", None, 1), (None, "csv_bad_quote", 1), (None, "csv_field_count", 1), (None, "csv_unclosed_quote", 2)]
+    got = parsed.collect()
+    assert [(r["user_id"], r["_error"]) for r in got] == [
+        ("u1", None), (None, "csv_bad_quote"), (None, "csv_field_count"), (None, "csv_unclosed_quote")]
+    assert [r["_lines"] for r in got] == [1, 1, 1, 2]
     q = T.quarantined(parsed, "users").orderBy("reason").collect()
     assert [(r["reason"], r["value"]) for r in q] == [
         ("csv_bad_quote", lines[2]), ("csv_field_count", lines[3]), ("csv_unclosed_quote", lines[4] + "\n" + lines[5])]
@@ -248,3 +251,15 @@ def test_every_profile_line_is_accounted_for_once(spark, cfg, tmp_path):
             result.profile_continuation_lines) == (1, 1, 1, 2)    # 1 + 1 + 1 + 2 = 5 lines
     assert [r["user_id"] for r in lake.read(spark, "silver.users").collect()] == ["mlu1"]
     assert [r["value"] for r in lake.read(spark, "silver.quarantine").collect()] == ['u6,,,,"never closed\nu7,,,,Oslo,']
+
+
+def test_forget_erases_every_line_of_a_multi_line_csv_record(spark, tmp_path):
+    from lakehouse.maintenance import _erase
+    from lakehouse.tables import Lake
+
+    lake = Lake(str(tmp_path / "lake"))
+    lines = [HEADER, "u7,,,,Oslo,", *MALMO, "u8,,,,Lund,"]
+    lake.write(bronze(spark, lines, "file:/landing/users/updates.csv"), "bronze.users")
+    _erase(spark, lake, "bronze.users", ["mlu1"])
+    kept = [r["value"] for r in lake.read(spark, "bronze.users").orderBy("line_id").collect()]
+    assert kept == [HEADER, "u7,,,,Oslo,", "u8,,,,Lund,"]   # 'Centrum",...' (the record's second line) went too

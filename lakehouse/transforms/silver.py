@@ -429,6 +429,34 @@ def _file_records(lines):
     return pd.DataFrame(rows, columns=[c.split()[0] for c in CSV_RECORD_SCHEMA.split(", ")])
 
 
+def _file_record_ids(lines):
+    """pandas: the lines of one CSV file -> each line's `record_id`, the line_id of its record's first line."""
+    import pandas as pd
+
+    lines = lines.sort_values("line_id", kind="stable").reset_index(drop=True)
+    ids = lines["line_id"].tolist()
+    record = [ids[first] for first, count, _, _ in csv_records(lines["value"].tolist()) for _ in range(count)]
+    return pd.DataFrame({"batch_id": lines["batch_id"], "source_file": lines["source_file"],
+                         "line_id": lines["line_id"], "record_id": record})
+
+
+def csv_record_mates(lines: DataFrame, hit: Column) -> DataFrame:
+    """Bronze CSV lines that share an RFC 4180 record with a line matching `hit` (the hits
+    included), as (batch_id, line_id): a record may span lines, so erasing one line of it
+    must erase all of them. Only the files holding a hit are read again."""
+    is_csv = F.lower(F.col("source_file")).rlike(r"\.csv(\.gz)?$")
+    hits = lines.filter(is_csv & hit).select("batch_id", "line_id")
+    files = lines.filter(is_csv & hit).select("batch_id", "source_file").distinct()
+    members = (
+        lines.join(files, ["batch_id", "source_file"], "left_semi")
+        .select("batch_id", "source_file", "line_id", "value")
+        .groupBy("batch_id", "source_file")
+        .applyInPandas(_file_record_ids, "batch_id long, source_file string, line_id long, record_id long")
+    )
+    records = members.join(hits, ["batch_id", "line_id"], "left_semi").select("batch_id", "record_id").distinct()
+    return members.join(records, ["batch_id", "record_id"], "left_semi").select("batch_id", "line_id")
+
+
 def _csv_as_json(df: DataFrame) -> DataFrame:
     """Profile lines -> one row per record with its JSON text; CSV header records are marked.
 
