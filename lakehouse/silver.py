@@ -114,7 +114,7 @@ def _sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int):
     events = lake.read(spark, "silver.events")
     if not lake.exists(spark, "silver.sessions"):
         return events.transform(sessionize)
-    if dict(lake.read(spark, "silver.sessions").dtypes).get("duration_s") != "double":
+    if dict(lake.read(spark, "silver.sessions").dtypes).get("duration_s") != T.SECONDS:
         # Sessions written before lengths and gaps kept sub-second precision: derive them all again.
         return events.transform(sessionize)
     touched = F.broadcast(events.filter(F.col("batch_id") == batch_id).select("user_id").distinct())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 
 import pytest
 
@@ -57,8 +58,8 @@ EXACT_TOTAL = 600.1 + 1.34 + 9.5
 def test_session_gaps_and_lengths_use_the_full_timestamps(spark):
     got = _events(spark, SUB_SECOND_EVENTS).transform(T.sessionize(30)).orderBy("user_id", "session_start").collect()
     assert [(r["user_id"], r["events"]) for r in got] == [("u1", 2), ("u1", 2), ("u2", 2)]
-    assert [r["duration_s"] for r in got] == pytest.approx([600.1, 1.34, 9.5], abs=1e-9)
-    assert dict(_events(spark, SUB_SECOND_EVENTS).transform(T.sessionize(30)).dtypes)["duration_s"] == "double"
+    assert [r["duration_s"] for r in got] == [Decimal("600.1"), Decimal("1.34"), Decimal("9.5")]
+    assert dict(_events(spark, SUB_SECOND_EVENTS).transform(T.sessionize(30)).dtypes)["duration_s"] == "decimal(18,6)"
 
 
 def test_daily_session_seconds_come_from_the_exact_session_lengths(spark):

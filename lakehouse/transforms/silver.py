@@ -580,11 +580,17 @@ def latest_profiles(current: DataFrame, incoming: DataFrame) -> DataFrame:
 # ---------------------------------------------------------------- sessions
 
 MICROS = 1_000_000
+SECONDS = "decimal(18,6)"  # seconds to the microsecond, summed exactly in any order (like money)
 
 
 def session_seconds(start: Column, end: Column) -> Column:
-    """`end - start` in seconds as a double, from the full timestamps (microseconds, not whole seconds)."""
-    return ((F.unix_micros(end) - F.unix_micros(start)) / F.lit(MICROS)).cast("double")
+    """`end - start` in seconds, exact to the microsecond (a timestamp's precision), as SECONDS.
+
+    Not cut to whole seconds, and not a double: a sum of partial sums (incremental gold) is then
+    exactly the sum of everything (a rebuild).
+    """
+    micros = (F.unix_micros(end) - F.unix_micros(start)).cast("decimal(18,0)")
+    return (micros / F.lit(MICROS)).cast(SECONDS)
 
 def sessionize(gap_minutes: int = 30, excluded_events: tuple[str, ...] = ("app_uninstall",)) -> Transform:
     """Active events -> one row per session (client session_id, else a >gap_minutes inactivity split)."""
