@@ -30,6 +30,7 @@ from pyspark.sql.types import BinaryType, StringType
 
 from lakehouse import gold, ops
 from lakehouse.tables import BRONZE, GOLD, REGISTRY, SILVER, Lake
+from lakehouse.transforms import silver as silver_transforms
 
 UPSTREAM = [f"bronze.{n}" for n in BRONZE] + [f"silver.{n}" for n in SILVER]
 GOLD_TABLES = [f"gold.{n}" for n in GOLD]
@@ -194,10 +195,22 @@ def _erase(spark: SparkSession, lake: Lake, name: str, ids: list[str]) -> dict[s
         row = df.select(*[F.count_if(h).alias(f"n{i}") for i, h in enumerate(hits)]).first()
         counts.update({u: int(row[f"n{i}"]) for i, u in enumerate(chunk)})
         if any(row):
-            DeltaTable.forPath(spark, lake.path(name)).delete(functools.reduce(operator.or_, hits))
+            DeltaTable.forPath(spark, lake.path(name)).delete(_with_record_mates(df, name, functools.reduce(operator.or_, hits)))
     if any(counts.values()) and _deletion_vectors(lake, name):
         spark.sql(f"REORG TABLE {_sql_path(lake, name)} APPLY (PURGE)")  # rewrite the files the vectors mask
     return counts
+
+
+def _with_record_mates(df: DataFrame, name: str, hit: Column) -> Column:
+    """In bronze.users, `hit` widened to every line of the CSV records holding a hit: a quoted field
+    may span lines (RFC 4180), and the lines after the one holding the id are the user's too."""
+    if name != "bronze.users":
+        return hit
+    by_batch: dict[int, list[int]] = {}
+    for r in silver_transforms.csv_record_mates(df, F.coalesce(hit, F.lit(False))).collect():
+        by_batch.setdefault(r["batch_id"], []).append(r["line_id"])
+    mates = [(F.col("batch_id") == b) & F.col("line_id").isin(ids) for b, ids in sorted(by_batch.items())]
+    return functools.reduce(operator.or_, mates, hit)
 
 
 def _deletion_vectors(lake: Lake, name: str) -> bool:

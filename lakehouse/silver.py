@@ -32,6 +32,7 @@ class SilverResult:
     duplicates: int = 0
     profiles_valid: int = 0
     profile_headers: int = 0
+    profile_continuation_lines: int = 0  # lines after the first of multi-line CSV records (valid or quarantined)
     quarantined: Counter = field(default_factory=Counter)
     sessions: int = 0
 
@@ -79,17 +80,20 @@ def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, res
 def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, result: SilverResult) -> None:
     bronze = lake.read(spark, "bronze.users").filter(F.col("batch_id") == batch_id)
     parsed = bronze.transform(T.parse_profiles(str(cfg["email_salt"]), cfg["max_line_bytes"])).persist(StorageLevel.MEMORY_AND_DISK)
-    reasons = {r["reason"]: r["n"] for r in parsed.groupBy(F.col("_error").alias("reason")).agg(F.count(F.lit(1)).alias("n")).collect()}
+    counts = parsed.groupBy(F.col("_error").alias("reason")).agg(F.count(F.lit(1)).alias("n"), F.sum("_lines").alias("lines")).collect()
+    reasons = {r["reason"]: r["n"] for r in counts}  # records (profiles), each valid or quarantined whole
+    record_lines = sum(r["lines"] for r in counts)
     valid = reasons.pop(None, 0)
     current = lake.read_or_empty(spark, "silver.users", _silver_users_schema())
     merged = T.latest_profiles(current, parsed)
     lake.write(merged.coalesce(1), "silver.users", mode="overwrite", txn=("silver.users", batch_id))
     if reasons:
         lake.write(T.quarantined(parsed, "users"), "silver.quarantine", mode="append", txn=("silver.quarantine.users", batch_id))
-    headers = bronze.count() - valid - sum(reasons.values())
+    headers = bronze.count() - record_lines  # the lines of CSV header records
     parsed.unpersist()
     result.profiles_valid += valid
     result.profile_headers += headers
+    result.profile_continuation_lines += record_lines - valid - sum(reasons.values())
     result.quarantined.update({f"users:{k}": v for k, v in reasons.items()})
 
 
@@ -109,6 +113,9 @@ def _sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int):
     sessionize = T.sessionize(cfg["session_gap_minutes"], tuple(cfg["excluded_events"]))
     events = lake.read(spark, "silver.events")
     if not lake.exists(spark, "silver.sessions"):
+        return events.transform(sessionize)
+    if dict(lake.read(spark, "silver.sessions").dtypes).get("duration_s") != T.SECONDS:
+        # Sessions written before lengths and gaps kept sub-second precision: derive them all again.
         return events.transform(sessionize)
     touched = F.broadcast(events.filter(F.col("batch_id") == batch_id).select("user_id").distinct())
     fresh = events.join(touched, "user_id", "left_semi").transform(sessionize)

@@ -14,7 +14,11 @@ from pyspark.sql import Column, DataFrame, Window
 Transform = Callable[[DataFrame], DataFrame]
 
 REQUIRED_EVENT_FIELDS = ("event_id", "event", "ts", "user_id")
-ISO_TS = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}(:?\d{2})?)?$"
+# An ISO-8601 instant in extended format (events.md, Timestamps): date, `T` (or `t`, or a space),
+# hours and minutes, optional seconds with an optional fraction (`.` or `,`, up to 9 digits), and an
+# optional zone: `Z`/`z` or an offset `+hh:mm`, `+hhmm`, `+hh`. Ranges (months, days, hours, offsets
+# up to 18:00) are checked by the cast of the canonical form built by `_parse_ts`.
+ISO_TS = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}([.,]\d{1,9})?)?([Zz]|[+-]\d{2}(:?\d{2})?)?$"
 POINTS_EVENTS = ("points_earned", "points_redeemed")
 UNREADABLE_MARKER = "\u0000lakehouse:unreadable_file:"  # bronze's marker line for a damaged file
 BOM = "\ufeff"
@@ -39,11 +43,16 @@ PROPERTY_FIELDS = (
     ("max_score", "$.properties.max_score", "double"),
     ("passed", "$.properties.passed", "boolean"),
     ("duration_s", "$.properties.duration_s", "double"),
-    ("points", "$.properties.points", "double"),
+    ("points", "$.properties.points", "long"),
     ("reason", "$.properties.reason", "string"),
     ("reward", "$.properties.reward", "string"),
     ("channel", "$.properties.channel", "string"),
 )
+NUMERIC_TYPES = ("double", "int", "long")
+WHOLE_TYPES = ("int", "long")
+# A number as JSON writes it, or as a string holding one ("19.99", " 7 ", "1e3"); not NaN, Infinity,
+# hexadecimal or Java suffixes ("1d"), which Spark's own cast would read.
+NUMBER_TEXT = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
 CONTEXT_FIELDS = ("country", "city", "device", "os", "app_version", "referrer")
 
 SILVER_EVENT_COLUMNS = (
@@ -55,7 +64,6 @@ SILVER_EVENT_COLUMNS = (
 
 PROFILE_FIELDS = ("user_id", "registered_at", "gender", "birth_date", "age", "country", "city",
                   "signup_channel", "email", "updated_at")
-CSV_MAX_COLUMNS = 32
 
 GENDER_MAP = {
     "female": ("f", "female", "woman", "w"),
@@ -82,13 +90,38 @@ def _json_type(path: str) -> Column:
     return F.expr(f"schema_of_variant(variant_get(_v, '{path}'))")
 
 
-def _typed_property(name: str, value: Column) -> Column:
-    """A typed property column; points are whole numbers, payment_status is lower-cased."""
-    if name == "points":
-        return value.cast("long")
+def _typed_property(name: str, type_: str, value: Column) -> Column:
+    """A typed property column from its extracted value (numbers arrive as text, see `_number`)."""
+    if type_ in NUMERIC_TYPES:
+        return _number(value, type_)
     if name == "payment_status":
         return F.lower(_blank_to_null(value))
     return value
+
+
+def _number(text: Column, type_: str) -> Column:
+    """A number sent as a JSON number or a numeric string, as it will be stored; null unless the
+    stored value is exactly what was sent (finite, and whole and in range for `int`/`long`)."""
+    is_number = text.rlike(NUMBER_TEXT)
+    if type_ in WHOLE_TYPES:
+        exact = F.trim(text).try_cast("decimal(38,18)")
+        stored = exact.try_cast(type_)
+        return F.when(is_number & (stored.cast("decimal(38,18)") == exact), stored)
+    value = F.trim(text).try_cast("double")
+    return F.when(is_number & ~F.isnan(value) & (F.abs(value) < F.lit(float("inf"))), value)
+
+
+def _number_reason(name: str, type_: str) -> Column:
+    """Why a numeric property that was sent is not stored as sent: `wrong_type_<name>` (not a
+    finite number, or too large for its column), `not_whole_<name>` (a fraction in a whole-number
+    field); null when it is absent, JSON null, or stored exactly (on `parse_events`' columns)."""
+    text, stored = F.col(f"_n_{name}"), F.col(name)
+    reason = F.when(text.isNull() | stored.isNotNull(), F.lit(None).cast("string"))
+    if type_ in WHOLE_TYPES:
+        exact = F.trim(text).try_cast("decimal(38,18)")
+        fits = exact.try_cast(type_).isNotNull()
+        reason = reason.when(text.rlike(NUMBER_TEXT) & fits, F.lit(f"not_whole_{name}"))
+    return reason.otherwise(F.lit(f"wrong_type_{name}"))
 
 
 def _blank_to_null(col: Column) -> Column:
@@ -98,9 +131,19 @@ def _blank_to_null(col: Column) -> Column:
 
 
 def _parse_ts(text: Column) -> Column:
-    """ISO-8601 text to a UTC timestamp (no offset means UTC); null when it does not parse."""
+    """ISO-8601 text to a UTC timestamp (no offset means UTC); null when it does not parse.
+
+    A spelling ISO_TS accepts is rewritten to `yyyy-MM-ddTHH:mm:ss[.f]±hh[[:]mm]` (seconds `:00`
+    when absent, `.` for the fraction, `+00:00` for `Z` or no zone), which Spark's cast reads
+    whatever the session's time zone; the cast refuses impossible dates, hours, minutes, seconds
+    and offsets, and keeps a fraction's first six digits (microseconds, not rounded).
+    """
     text = F.trim(text)
-    return F.when(text.rlike(ISO_TS), F.regexp_replace(text, "^(.{10}) ", "$1T").try_cast("timestamp"))
+    canonical = F.regexp_replace(text, r"^(.{10})[Tt ](\d{2}:\d{2})(?!:)", "$1T$2:00")  # minute precision
+    canonical = F.regexp_replace(canonical, r"^(.{10})[t ]", "$1T")
+    canonical = F.regexp_replace(canonical, ",", ".")
+    canonical = F.regexp_replace(canonical, r"^(.{10}T\d{2}:\d{2}:\d{2}(\.\d+)?)[Zz]?$", "$1+00:00")  # `Z`, `z`, no zone
+    return F.when(text.rlike(ISO_TS), canonical.try_cast("timestamp"))
 
 
 def _with_raw_bytes(df: DataFrame) -> DataFrame:
@@ -162,20 +205,20 @@ def parse_events(max_line_bytes: int = 1_048_576, max_future_skew_hours: int = 2
             *keep, "_raw_reason", "_v", "_is_object",
             *[_json_type(f"$.{f}").alias(f"_t_{f}") for f in REQUIRED_EVENT_FIELDS],
             _json_type("$.context").alias("_t_context"),
-            _json_type("$.properties.amount").alias("_t_amount"),
             # One VARIANT -> struct cast per object is several times cheaper than a path per field.
             _get_struct("$", [(f, "string") for f in (*REQUIRED_EVENT_FIELDS, "session_id")]).alias("_top"),
             _get_struct("$.context", [(c, "string") for c in CONTEXT_FIELDS]).alias("_ctx"),
-            _get_struct("$.properties", [(n, t) for n, _, t in PROPERTY_FIELDS]).alias("_props"),
+            # Numbers are taken as text and typed by `_number`, so that what is stored is what was sent.
+            _get_struct("$.properties", [(n, "string" if t in NUMERIC_TYPES else t) for n, _, t in PROPERTY_FIELDS]).alias("_props"),
             F.expr("to_json(variant_get(_v, '$.properties'))").alias("properties"),
         ).select(
-            *keep, "_raw_reason", "_v", "_is_object", "_t_context", "_t_amount", "properties",
+            *keep, "_raw_reason", "_v", "_is_object", "_t_context", "properties",
             *[F.col(f"_t_{f}") for f in REQUIRED_EVENT_FIELDS],
             *[F.trim(F.col(f"_top.{f}")).alias(f"_s_{f}") for f in REQUIRED_EVENT_FIELDS],
             _blank_to_null(F.col("_top.session_id")).alias("session_id"),
             *[_blank_to_null(F.col(f"_ctx.{c}")).alias(f"_c_{c}") for c in CONTEXT_FIELDS],
-            *[_typed_property(name, F.col(f"_props.{name}")).alias(name) for name, _, _ in PROPERTY_FIELDS],
-            F.col("_props.points").alias("_points"),
+            *[_typed_property(name, t, F.col(f"_props.{name}")).alias(name) for name, _, t in PROPERTY_FIELDS],
+            *[F.col(f"_props.{name}").alias(f"_n_{name}") for name, _, t in PROPERTY_FIELDS if t in NUMERIC_TYPES],
         ).withColumn("ts", _parse_ts(F.col("_s_ts"))).withColumn("_t_properties", _json_text_type(F.col("properties")))
         reason = F.coalesce(
             F.col("_raw_reason"),
@@ -186,9 +229,10 @@ def parse_events(max_line_bytes: int = 1_048_576, max_future_skew_hours: int = 2
             _typed_object_reason("context"),
             F.when(F.col("ts").isNull(), F.lit("bad_timestamp")),
             F.when(F.col("ts") > F.col("ingested_at") + F.expr(f"INTERVAL {int(max_future_skew_hours)} HOURS"), F.lit("future_timestamp")),
-            F.when(F.col("_t_amount").isNotNull() & F.col("amount").isNull(), F.lit("wrong_type_amount")),
+            *[_number_reason(name, t) for name, _, t in PROPERTY_FIELDS if t in NUMERIC_TYPES],
+            # Judged on the values as stored (after the checks above, exactly the values sent).
             F.when(F.col("amount") < 0, F.lit("negative_amount")),
-            F.when(F.col("_s_event").isin(*POINTS_EVENTS) & (F.col("_points").isNull() | (F.col("_points") <= 0)),
+            F.when(F.col("_s_event").isin(*POINTS_EVENTS) & (F.col("points").isNull() | (F.col("points") <= 0)),
                    F.lit("non_positive_points")),
         )
         context = {
@@ -293,36 +337,166 @@ def normalise_gender(col: Column) -> Column:
     return out.otherwise(F.lit("unknown"))
 
 
-def _csv_as_json(df: DataFrame) -> DataFrame:
-    """CSV profile lines -> JSON text using each file's header line; header lines are marked."""
+def csv_records(lines: list[str]) -> list[tuple[int, int, list[str] | None, str | None]]:
+    """One CSV file's lines (in file order, line ends removed) -> its RFC 4180 records.
+
+    Each record is `(index of its first line, number of lines, fields, reason)`: a quoted field may
+    hold commas, doubled quotes (one quote) and line breaks (kept as `\\n`), so a record may span
+    several lines. Spaces around a quoted field are allowed. A record that is still broken has
+    fields None and a reason: `csv_bad_quote` (a quote inside an unquoted field, or text after a
+    closing quote; the record ends with its line) or `csv_unclosed_quote` (a quote still open at
+    the end of the file: the record runs to the end of the file). A byte-order mark starting the
+    file is ignored.
+    """
+    out: list[tuple[int, int, list[str] | None, str | None]] = []
+    i, n = 0, len(lines)
+    while i < n:
+        first, fields, field, state, reason = i, [], [], "start", None
+        while True:
+            line = lines[i].removeprefix(BOM) if i == 0 else lines[i]
+            i += 1
+            if i - 1 == first and '"' not in line:  # the common case: a one-line record without quotes
+                fields = line.split(",")
+                break
+            for ch in line:
+                if state == "quoted":
+                    if ch == '"':
+                        state = "quote"  # closes the field, unless another quote follows
+                    else:
+                        field.append(ch)
+                elif state in ("quote", "closed"):
+                    if ch == '"' and state == "quote":
+                        field.append('"')
+                        state = "quoted"
+                    elif ch == ",":
+                        fields.append("".join(field))
+                        field, state = [], "start"
+                    elif ch in " \t":
+                        state = "closed"
+                    else:
+                        reason = "csv_bad_quote"
+                        break
+                elif ch == ",":
+                    fields.append("".join(field))
+                    field, state = [], "start"
+                elif ch == '"':
+                    if state != "start":
+                        reason = "csv_bad_quote"
+                        break
+                    field, state = [], "quoted"  # spaces before the opening quote are dropped
+                else:
+                    field.append(ch)
+                    if ch not in " \t":
+                        state = "plain"
+            if state == "quoted" and reason is None:
+                if i < n:
+                    field.append("\n")  # a line break inside a quoted field
+                    continue
+                reason = "csv_unclosed_quote"
+            fields.append("".join(field))
+            break
+        out.append((first, i - first, None if reason else fields, reason))
+    return out
+
+
+CSV_RECORD_SCHEMA = (
+    "value string, value_bytes binary, source_file string, file_modified_at timestamp, line_id long, "
+    "batch_id long, ingested_at timestamp, _lines int, _fields array<string>, _csv_reason string"
+)
+
+
+def _file_records(lines):
+    """pandas: the lines of one CSV file -> one row per record (see `csv_records`).
+
+    A record keeps its lines verbatim, joined by `\\n` (in `value_bytes` too when one of them was
+    not UTF-8), with the first line's id, so it is stored or quarantined whole.
+    """
+    import pandas as pd
+
+    lines = lines.sort_values("line_id", kind="stable").reset_index(drop=True)
+    values = lines["value"].tolist()
+    raw = lines["value_bytes"].tolist()
+    rows = []
+    for first, count, fields, reason in csv_records(values):
+        part = range(first, first + count)
+        text = "\n".join(values[k] for k in part)
+        data = None
+        if any(raw[k] is not None for k in part):
+            data = b"\n".join(bytes(raw[k]) if raw[k] is not None else values[k].encode() for k in part)
+        head = lines.iloc[first]
+        rows.append((text, data, head["source_file"], head["file_modified_at"], int(head["line_id"]),
+                     int(head["batch_id"]), head["ingested_at"], count, fields, reason))
+    return pd.DataFrame(rows, columns=[c.split()[0] for c in CSV_RECORD_SCHEMA.split(", ")])
+
+
+def _file_record_ids(lines):
+    """pandas: the lines of one CSV file -> each line's `record_id`, the line_id of its record's first line."""
+    import pandas as pd
+
+    lines = lines.sort_values("line_id", kind="stable").reset_index(drop=True)
+    ids = lines["line_id"].tolist()
+    record = [ids[first] for first, count, _, _ in csv_records(lines["value"].tolist()) for _ in range(count)]
+    return pd.DataFrame({"batch_id": lines["batch_id"], "source_file": lines["source_file"],
+                         "line_id": lines["line_id"], "record_id": record})
+
+
+def csv_record_mates(lines: DataFrame, hit: Column) -> DataFrame:
+    """Bronze CSV lines that share an RFC 4180 record with a line matching `hit` (the hits
+    included), as (batch_id, line_id): a record may span lines, so erasing one line of it
+    must erase all of them. Only the files holding a hit are read again."""
     is_csv = F.lower(F.col("source_file")).rlike(r"\.csv(\.gz)?$")
-    csv_struct = "struct<" + ",".join(f"c{i}:string" for i in range(CSV_MAX_COLUMNS)) + ">"
-    fields = F.from_csv(F.col("value"), csv_struct, {"mode": "PERMISSIVE"})
-    as_array = F.array(*[F.trim(fields[f"c{i}"]) for i in range(CSV_MAX_COLUMNS)])
-    csv = df.filter(is_csv).withColumn("_fields", as_array)
+    hits = lines.filter(is_csv & hit).select("batch_id", "line_id")
+    files = lines.filter(is_csv & hit).select("batch_id", "source_file").distinct()
+    members = (
+        lines.join(files, ["batch_id", "source_file"], "left_semi")
+        .select("batch_id", "source_file", "line_id", "value")
+        .groupBy("batch_id", "source_file")
+        .applyInPandas(_file_record_ids, "batch_id long, source_file string, line_id long, record_id long")
+    )
+    records = members.join(hits, ["batch_id", "line_id"], "left_semi").select("batch_id", "record_id").distinct()
+    return members.join(records, ["batch_id", "record_id"], "left_semi").select("batch_id", "line_id")
+
+
+def _csv_as_json(df: DataFrame) -> DataFrame:
+    """Profile lines -> one row per record with its JSON text; CSV header records are marked.
+
+    A JSON line is a record. The lines of a CSV file are put back into RFC 4180 records in file
+    order (bronze keeps one row per landed line, and a file's lines all arrive in one batch): a
+    record that spans lines becomes one row, named by its first line, with `_lines` its number of
+    lines. Each file's header is its first record starting with `user_id`; a record whose number of
+    fields differs from the header's is broken (`csv_field_count`).
+    """
+    is_csv = F.lower(F.col("source_file")).rlike(r"\.csv(\.gz)?$") & ~F.col("value").startswith(UNREADABLE_MARKER)
+    records = (
+        df.filter(is_csv)
+        .select("value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at")
+        .groupBy("source_file").applyInPandas(_file_records, CSV_RECORD_SCHEMA)
+        .withColumn("_fields", F.transform("_fields", lambda x: F.trim(x)))
+    )
     is_header = F.coalesce(F.lower(F.col("_fields")[0]) == "user_id", F.lit(False))
     headers = (
-        csv.filter(is_header)
+        records.filter(is_header)
         .groupBy("source_file")
-        .agg(F.first(F.transform("_fields", lambda x: F.lower(x))).alias("_header"))
+        .agg(F.min_by(F.transform("_fields", lambda x: F.lower(x)), "line_id").alias("_header"))
     )
     rows = (
-        csv.join(headers, "source_file", "left")
+        records.join(headers, "source_file", "left")
         .withColumn("_is_header", is_header)
+        .withColumn(
+            "_csv_reason",
+            F.coalesce(
+                F.col("_csv_reason"),
+                F.when(F.col("_header").isNull(), F.lit("csv_without_header")),
+                F.when(~F.col("_is_header") & (F.size("_fields") != F.size("_header")), F.lit("csv_field_count")),
+            ),
+        )
         .withColumn(
             "_json",
             F.when(
-                F.col("_header").isNotNull() & ~F.col("_is_header"),
-                F.to_json(F.map_filter(
-                    F.map_from_arrays(
-                        F.slice(F.col("_header"), 1, F.size(F.array_compact("_header"))),
-                        F.slice(F.col("_fields"), 1, F.size(F.array_compact("_header"))),
-                    ),
-                    lambda k, v: v.isNotNull() & (v != ""),
-                )),
+                F.col("_csv_reason").isNull() & ~F.col("_is_header"),
+                F.to_json(F.map_filter(F.map_from_arrays("_header", "_fields"), lambda k, v: v.isNotNull() & (v != ""))),
             ),
         )
-        .withColumn("_csv_reason", F.when(F.col("_header").isNull(), F.lit("csv_without_header")))
         .drop("_fields", "_header")
     )
     jsonl = (
@@ -330,12 +504,17 @@ def _csv_as_json(df: DataFrame) -> DataFrame:
         .withColumn("_is_header", F.lit(False))
         .withColumn("_json", F.col("value"))
         .withColumn("_csv_reason", F.lit(None).cast("string"))
+        .withColumn("_lines", F.lit(1))
     )
     return jsonl.unionByName(rows)
 
 
 def parse_profiles(email_salt: str, max_line_bytes: int = 1_048_576) -> Transform:
-    """Bronze profile lines (JSONL or CSV) -> typed profile rows with `_error`, header lines dropped."""
+    """Bronze profile lines (JSONL or CSV) -> typed profile rows with `_error`, header lines dropped.
+
+    One row per record (a CSV record may span lines): `value` is the whole record and `_lines` the
+    number of bronze lines it holds.
+    """
 
     def _transform(bronze: DataFrame) -> DataFrame:
         df = _csv_as_json(_with_raw_bytes(bronze)).filter(~F.col("_is_header"))
@@ -358,7 +537,7 @@ def parse_profiles(email_salt: str, max_line_bytes: int = 1_048_576) -> Transfor
             F.when(registered_text.isNotNull() & registered_at.isNull(), F.lit("bad_timestamp")),
         )
         return df.select(
-            "value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at",
+            "value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at", "_lines",
             reason.alias("_error"),
             F.trim(_get("$.user_id")).alias("user_id"),
             registered_at.alias("registered_at"),
@@ -400,6 +579,19 @@ def latest_profiles(current: DataFrame, incoming: DataFrame) -> DataFrame:
 
 # ---------------------------------------------------------------- sessions
 
+MICROS = 1_000_000
+SECONDS = "decimal(18,6)"  # seconds to the microsecond, summed exactly in any order (like money)
+
+
+def session_seconds(start: Column, end: Column) -> Column:
+    """`end - start` in seconds, exact to the microsecond (a timestamp's precision), as SECONDS.
+
+    Not cut to whole seconds, and not a double: a sum of partial sums (incremental gold) is then
+    exactly the sum of everything (a rebuild).
+    """
+    micros = (F.unix_micros(end) - F.unix_micros(start)).cast("decimal(18,0)")
+    return (micros / F.lit(MICROS)).cast(SECONDS)
+
 def sessionize(gap_minutes: int = 30, excluded_events: tuple[str, ...] = ("app_uninstall",)) -> Transform:
     """Active events -> one row per session (client session_id, else a >gap_minutes inactivity split)."""
 
@@ -411,13 +603,16 @@ def sessionize(gap_minutes: int = 30, excluded_events: tuple[str, ...] = ("app_u
         by_user = Window.partitionBy("user_id").orderBy("ts")
         derived = (
             active.filter(F.col("session_id").isNull())
-            .withColumn("_gap", F.col("ts").cast("long") - F.lag(F.col("ts").cast("long")).over(by_user))
-            .withColumn("_new", F.when(F.col("_gap").isNull() | (F.col("_gap") > gap_minutes * 60), 1).otherwise(0))
+            # Gaps in microseconds, the precision of a timestamp (never cut to whole seconds).
+            .withColumn("_gap", F.unix_micros("ts") - F.lag(F.unix_micros("ts")).over(by_user))
+            .withColumn("_new", F.when(F.col("_gap").isNull() | (F.col("_gap") > gap_minutes * 60 * MICROS), 1).otherwise(0))
             .withColumn("_n", F.sum("_new").over(by_user.rowsBetween(Window.unboundedPreceding, 0)))
             .withColumn("_start", F.min("ts").over(Window.partitionBy("user_id", "_n")))
             .select(
                 "user_id",
-                F.concat(F.lit("derived-"), F.col("user_id"), F.lit("-"), F.col("_start").cast("long").cast("string")).alias("session_id"),
+                # An identifier, not arithmetic: two derived sessions of a user start more than the
+                # gap apart, so the start's whole second tells them apart.
+                F.concat(F.lit("derived-"), F.col("user_id"), F.lit("-"), F.unix_seconds("_start").cast("string")).alias("session_id"),
                 "ts",
                 F.lit(True).alias("is_derived"),
             )
@@ -426,7 +621,7 @@ def sessionize(gap_minutes: int = 30, excluded_events: tuple[str, ...] = ("app_u
             given.unionByName(derived)
             .groupBy("user_id", "session_id", "is_derived")
             .agg(F.min("ts").alias("session_start"), F.max("ts").alias("session_end"), F.count(F.lit(1)).alias("events"))
-            .withColumn("duration_s", F.col("session_end").cast("long") - F.col("session_start").cast("long"))
+            .withColumn("duration_s", session_seconds(F.col("session_start"), F.col("session_end")))
             .select("user_id", "session_id", "session_start", "session_end", "events", "duration_s", "is_derived")
         )
 
