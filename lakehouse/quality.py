@@ -2,9 +2,10 @@
 
 Pure: no table IO. `load_rules` reads and validates the YAML; `apply` checks every rule of every
 given table and returns the tables (failing rows removed for `drop` rules), one `ops.expectations`
-row per rule and the `fail` rules that failed. All rules of one table are evaluated in a single
-Spark job: one select adds a boolean "fails" column per rule (windows for `unique`, `monotonic`
-and expressions that use OVER; left joins for `join` rules), one aggregation counts them.
+row per rule and the `fail` rules that failed. Per table, one select adds a boolean "fails"
+column per rule (windows for `unique`, `monotonic` and expressions that use OVER; left joins for
+`join` rules) and one aggregation counts them; the aggregations of all given tables run as a
+single Spark job.
 
 Rule kinds (see docs/expectations.md):
   not_null        columns: [...]                       a row fails when any column is null
@@ -428,83 +429,98 @@ def _bad_sql(table: str, rule: Rule, exc: AnalysisException) -> _Outcome:
     raise ValueError(f"expectations: {table} rule {rule.name}: invalid SQL: {first[:300]}") from None
 
 
-def _evaluate(name: str, df: DataFrame, rules: list[Rule], tables: Mapping[str, DataFrame],
-              samples: int, single: bool) -> tuple[list[_Outcome], DataFrame | None]:
-    """Outcomes of every rule of one table (one Spark job) and the table after `drop` rules."""
+def _aggregations(name: str, df: DataFrame, rules: list[Rule], tables: Mapping[str, DataFrame],
+                  samples: int, single: bool) -> tuple[DataFrame, list, dict, DataFrame | None]:
+    """One table's checks as a one-row frame (`table`, `counts` as JSON), before anything runs.
+
+    Returns (that frame or None when no rule needs Spark, the flagged rules, outcomes decided
+    without Spark, the checked frame with one boolean column per rule).
+    """
     checked, flags, decided = _plan_table(name, df, rules, tables, single)
     columns = df.columns
     key = _table_key(rules, columns)
     outcomes = {o.rule.name: o for o in decided}
-    if flags:
-        aggs = [F.count(F.lit(1)).alias("__rows")]
-        for rule, flag in flags:
-            fail = F.col(flag)
-            s = F.when(fail, _sample(rule, key, columns))
-            aggs += [F.sum(F.when(fail, 1).otherwise(0)).alias(f"{flag}_n"),
-                     F.min(s).alias(f"{flag}_lo"), F.max(s).alias(f"{flag}_hi")]
-            if samples > 2:
-                aggs.append(F.min_by(s, F.when(fail, F.xxhash64(s))).alias(f"{flag}_mid"))
-        row = checked.agg(*aggs).collect()[0]
-        total = row["__rows"]
-        for rule, flag in flags:
-            n = int(row[f"{flag}_n"] or 0)
-            if n == 0:
-                detail = f"0 of {total} rows"
-            else:
-                picks = [row[f"{flag}_lo"]] + ([row[f"{flag}_mid"]] if samples > 2 else []) + [row[f"{flag}_hi"]]
-                shown = list(dict.fromkeys(p for p in picks if p))[:samples]
-                detail = f"{n} of {total} rows" + (f"; e.g. {SAMPLE_SEPARATOR.join(shown)}" if shown else "")
-            outcomes[rule.name] = _Outcome(rule, failing_rows=n, detail=detail)
+    if not flags:
+        return None, flags, outcomes, checked
+    aggs = [F.count(F.lit(1)).alias("__rows")]
+    for rule, flag in flags:
+        fail = F.col(flag)
+        s = F.when(fail, _sample(rule, key, columns))
+        aggs += [F.sum(F.when(fail, 1).otherwise(0)).alias(f"{flag}_n"),
+                 F.min(s).alias(f"{flag}_lo"), F.max(s).alias(f"{flag}_hi")]
+        if samples > 2:
+            aggs.append(F.min_by(s, F.when(fail, F.xxhash64(s))).alias(f"{flag}_mid"))
+    counts = checked.agg(*aggs).select(F.lit(name).alias("table"), F.to_json(F.struct("*")).alias("counts"))
+    return counts, flags, outcomes, checked
+
+
+def _outcomes(row: dict, flags: list, outcomes: dict, samples: int) -> None:
+    """Fill `outcomes` from a table's counts row (JSON leaves out null fields)."""
+    total = row.get("__rows", 0)
+    for rule, flag in flags:
+        n = int(row.get(f"{flag}_n") or 0)
+        if n == 0:
+            detail = f"0 of {total} rows"
+        else:
+            picks = [row.get(f"{flag}_lo")] + ([row.get(f"{flag}_mid")] if samples > 2 else []) + [row.get(f"{flag}_hi")]
+            shown = list(dict.fromkeys(p for p in picks if p))[:samples]
+            detail = f"{n} of {total} rows" + (f"; e.g. {SAMPLE_SEPARATOR.join(shown)}" if shown else "")
+        outcomes[rule.name] = _Outcome(rule, failing_rows=n, detail=detail)
+
+
+def _without_dropped(checked: DataFrame, columns: list[str], flags: list, outcomes: dict) -> DataFrame | None:
+    """The table without the failing rows of `drop` rules that failed (None: nothing to drop)."""
     drops = [F.col(f) for r, f in flags if r.action == "drop" and outcomes[r.name].failing_rows]
-    out = None
-    if drops:
-        bad = drops[0]
-        for d in drops[1:]:
-            bad = bad | d
-        out = checked.filter(~bad).select(*[F.col(f"`{c}`") for c in columns])
-    return [outcomes[r.name] for r in rules], out
+    if not drops:
+        return None
+    bad = drops[0]
+    for d in drops[1:]:
+        bad = bad | d
+    return checked.filter(~bad).select(*[F.col(f"`{c}`") for c in columns])
 
 
 def apply(tables: Mapping[str, DataFrame], rules: Mapping[str, list[Rule]], run_id: str,
           samples: int = 3, checked_at: dt.datetime | None = None,
-          single_partition_layers: tuple[str, ...] = ("gold",), threads: int = 4) -> QualityResult:
+          single_partition_layers: tuple[str, ...] = ("gold",)) -> QualityResult:
     """Check every rule against the given tables (keyed "gold.engagement_daily" etc.).
 
     Rules of a table not in `tables` (or joining one that is not) are reported as skipped. Each
-    rule is evaluated on the table as given (before any `drop`). One Spark job per table, tables
-    checked `threads` at a time. Tables of `single_partition_layers` are checked in one partition
-    (no shuffle). Returns the tables with the failing rows of `drop` rules removed (a lazy filter
+    rule is evaluated on the table as given (before any `drop`). Every table's rules are counted
+    in one aggregation, and the aggregations of all tables run as one Spark job (a union of
+    one-row frames). Tables of `single_partition_layers` are checked in one partition (no
+    shuffle). Returns the tables with the failing rows of `drop` rules removed (a lazy filter
     of the given frame), one ops.expectations row per rule (in file order), and the `fail` rules
     that failed (`result.ok` is False then).
     """
+    import json
+
     checked_at = checked_at or dt.datetime.now(dt.timezone.utc)
     result = QualityResult(tables=dict(tables))
     names = [n for n in rules if rules[n]]
-
-    def _check(name: str) -> tuple[list[_Outcome], DataFrame | None]:
-        if name not in tables:
-            return [_Outcome(r, skipped=True, detail=f"skipped: table {name} not given") for r in rules[name]], None
-        single = name.split(".", 1)[0] in single_partition_layers
-        return _evaluate(name, tables[name], list(rules[name]), tables, samples, single)
-
-    present = [n for n in names if n in tables]
-    if threads > 1 and len(present) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from pyspark import inheritable_thread_target  # worker threads keep the caller's job group
-
-        session = tables[present[0]].sparkSession
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            checked = dict(zip(names, pool.map(inheritable_thread_target(session)(_check), names)))
-    else:
-        checked = {n: _check(n) for n in names}
+    planned = {}
+    for name in names:
+        if name in tables:
+            single = name.split(".", 1)[0] in single_partition_layers
+            planned[name] = _aggregations(name, tables[name], list(rules[name]), tables, samples, single)
+    frames = [p[0] for p in planned.values() if p[0] is not None]
+    if frames:
+        union = frames[0]
+        for f in frames[1:]:
+            union = union.unionByName(f)
+        for r in union.collect():
+            _, flags, outcomes, _ = planned[r["table"]]
+            _outcomes(json.loads(r["counts"]), flags, outcomes, samples)
 
     for name in names:
-        outcomes, dropped = checked[name]
-        if dropped is not None:
-            result.tables[name] = dropped
-        for o in outcomes:
-            r = o.rule
+        if name not in tables:
+            outcomes = {r.name: _Outcome(r, skipped=True, detail=f"skipped: table {name} not given") for r in rules[name]}
+        else:
+            _, flags, outcomes, checked = planned[name]
+            dropped = _without_dropped(checked, tables[name].columns, flags, outcomes)
+            if dropped is not None:
+                result.tables[name] = dropped
+        for r in rules[name]:
+            o = outcomes[r.name]
             failed = o.error or bool(o.failing_rows)
             if o.skipped:
                 result.skipped.append(r.description)
