@@ -417,7 +417,8 @@ def with_unit(text: str, unit: str = "") -> str:
 
 
 def delta_badge(k: Kpi, compare_label: str) -> html.Span:
-    """▲/▼ relative change (green up, red down); '—' when there is no comparable previous period."""
+    """▲/▼ change (green up, red down): relative for counts, in percentage points for rates; '—' when there
+    is no comparable previous period."""
     ch = k.change
     if ch is None:
         why = "no previous period in the lake" if k.previous is None and k.value is not None else "no change to show"
@@ -427,7 +428,7 @@ def delta_badge(k: Kpi, compare_label: str) -> html.Span:
     up = ch >= 0
     icon = "bi-arrow-up-right" if up else "bi-arrow-down-right"
     cls = "text-success" if up else "text-danger"
-    return html.Span([html.Span([html.I(className=f"bi {icon} me-1"), f"{ch:+.1%}"], className=cls),
+    return html.Span([html.Span([html.I(className=f"bi {icon} me-1"), k.change_text], className=cls),
                       html.Span(f" vs {compare_label}", className="text-body-secondary fw-normal")],
                      className="kpi-delta", title=f"previous: {with_unit(fmt_value(k.previous, k.fmt), k.unit)}")
 

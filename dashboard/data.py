@@ -633,12 +633,25 @@ class Kpi:
 
     @property
     def change(self) -> float | None:
-        """Relative change against the previous period (None when not comparable)."""
-        if self.value is None or self.previous is None or not np.isfinite(self.previous) or self.previous == 0:
+        """Change against the previous period (None when not comparable): relative for counts and money,
+        the difference (in rate units, 0.048 = 4.8 percentage points) for a rate (fmt 'pct')."""
+        if self.value is None or self.previous is None or not np.isfinite(self.previous):
             return None
         if not np.isfinite(self.value):
             return None
+        if self.fmt == "pct":
+            return self.value - self.previous
+        if self.previous == 0:
+            return None
         return (self.value - self.previous) / abs(self.previous)
+
+    @property
+    def change_text(self) -> str:
+        """'+17.5%' for a relative change, '+4.8 pp' (percentage points) for a change of a rate; '' when none."""
+        ch = self.change
+        if ch is None:
+            return ""
+        return f"{ch * 100:+.1f} pp" if self.fmt == "pct" else f"{ch:+.1%}"
 
 
 def _nanmean(s: pd.Series) -> float | None:
