@@ -19,6 +19,7 @@ from .definitions import definition
 from .figures import sparkline_svg
 from .filters import GRAINS, PRESETS, Filters
 from .theme import series_color
+from .wording import count
 
 ALL_FILTERS = ("date", "grain", "country", "device", "gender", "age_group")
 FILTER_IDS = {"country": "f-country", "device": "f-device", "gender": "f-gender", "age_group": "f-age"}
@@ -433,6 +434,15 @@ def delta_badge(k: Kpi, compare_label: str) -> html.Span:
                      className="kpi-delta", title=f"previous: {with_unit(fmt_value(k.previous, k.fmt), k.unit)}")
 
 
+def paying_users_text(paying: int, buyers: int | None) -> str:
+    """'468 paying users in the range (revenue > 0) · 4 of the 472 buyers paid nothing' (the difference said)."""
+    text = f"{count(paying, 'paying user')} in the range (revenue > 0)"
+    if buyers is not None and buyers != paying:
+        free = buyers - paying
+        text += f" · {free:,} of the {count(buyers, 'buyer')} only had zero-amount orders"
+    return text
+
+
 def svg_data_uri(svg: str) -> str:
     """An SVG document as a data: URI for html.Img."""
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
@@ -452,7 +462,7 @@ def spark_title(k: Kpi) -> str:
 def kpi_card(k: Kpi, theme: str, compare_label: str, uid: str = "") -> dbc.Card:
     """A KPI card: label with definition, value, change vs the previous period, sparkline."""
     return dbc.Card(dbc.CardBody([
-        html.Div([html.Span(k.label, className="kpi-label"), *info(k.key, f"kpi-{uid}{k.key}")],
+        html.Div([html.Span(k.label, className="kpi-label"), *info(k.definition_key, f"kpi-{uid}{k.key}")],
                  className="d-flex align-items-center"),
         html.Div([fmt_value(k.value, k.fmt), html.Span(f" {k.unit}", className="kpi-unit") if k.unit else None],
                  className="kpi-value", id=f"kpi-value-{uid}{k.key}",

@@ -30,7 +30,9 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from .config import CONFIG
+from .definitions import LABELS
 from .filters import DIMENSIONS, Filters, previous_period
+from .wording import count
 
 log = logging.getLogger(__name__)
 
@@ -630,6 +632,12 @@ class Kpi:
     fmt: str = "int"          # int | pct | money | float
     note: str = ""
     unit: str = ""            # shown after the value, e.g. the reporting currency of money
+    info_key: str = ""        # the definition shown by the (i) tooltip (default: key)
+
+    @property
+    def definition_key(self) -> str:
+        """Key of the card's definition in dashboard.definitions."""
+        return self.info_key or self.key
 
     @property
     def change(self) -> float | None:
@@ -673,6 +681,13 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or not b:
         return None
     return a / b
+
+
+def _of_active(rc: dict, key: str, word: str) -> str:
+    """'472 buyers of 1,511 active users in the range (line: per day)' under a range-level rate."""
+    if not rc:
+        return ""
+    return f"{count(rc.get(key, 0), word)} of {count(rc.get('active', 0), 'active user')} in the range (line: per day)"
 
 
 def range_counts(f: Filters, lo: date, hi: date) -> dict[str, int] | None:
@@ -734,8 +749,8 @@ def kpis(f: Filters) -> list[Kpi] | None:
         Kpi("dau", "DAU (avg)", _nanmean(cur["dau"]), _pv(prev, _nanmean, "dau"), cur["dau"]),
         Kpi("wau", "WAU", _last(cur["wau"]), _pv(prev, _last, "wau"), cur["wau"]),
         Kpi("mau", "MAU", _last(cur["mau"]), _pv(prev, _last, "mau"), cur["mau"]),
-        Kpi("stickiness", "Stickiness (avg)", _nanmean(cur["stickiness"]), _pv(prev, _nanmean, "stickiness"),
-            cur["stickiness"], fmt="pct"),
+        Kpi("stickiness", LABELS["stickiness_avg"], _nanmean(cur["stickiness"]),
+            _pv(prev, _nanmean, "stickiness"), cur["stickiness"], fmt="pct", info_key="stickiness_avg"),
         Kpi("new_users", "New users", _sum(cur["new_users"]), _pv(prev, _sum, "new_users"), cur["new_users"]),
     ]
     if rc:
@@ -748,9 +763,9 @@ def kpis(f: Filters) -> list[Kpi] | None:
                      fmt="money", unit=reporting_currency()))
     with np.errstate(invalid="ignore", divide="ignore"):
         conv_spark = cur["buyers"] / cur["dau"].where(cur["dau"] > 0)
-    cards.append(Kpi("conversion_rate", "Conversion", _ratio(rc.get("buyers"), rc.get("active")),
+    cards.append(Kpi("conversion_rate", LABELS["range_conversion_rate"], _ratio(rc.get("buyers"), rc.get("active")),
                      _ratio(prc.get("buyers"), prc.get("active")), conv_spark, fmt="pct",
-                     note=f"{rc['buyers']:,} buyers" if rc else ""))
+                     note=_of_active(rc, "buyers", "buyer"), info_key="range_conversion_rate"))
     d7 = d7_retention(f, lo, hi)
     pd7 = d7_retention(f, plo, phi) if has_prev else None
     if d7 is not None:
@@ -781,8 +796,9 @@ def revenue_kpis(f: Filters) -> list[Kpi] | None:
                 cur["revenue"] / dau, fmt="money", unit=cur_code),
             Kpi("arppu", "ARPPU", _ratio(rev, rc.get("buyers")), _ratio(prev_rev, prc.get("buyers")),
                 cur["revenue"] / buyers_d, fmt="money", unit=cur_code),
-            Kpi("conversion_rate", "Conversion", _ratio(rc.get("buyers"), rc.get("active")),
-                _ratio(prc.get("buyers"), prc.get("active")), cur["buyers"] / dau, fmt="pct"),
+            Kpi("conversion_rate", LABELS["range_conversion_rate"], _ratio(rc.get("buyers"), rc.get("active")),
+                _ratio(prc.get("buyers"), prc.get("active")), cur["buyers"] / dau, fmt="pct",
+                note=_of_active(rc, "buyers", "buyer"), info_key="range_conversion_rate"),
         ]
 
 
@@ -801,9 +817,9 @@ def loyalty_kpis(f: Filters) -> list[Kpi] | None:
             cur["points_earned"]),
         Kpi("points_redeemed", "Points redeemed", _sum(cur["points_redeemed"]), _pv(prev, _sum, "points_redeemed"),
             cur["points_redeemed"]),
-        Kpi("participation_rate", "Participation", _ratio(rc.get("participants"), rc.get("active")),
-            _ratio(prc.get("participants"), prc.get("active")), part, fmt="pct",
-            note=f"{rc.get('participants', 0):,} of {rc.get('active', 0):,} active users"),
+        Kpi("participation_rate", LABELS["range_participation_rate"],
+            _ratio(rc.get("participants"), rc.get("active")), _ratio(prc.get("participants"), prc.get("active")),
+            part, fmt="pct", note=_of_active(rc, "participants", "participant"), info_key="range_participation_rate"),
     ]
 
 
@@ -1329,6 +1345,13 @@ def pareto(f: Filters) -> pd.DataFrame | None:
                              "user_share": np.arange(1, n + 1) / max(n, 1),
                              "revenue_share": np.cumsum(r) / total if total else np.zeros(n)})
     return cached("pareto", (UAD, USERS, ("gold", "user_revenue")), (_ufilter_key(f), lo, hi), build)
+
+
+def buyers_in_range(f: Filters) -> int | None:
+    """Distinct buyers (a successful purchase, whatever its amount) in the selected range."""
+    rng = resolve(f)
+    rc = range_counts(f, *rng) if rng is not None else None
+    return None if rc is None else rc["buyers"]
 
 
 def top_shares(p: pd.DataFrame | None, tops=(0.01, 0.1, 0.2)) -> dict[float, float | None]:

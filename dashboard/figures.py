@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .theme import BLUE, ORANGE, SERIES, VIOLET, category_color, muted, sequential, series_color, template
+from .definitions import LABELS, period_label
 
 FMT = {"int": ",.0f", "pct": ".1%", "money": ",.2f", "float": ",.2f", "sec": ",.0f"}
 NO_DATA = "No data for this filter"
@@ -409,11 +410,12 @@ def stickiness(df: pd.DataFrame | None, grain: str = "day", theme: str = "light"
     if is_empty(df, ["stickiness"]):
         return empty(theme=theme)
     fig = base(theme, showlegend=False)
-    add_line(fig, df, "period", "stickiness", "Stickiness", series_color("stickiness"), fmt="pct", grain=grain,
+    name = period_label("stickiness", grain)
+    add_line(fig, df, "period", "stickiness", name, series_color("stickiness"), fmt="pct", grain=grain,
              partial=df["partial"].to_numpy(bool), fill="tozeroy")
     _shade_partial(fig, df, grain)
     _time_axis(fig, grain, df["period"])
-    fig.axis("yaxis", tickformat=".0%", rangemode="tozero")
+    fig.axis("yaxis", tickformat=".0%", rangemode="tozero", title={"text": name})
     return attach_csv(fig, df, ["period", "stickiness", "partial"])
 
 
@@ -543,11 +545,12 @@ def participation(df: pd.DataFrame | None, grain: str = "day", theme: str = "lig
     if is_empty(df, ["participation_rate"]):
         return empty(theme=theme)
     fig = base(theme, showlegend=False)
-    add_line(fig, df, "period", "participation_rate", "Participation rate", series_color("participation_rate"),
+    name = period_label("participation_rate", grain)
+    add_line(fig, df, "period", "participation_rate", name, series_color("participation_rate"),
              fmt="pct", grain=grain, partial=df["partial"].to_numpy(bool))
     _shade_partial(fig, df, grain)
     _time_axis(fig, grain, df["period"])
-    fig.axis("yaxis", tickformat=".0%", rangemode="tozero")
+    fig.axis("yaxis", tickformat=".0%", rangemode="tozero", title={"text": name})
     return attach_csv(fig, df, ["period", "participants", "active", "participation_rate", "partial"])
 
 
@@ -609,11 +612,12 @@ def conversion(df: pd.DataFrame | None, grain: str = "day", theme: str = "light"
     if is_empty(df, ["conversion_rate"]):
         return empty(theme=theme)
     fig = base(theme, showlegend=False)
-    add_line(fig, df, "period", "conversion_rate", "Conversion", series_color("conversion_rate"), fmt="pct",
+    name = period_label("conversion_rate", grain)
+    add_line(fig, df, "period", "conversion_rate", name, series_color("conversion_rate"), fmt="pct",
              grain=grain, partial=df["partial"].to_numpy(bool))
     _shade_partial(fig, df, grain)
     _time_axis(fig, grain, df["period"])
-    fig.axis("yaxis", tickformat=".1%", rangemode="tozero")
+    fig.axis("yaxis", tickformat=".1%", rangemode="tozero", title={"text": name})
     return attach_csv(fig, df, ["period", "buyers", "active", "conversion_rate", "partial"])
 
 
@@ -627,7 +631,7 @@ def conversion_by_device(df: pd.DataFrame | None, grain: str = "day", theme: str
                  category_color("device", str(dev), i), fmt="pct", grain=grain, partial=g["partial"].to_numpy(bool))
     _shade_partial(fig, df.drop_duplicates("period"), grain)
     _time_axis(fig, grain, df["period"])
-    fig.axis("yaxis", tickformat=".1%", rangemode="tozero")
+    fig.axis("yaxis", tickformat=".1%", rangemode="tozero", title={"text": period_label("conversion_rate", grain)})
     return attach_csv(fig, df, ["period", "device", "active", "buyers", "conversion_rate", "partial"])
 
 
@@ -791,11 +795,12 @@ def funnel_rate(df: pd.DataFrame | None, grain: str = "day", theme: str = "light
     if is_empty(df, ["conversion_rate"]):
         return empty(theme=theme)
     fig = base(theme, showlegend=False)
-    add_line(fig, df, "period", "conversion_rate", "Funnel conversion", series_color("conversion_rate"),
+    name = LABELS["overall_conversion"]
+    add_line(fig, df, "period", "conversion_rate", name, series_color("conversion_rate"),
              fmt="pct", grain=grain, partial=df["partial"].to_numpy(bool))
     _shade_partial(fig, df, grain)
     _time_axis(fig, grain, df["period"])
-    fig.axis("yaxis", tickformat=".1%", rangemode="tozero")
+    fig.axis("yaxis", tickformat=".1%", rangemode="tozero", title={"text": name})
     return attach_csv(fig, df)
 
 
