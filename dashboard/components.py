@@ -221,9 +221,9 @@ def range_caption(f: Filters, compare: bool = False) -> str:
         return ""  # the filter bar says "No data in this range" with the lake's range
     lo, hi = rng
     n = (hi - lo).days + 1
-    text = f"{lo:%d %b %Y} – {hi:%d %b %Y} ({n} day{'s' if n != 1 else ''})"
+    text = f"{lo:%d %b %Y} – {hi:%d %b %Y} ({count(n, 'day')})"
     if compare:
-        text += f" · changes vs the previous {n} days"
+        text += f" · changes vs the previous {count(n, 'day')}"
     return text
 
 
@@ -356,7 +356,7 @@ def table_view(tid: str, df: pd.DataFrame | None, columns: list[dict], max_rows:
         cls = row_class(df.iloc[i]) if row_class else None
         rows.append(html.Tr([html.Td(_cell(v, specs[c]), className="text-end" if specs[c].get("kind") == "numeric"
                                      else None) for v, c in zip(rec, ids)], className=cls))
-    more = [html.Div(f"Showing {max_rows:,} of {len(df):,} rows · the CSV has them all",
+    more = [html.Div(f"Showing {max_rows:,} of {count(len(df), 'row')} · the CSV has them all",
                      className="small text-body-secondary mt-1")] if len(df) > max_rows else []
     table = dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, responsive=True,
                       className="mb-0 data-table")
@@ -495,7 +495,7 @@ def compare_label(f: Filters) -> str:
     if rng is None:
         return "previous period"
     n = (rng[1] - rng[0]).days + 1
-    return f"prev. {n} day{'s' if n != 1 else ''}"
+    return f"prev. {count(n, 'day')}"
 
 
 def fmt_date(d) -> str:

@@ -7,6 +7,7 @@ from dash import Input, Output, State, callback, dash_table, dcc, html, no_updat
 
 from dashboard import components as c
 from dashboard import data, figures
+from dashboard.wording import count
 
 dash.register_page(__name__, path="/users", name="Users", order=9, title="Users · Lakehouse", icon="person-lines-fill")
 
@@ -94,7 +95,7 @@ def update_table(start, end, country, gender, age, search, segment, cluster, pag
     if res is None:
         return [], 1, "gold.users does not exist yet"
     rows, total = res
-    return c.records(rows), max(1, -(-total // PAGE_SIZE)), f"{total:,} users"
+    return c.records(rows), max(1, -(-total // PAGE_SIZE)), count(total, "user")
 
 
 @callback(Output("users-table", "page_current"), Input("users-search", "value"), Input("users-segment", "value"),
