@@ -72,3 +72,59 @@ def test_paying_users_next_to_buyers_say_why_they_differ():
                                              "only had zero-amount orders")
     assert c.paying_users_text(1, 1) == "1 paying user in the range (revenue > 0)"
     assert "paying_users" in DEFINITIONS
+
+
+@pytest.fixture()
+def app(configured):
+    from dashboard.app import create_app
+
+    return create_app(configured.root, users={}, warm=False)
+
+
+def _texts(node) -> str:
+    return str(node if not hasattr(node, "to_plotly_json") else node.to_plotly_json())
+
+
+def test_an_empty_filter_on_segments_says_so_not_that_the_pipeline_has_not_run(app, configured):
+    from dashboard.pages import segments
+
+    args = c.initial_args({"country": "ZZ"}, None)
+    _, rows, _ = segments.update_segments(*args, "30d")
+    text = _texts(rows)
+    assert "No users in any segment for this filter" in text and "No segments yet" not in text
+
+
+def test_segment_and_cluster_links_keep_the_current_filters(app, configured):
+    from dashboard.pages import segments
+
+    args = c.initial_args({"country": "DE", "gender": "female", "range": "90d", "grain": "week"}, None)
+    _, rows, _ = segments.update_segments(*args, "90d")
+    links = [x for x in _texts(rows).split("'") if x.startswith("/users?")]
+    assert links and all("country=DE" in x and "gender=female" in x and "range=90d" in x and "grain=week" in x
+                         and "segment=" in x for x in links), links
+    f = Filters.from_inputs("2024-01-05", "2024-01-20")
+    assert segments.users_link(f, "custom", segment="new") == "/users?start=2024-01-05&end=2024-01-20&segment=new"
+    assert segments.users_link(f, "30d", cluster=2) == "/users?cluster=2"  # the default range needs no parameter
+
+
+def test_counts_take_the_singular_for_one():
+    from dashboard.wording import count
+
+    assert count(1, "user") == "1 user" and count(2000, "user") == "2,000 users" and count(0, "user") == "0 users"
+    assert count(1, "paying user") == "1 paying user" and count(3, "entry") == "3 entries"
+    assert count(1, "day") == "1 day"
+
+
+def test_one_day_ranges_and_one_row_lists_are_singular(configured):
+    day = configured.end.isoformat()
+    f = Filters.from_inputs(day, day)
+    assert c.compare_label(f) == "prev. 1 day"
+    assert c.range_caption(f, compare=True).endswith("(1 day) · changes vs the previous 1 day")
+
+
+def test_users_page_says_1_user(app, configured):
+    from dashboard.pages import users
+
+    uid = configured.frames["users"].user_id.iloc[0]
+    *_, label = users.update_table(None, None, [], [], [], uid, None, None, 0, [])
+    assert label == "1 user"
