@@ -873,11 +873,28 @@ def hourly_heatmap(grid: pd.DataFrame | None, label: str, theme: str = "light") 
     return attach_csv(fig, grid)
 
 
-def quizzes(df: pd.DataFrame | None, theme: str = "light") -> Fig:
-    """Attempts, participants and passes per quiz (bars) with the pass rate (line)."""
+QUIZ_PAGE_SIZE = 15
+
+
+def quiz_pages(df: pd.DataFrame | None, size: int = QUIZ_PAGE_SIZE) -> int:
+    """How many pages of `size` quizzes the quiz chart has (at least 1)."""
+    return max(1, -(-(0 if df is None else len(df)) // size))
+
+
+def quizzes(df: pd.DataFrame | None, theme: str = "light", page: int = 1, size: int = QUIZ_PAGE_SIZE) -> Fig:
+    """Attempts, participants and passes (bars) with the pass rate (line) of one page of quizzes: the most
+    attempted first (page 1 = the top `size`); the title says which ranks are shown, the CSV has every quiz."""
     if df is None or not len(df):
         return empty(theme=theme)
-    fig = base2(theme, barmode="group", margin={"t": 56, "r": 56})
+    every = df
+    ranked = df.sort_values(["attempts", "quiz_id"], ascending=[False, True], kind="stable")
+    page = min(max(int(page or 1), 1), quiz_pages(df, size))
+    df = ranked.iloc[(page - 1) * size: page * size]
+    first, last = (page - 1) * size + 1, (page - 1) * size + len(df)
+    title = (f"Quizzes {first}–{last} of {len(every):,} by attempts" if len(every) > size
+             else f"All {len(every):,} quizzes by attempts" if len(every) > 1 else "1 quiz")
+    fig = base2(theme, barmode="group", margin={"t": 56, "r": 56},
+                title={"text": title, "font": {"size": 12}, "x": 0, "xanchor": "left", "y": 0.98})
     fig.add("bar", x=df["quiz_id"], y=df["attempts"], name="Attempts", marker={"color": series_color("attempts")},
             hovertemplate="Attempts: %{y:,.0f}<extra></extra>")
     fig.add("bar", x=df["quiz_id"], y=df["participants"], name="Participants (user-days)",
@@ -890,7 +907,7 @@ def quizzes(df: pd.DataFrame | None, theme: str = "light") -> Fig:
             hovertemplate="Pass rate: %{y:.1%}<extra></extra>")
     fig.axis("yaxis2", tickformat=".0%", range=[0, 1.05])
     fig.axis("xaxis", type="category")
-    return attach_csv(fig, df)
+    return attach_csv(fig, ranked)
 
 
 def course_completion(df: pd.DataFrame | None, theme: str = "light") -> Fig:

@@ -128,3 +128,36 @@ def test_users_page_says_1_user(app, configured):
     uid = configured.frames["users"].user_id.iloc[0]
     *_, label = users.update_table(None, None, [], [], [], uid, None, None, 0, [])
     assert label == "1 user"
+
+
+def _many_quizzes(n=238):
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    att = rng.integers(1, 500, n)
+    return pd.DataFrame({"quiz_id": [f"q{i:03d}" for i in range(n)], "attempts": att, "participants": att // 2,
+                         "passes": att // 3, "pass_rate": (att // 3) / att})
+
+
+def test_quiz_chart_shows_the_top_quizzes_and_pages_through_the_rest():
+    df = _many_quizzes()
+    assert figures.quiz_pages(df) == 16
+    top = figures.quizzes(df).to_plotly_json()
+    shown = top["data"][0]["x"]
+    assert len(shown) == figures.QUIZ_PAGE_SIZE
+    ranked = df.sort_values(["attempts", "quiz_id"], ascending=[False, True])
+    assert list(shown) == ranked.quiz_id.head(15).tolist()
+    assert top["layout"]["title"]["text"] == "Quizzes 1–15 of 238 by attempts"
+    second = figures.quizzes(df, page=2).to_plotly_json()
+    assert list(second["data"][0]["x"]) == ranked.quiz_id.iloc[15:30].tolist()
+    last = figures.quizzes(df, page=99).to_plotly_json()  # past the end: the last page
+    assert last["layout"]["title"]["text"] == "Quizzes 226–238 of 238 by attempts"
+    assert len(figures.quizzes(df).csv["cols"][0]) == 238  # the CSV keeps every quiz
+
+
+def test_sessions_page_pages_the_quizzes(app, configured):
+    from dashboard.pages import sessions
+
+    args = c.initial_args({"range": "all"}, None)
+    fig, pages = sessions.update_quizzes(*args, 1)
+    assert pages == figures.quiz_pages(data.quizzes(Filters(preset="all")))
