@@ -81,12 +81,18 @@ def app(configured):
     return create_app(configured.root, users={}, warm=False)
 
 
+def _page(name):
+    import sys
+
+    return sys.modules[f"pages.{name}"]  # the modules Dash imported (importing them again would re-register)
+
+
 def _texts(node) -> str:
     return str(node if not hasattr(node, "to_plotly_json") else node.to_plotly_json())
 
 
 def test_an_empty_filter_on_segments_says_so_not_that_the_pipeline_has_not_run(app, configured):
-    from dashboard.pages import segments
+    segments = _page("segments")
 
     args = c.initial_args({"country": "ZZ"}, None)
     _, rows, _ = segments.update_segments(*args, "30d")
@@ -95,7 +101,7 @@ def test_an_empty_filter_on_segments_says_so_not_that_the_pipeline_has_not_run(a
 
 
 def test_segment_and_cluster_links_keep_the_current_filters(app, configured):
-    from dashboard.pages import segments
+    segments = _page("segments")
 
     args = c.initial_args({"country": "DE", "gender": "female", "range": "90d", "grain": "week"}, None)
     _, rows, _ = segments.update_segments(*args, "90d")
@@ -123,7 +129,7 @@ def test_one_day_ranges_and_one_row_lists_are_singular(configured):
 
 
 def test_users_page_says_1_user(app, configured):
-    from dashboard.pages import users
+    users = _page("users")
 
     uid = configured.frames["users"].user_id.iloc[0]
     *_, label = users.update_table(None, None, [], [], [], uid, None, None, 0, [])
@@ -156,7 +162,7 @@ def test_quiz_chart_shows_the_top_quizzes_and_pages_through_the_rest():
 
 
 def test_sessions_page_pages_the_quizzes(app, configured):
-    from dashboard.pages import sessions
+    sessions = _page("sessions")
 
     args = c.initial_args({"range": "all"}, None)
     fig, pages = sessions.update_quizzes(*args, 1)
