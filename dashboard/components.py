@@ -423,7 +423,7 @@ def delta_badge(k: Kpi, compare_label: str) -> html.Span:
     ch = k.change
     if ch is None:
         why = "no previous period in the lake" if k.previous is None and k.value is not None else "no change to show"
-        return html.Span(f"— {why}" if k.value is not None else "—", className="kpi-delta text-body-secondary",
+        return html.Span(f"— {why}" if k.value is not None else "", className="kpi-delta text-body-secondary",
                          title="The previous period of equal length is not (fully) in the lake, or a value is "
                                "missing or zero")
     up = ch >= 0

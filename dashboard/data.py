@@ -766,14 +766,9 @@ def kpis(f: Filters) -> list[Kpi] | None:
     cards.append(Kpi("conversion_rate", LABELS["range_conversion_rate"], _ratio(rc.get("buyers"), rc.get("active")),
                      _ratio(prc.get("buyers"), prc.get("active")), conv_spark, fmt="pct",
                      note=_of_active(rc, "buyers", "buyer"), info_key="range_conversion_rate"))
-    d7 = d7_retention(f, lo, hi)
-    pd7 = d7_retention(f, plo, phi) if has_prev else None
-    if d7 is not None:
-        cards.append(Kpi("d7", "D7 retention", d7[0], pd7[0] if pd7 else None, d7[1], fmt="pct",
-                         note="" if d7[0] is not None else "no cohort 7 days old in range"))
-    else:
-        cards.append(Kpi("d7", "D7 retention", None, None, pd.Series(dtype=float), fmt="pct",
-                         note="gold.retention_daily not in the lake yet"))
+    d7 = retention_kpi(f, 7, lo, hi)
+    cards.append(d7 if d7 is not None else Kpi("d7", "D7 retention", None, None, pd.Series(dtype=float),
+                                               fmt="pct", note="gold.retention_daily not in the lake yet"))
     return cards
 
 
@@ -828,16 +823,42 @@ def retention_kpis(f: Filters) -> list[Kpi] | None:
     p = _periods_to_compare(f)
     if p is None or (not f.demographic and not has("retention_daily")):
         return None
-    lo, hi, plo, phi, has_prev = p
-    out = []
-    for n in (1, 7, 30):
+    lo, hi = p[0], p[1]
+    out = [retention_kpi(f, n, lo, hi) for n in (1, 7, 30)]
+    return None if any(k is None for k in out) else out
+
+
+def cohort_window(lo: date, hi: date, n: int, first: date, last: date) -> tuple[date, date] | None:
+    """The cohorts a Dn card uses: those of [lo, hi] when at least one is n days old by the lake's last
+    date; else the latest cohorts that are, over a window as long as the range (None: no cohort is)."""
+    newest = last - timedelta(days=n)  # the latest cohort with a day n
+    if lo <= newest:
+        return lo, min(hi, max(newest, lo))
+    if newest < first:
+        return None
+    return max(first, newest - (hi - lo)), newest
+
+
+def retention_kpi(f: Filters, n: int, lo: date, hi: date) -> Kpi | None:
+    """Dn retention of the range's cohorts, vs the cohorts of the period before. When none of the range's
+    cohorts is n days old yet, the latest cohorts that are (as many days as the range) and the card says so."""
+    bounds = lake_bounds()
+    if bounds is None:
+        return None
+    win = cohort_window(lo, hi, n, *bounds)
+    if win is None:
         cur = d7_retention(f, lo, hi, n)
-        prev = d7_retention(f, plo, phi, n) if has_prev else None
-        if cur is None:
-            return None
-        out.append(Kpi(f"d{n}", f"D{n} retention", cur[0], prev[0] if prev else None, cur[1], fmt="pct",
-                       note="" if cur[0] is not None else f"no cohort {n} days old in range"))
-    return out
+        return None if cur is None else Kpi(f"d{n}", f"D{n} retention", None, None, cur[1], fmt="pct",
+                                            note=f"no cohort is {count(n, 'day')} old yet")
+    clo, chi = win
+    cur = d7_retention(f, lo, hi, n) if clo == lo else d7_retention(f, clo, chi, n)
+    if cur is None:
+        return None
+    plo, phi = previous_period(lo, hi) if clo == lo else previous_period(clo, chi)
+    prev = d7_retention(f, plo, phi, n) if plo >= bounds[0] else None
+    note = "" if clo == lo else (f"cohorts {clo:%d %b} – {chi:%d %b %Y}: the range's cohorts are not "
+                                 f"{count(n, 'day')} old yet")
+    return Kpi(f"d{n}", f"D{n} retention", cur[0], prev[0] if prev else None, cur[1], fmt="pct", note=note)
 
 
 # --------------------------------------------------------------------------- engagement

@@ -474,3 +474,23 @@ def test_segment_link_opens_the_users_of_that_segment(drv, server, lake):
     drv.wait_drawn()
     want = int((lake.frames["users"].segment == segment).sum())
     wait_for(lambda: drv.find_element(By.ID, "users-count").text == f"{want:,} users", what="segment count")
+
+
+def test_retention_toggles_are_kept_in_the_url_and_the_default_view_shows_d30(drv, server):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/retention")
+    d30 = drv.find_element(By.ID, "kpi-value-ret-d30").text
+    assert d30 != "—" and d30.endswith("%"), d30  # the default (last 30 days) shows a D30 from older cohorts
+    assert "not 30 days old yet" in drv.find_element(By.ID, "kpi-ret-d30").text
+    click_radio(drv, "ret-cohort", "week")
+    click_radio(drv, "ret-measure", "count")
+    wait_for(lambda: "cohort=week" in drv.current_url and "measure=count" in drv.current_url, what="toggles in URL")
+    load(drv, drv.current_url)  # a reload keeps them
+    checked = drv.execute_script(
+        "return Array.from(document.querySelectorAll('#ret-cohort input:checked, #ret-measure input:checked,"
+        " #ret-mode input:checked')).map(e => e.value)")
+    assert checked == ["week", "count", "exact"], checked
+    click_radio(drv, "ret-cohort", "day")
+    wait_for(lambda: "cohort=" not in drv.current_url, what="the default leaves the URL")
+    assert drv.console_errors() == []

@@ -167,3 +167,32 @@ def test_sessions_page_pages_the_quizzes(app, configured):
     args = c.initial_args({"range": "all"}, None)
     fig, pages = sessions.update_quizzes(*args, 1)
     assert pages == figures.quiz_pages(data.quizzes(Filters(preset="all")))
+
+
+def test_dn_cards_fall_back_to_the_latest_cohorts_old_enough_and_say_so(configured):
+    from datetime import timedelta
+
+    from dashboard.data import cohort_window
+
+    first, last = configured.start, configured.end
+    # a 30-day range ending on the lake's last day has no cohort 30 days old: take the 30 cohorts before
+    lo, hi = last - timedelta(days=29), last
+    assert cohort_window(lo, hi, 30, first, last) == (last - timedelta(days=59), last - timedelta(days=30))
+    assert cohort_window(lo, hi, 7, first, last) == (lo, last - timedelta(days=7))
+    assert cohort_window(first, first + timedelta(days=3), 30, first, last) == (first, first + timedelta(days=3))
+    assert cohort_window(lo, hi, 400, first, last) is None
+    cards = {k.key: k for k in data.retention_kpis(Filters(preset="30d"))}
+    d30 = cards["d30"]
+    assert d30.value is not None  # the default view shows a D30
+    clo, chi = last - timedelta(days=59), last - timedelta(days=30)
+    assert d30.note.startswith(f"cohorts {clo:%d %b} – {chi:%d %b %Y}")
+    rd = configured.frames["retention_daily"]
+    rd = rd[(rd.day_n == 30) & (pd.to_datetime(rd.cohort_date) >= pd.Timestamp(clo))
+            & (pd.to_datetime(rd.cohort_date) <= pd.Timestamp(chi))]
+    assert d30.value == pytest.approx(rd.retained_users.sum() / rd.cohort_size.sum())
+    assert cards["d1"].note == ""  # D1 uses the range's own cohorts
+
+
+def test_a_missing_kpi_value_is_not_printed_twice():
+    k = _kpi(None, None, "pct")
+    assert _texts(c.delta_badge(k, "prev. 30 days")).count("—") == 0
