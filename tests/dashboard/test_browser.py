@@ -494,3 +494,32 @@ def test_retention_toggles_are_kept_in_the_url_and_the_default_view_shows_d30(dr
     click_radio(drv, "ret-cohort", "day")
     wait_for(lambda: "cohort=" not in drv.current_url, what="the default leaves the URL")
     assert drv.console_errors() == []
+
+
+KPI_FIT = """
+const out = {};
+document.querySelectorAll('.kpi-value').forEach(e => {
+    const text = e.childNodes[0];
+    if (arguments[0] && e.id === arguments[0]) { text.textContent = arguments[1]; }  // a long real-lake value
+    const lh = parseFloat(getComputedStyle(e).lineHeight);
+    out[e.id] = {height: e.getBoundingClientRect().height, line: lh, fits: e.scrollWidth <= e.clientWidth + 1,
+                 text: e.textContent};
+});
+return out;
+"""
+
+
+@pytest.mark.parametrize("width", [1280, 1366, 1440, 1536])
+def test_kpi_values_stay_on_one_line_and_inside_their_card(drv, server, width):
+    drv.set_window_size(width, 900)
+    try:
+        for path in ("/revenue?range=all", "/"):
+            load(drv, server + path)
+            # the demo lake's all-time revenue, 2,283,753 USD, wrapped to two lines at 1440 px
+            got = drv.execute_script(KPI_FIT, "kpi-value-rev-revenue" if "revenue" in path else "",
+                                     "2,283,753")
+            assert got
+            for kid, m in got.items():
+                assert m["height"] < 1.5 * m["line"] and m["fits"], (width, path, kid, m)
+    finally:
+        drv.set_window_size(1400, 1000)
