@@ -1645,22 +1645,38 @@ def cluster_points(f: Filters, max_points: int = 800) -> pd.DataFrame | None:
 
 # --------------------------------------------------------------------------- users page
 
-USER_TABLE_COLUMNS = ("user_id", "first_seen_date", "last_active_date", "gender", "age", "age_group", "country",
-                      "signup_channel", "active_days", "events", "orders", "revenue", "points_balance",
-                      "segment", "cluster")
+# the key columns first, so they are in view without scrolling sideways
+USER_TABLE_COLUMNS = ("user_id", "segment", "active_days", "events", "orders", "revenue", "points_balance",
+                      "last_active_date", "first_seen_date", "country", "age_group", "gender", "signup_channel",
+                      "cluster", "age")
+
+
+def active_user_ids(f: Filters) -> np.ndarray | None:
+    """Ids of the users active in f's date range (under its filters); None when no day of the lake is in it."""
+    rng = resolve(f)
+    act = activity()
+    if rng is None or act is None:
+        return None
+    sel = _row_index(act, f, d2i(rng[0]), d2i(rng[1]))
+    return act.user_ids[np.unique(act.user[sel])]
 
 
 def users_page(f: Filters, search: str = "", segment: str | None = None, cluster: str | int | None = None,
-               sort_by: list[dict] | None = None, page: int = 0, page_size: int = 20
+               sort_by: list[dict] | None = None, page: int = 0, page_size: int = 20, active_only: bool = False
                ) -> tuple[pd.DataFrame, int] | None:
-    """One page of gold.users: demographic filters, text search, segment/cluster, sorting."""
+    """One page of gold.users: demographic filters, text search, segment/cluster, sorting; with active_only,
+    only the users active in f's date range."""
     users = users_frame()
     if users is None:
         return None
     sort_key = tuple((s.get("column_id"), s.get("direction")) for s in (sort_by or []))
+    rng = resolve(f) if active_only else None
 
     def build():
         m = users_mask(users, f)
+        if active_only:
+            ids = active_user_ids(f)
+            m &= users["user_id"].isin(ids if ids is not None else []).to_numpy()
         if segment:
             m &= (users["segment"] == segment).to_numpy() if "segment" in users.columns else False
         if cluster not in (None, ""):
@@ -1682,15 +1698,16 @@ def users_page(f: Filters, search: str = "", segment: str | None = None, cluster
             if cols:
                 out = out.sort_values(cols, ascending=asc, na_position="last", kind="stable")
         return out
-    rows = cached("users_page", (USERS,), (f.country, f.gender, f.age_group, search, segment, str(cluster),
-                                          sort_key), build)
+    rows = cached("users_page", (USERS, UAD), (f.country, f.gender, f.age_group, search, segment, str(cluster),
+                                               sort_key, active_only, rng), build)
     start = max(page, 0) * page_size
     return rows.iloc[start: start + page_size], len(rows)
 
 
-def users_export(f: Filters, search: str = "", segment=None, cluster=None, sort_by=None) -> pd.DataFrame | None:
+def users_export(f: Filters, search: str = "", segment=None, cluster=None, sort_by=None,
+                 active_only: bool = False) -> pd.DataFrame | None:
     """The whole filtered users list (for the CSV download)."""
-    res = users_page(f, search, segment, cluster, sort_by, 0, 10 ** 9)
+    res = users_page(f, search, segment, cluster, sort_by, 0, 10 ** 9, active_only)
     return None if res is None else res[0]
 
 

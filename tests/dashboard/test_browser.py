@@ -523,3 +523,26 @@ def test_kpi_values_stay_on_one_line_and_inside_their_card(drv, server, width):
                 assert m["height"] < 1.5 * m["line"] and m["fits"], (width, path, kid, m)
     finally:
         drv.set_window_size(1400, 1000)
+
+
+def test_users_page_key_columns_are_in_view_and_the_dates_can_filter_the_list(drv, server, lake):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/users")
+    users = lake.frames["users"]
+    wait_for(lambda: drv.find_element(By.ID, "users-count").text == f"{len(users):,} users", what="count")
+    assert "All known users" in drv.find_element(By.ID, "users-scope").text
+    visible = drv.execute_script(
+        "const box = document.querySelector('#users-table .dash-spreadsheet-container').getBoundingClientRect();"
+        "return Array.from(document.querySelectorAll('#users-table th[data-dash-column]'))"
+        ".filter(th => th.getBoundingClientRect().right <= box.right + 1).map(th => th.dataset.dashColumn);")
+    for key in ("user_id", "segment", "active_days", "events", "orders", "revenue"):
+        assert key in visible, visible
+    drv.find_element(By.CSS_SELECTOR, "label[for='users-active']").click()
+    rows = uad(lake)
+    want = rows[rows.activity_date >= pd.Timestamp(lake.end - timedelta(days=29))].user_id.nunique()
+    wait_for(lambda: drv.find_element(By.ID, "users-count").text == f"{want:,} users", what="active users")
+    assert "Users active in" in drv.find_element(By.ID, "users-scope").text
+    wait_for(lambda: "active=1" in drv.current_url, what="switch in the URL")
+    load(drv, drv.current_url)
+    wait_for(lambda: drv.find_element(By.ID, "users-count").text == f"{want:,} users", what="kept on reload")

@@ -132,8 +132,29 @@ def test_users_page_says_1_user(app, configured):
     users = _page("users")
 
     uid = configured.frames["users"].user_id.iloc[0]
-    *_, label = users.update_table(None, None, [], [], [], uid, None, None, 0, [])
+    _, _, label, _ = users.update_table(None, None, [], [], [], uid, None, None, 0, [])
     assert label == "1 user"
+
+
+def test_users_list_can_be_limited_to_users_active_in_the_dates(configured):
+    from datetime import timedelta
+
+    rows = configured.frames["user_activity_daily"]
+    lo = configured.end - timedelta(days=6)
+    want = set(rows[pd.to_datetime(rows.activity_date) >= pd.Timestamp(lo)].user_id)
+    f = Filters(preset="7d")
+    _, total_all = data.users_page(f)
+    page, total = data.users_page(f, page_size=10 ** 6, active_only=True)
+    assert total == len(want) < total_all and set(page.user_id) == want
+
+
+def test_users_page_says_what_the_list_holds(app, configured):
+    users = _page("users")
+    args = (configured.start.isoformat(), configured.start.isoformat(), [], [], [], "", None, None, 0, [])
+    *_, count_all, scope_all = users.update_table(*args, False)
+    *_, count_active, scope_active = users.update_table(*args, True)
+    assert scope_all.startswith("All known users") and scope_active.startswith("Users active in")
+    assert count_all != count_active
 
 
 def _many_quizzes(n=238):
