@@ -19,6 +19,7 @@ import pandas as pd
 
 from .theme import BLUE, ORANGE, SERIES, VIOLET, category_color, muted, sequential, series_color, template
 from .definitions import LABELS, period_label
+from .wording import count
 
 FMT = {"int": ",.0f", "pct": ".1%", "money": ",.2f", "float": ",.2f", "sec": ",.0f"}
 NO_DATA = "No data for this filter"
@@ -564,7 +565,8 @@ def balance_histogram(df: pd.DataFrame | None, theme: str = "light", bins: int =
     fig = base(theme, hovermode="closest", bargap=0.05, showlegend=False, margin={"l": 64, "t": 16})
     fig.add("bar", x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges) * 0.95,
             marker={"color": series_color("balance")}, customdata=np.stack([edges[:-1], edges[1:]], -1),
-            hovertemplate="Balance %{customdata[0]:,.0f}–%{customdata[1]:,.0f}: %{y:,.0f} users<extra></extra>")
+            hovertext=[count(n, "user") for n in counts],
+            hovertemplate="Balance %{customdata[0]:,.0f}–%{customdata[1]:,.0f}: %{hovertext}<extra></extra>")
     fig.axis("xaxis", title={"text": "balance (points)"}, tickformat="~s")
     fig.axis("yaxis", title={"text": "users"}, tickformat="~s")
     return attach_csv(fig, t)
@@ -939,7 +941,8 @@ def segment_sizes(df: pd.DataFrame | None, theme: str = "light") -> Fig:
     fig.add("bar", y=d["segment"], x=d["users"], orientation="h",
             marker={"color": [category_color("segment", s, i) for i, s in enumerate(d["segment"])]},
             customdata=d["share"], texttemplate="%{x:,.0f} (%{customdata:.0%})", textposition="auto",
-            hovertemplate="%{y}: %{x:,.0f} users (%{customdata:.1%})<extra></extra>")
+            hovertext=[count(n, "user") for n in d["users"]],
+            hovertemplate="%{y}: %{hovertext} (%{customdata:.1%})<extra></extra>")
     fig.axis("yaxis", type="category")
     fig.axis("xaxis", tickformat="~s")
     return attach_csv(fig, df)

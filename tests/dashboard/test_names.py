@@ -217,3 +217,10 @@ def test_dn_cards_fall_back_to_the_latest_cohorts_old_enough_and_say_so(configur
 def test_a_missing_kpi_value_is_not_printed_twice():
     k = _kpi(None, None, "pct")
     assert _texts(c.delta_badge(k, "prev. 30 days")).count("—") == 0
+
+
+def test_chart_hovers_say_1_user():
+    hist = figures.balance_histogram(pd.DataFrame({"balance": [0.0, 0.0, 100.0]}), bins=2).to_plotly_json()
+    assert list(hist["data"][0]["hovertext"]) == ["2 users", "1 user"]
+    sizes = figures.segment_sizes(pd.DataFrame({"segment": ["a", "b"], "users": [1, 3], "share": [0.25, 0.75]}))
+    assert sorted(sizes.to_plotly_json()["data"][0]["hovertext"]) == ["1 user", "3 users"]
