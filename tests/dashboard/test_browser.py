@@ -546,3 +546,22 @@ def test_users_page_key_columns_are_in_view_and_the_dates_can_filter_the_list(dr
     wait_for(lambda: "active=1" in drv.current_url, what="switch in the URL")
     load(drv, drv.current_url)
     wait_for(lambda: drv.find_element(By.ID, "users-count").text == f"{want:,} users", what="kept on reload")
+
+
+def test_segment_links_keep_the_current_filters(drv, server, lake):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/segments?range=90d&gender=female")
+    link = wait_for(lambda: drv.find_element(By.CSS_SELECTOR, 'a[href*="/users?"][href*="segment="]'),
+                    what="segment link")
+    href = link.get_attribute("href")
+    assert "range=90d" in href and "gender=female" in href, href
+    link.click()
+    wait_for(lambda: "/users" in drv.current_url, what="users page")
+    drv.wait_drawn()
+    assert "range=90d" in drv.current_url and "gender=female" in drv.current_url
+    segment = href.split("segment=")[1].split("&")[0]
+    u = lake.frames["users"]
+    want = int(((u.segment == segment) & (u.gender == "female")).sum())
+    wait_for(lambda: drv.find_element(By.ID, "users-count").text.split(" ")[0] == f"{want:,}", what="count")
+
