@@ -62,7 +62,7 @@ def empty_text(table) -> str:
 
 @c.page_callback(Output({"type": "chart", "id": "seg-sizes"}, "figure"), Output({"type": "table", "id": "seg-profiles"}, "children"),
           Output({"type": "chart", "id": "seg-trend"}, "figure"), *c.FILTER_INPUTS, State("f-preset", "value"))
-def update_segments(start, end, grain, country, device, gender, age, theme, preset):
+def update_segments(start, end, grain, country, device, gender, age, theme, preset=None):
     """Segment sizes, profiles (with links to their users) and trend."""
     f = c.filters_from(start, end, grain, country, None, gender, age)
     t = c.theme_of(theme)
@@ -80,7 +80,7 @@ def update_segments(start, end, grain, country, device, gender, age, theme, pres
 
 @c.page_callback(Output({"type": "chart", "id": "seg-clusters"}, "figure"),
           Output({"type": "table", "id": "seg-cluster-table"}, "children"), *c.FILTER_INPUTS, State("f-preset", "value"))
-def update_clusters(start, end, grain, country, device, gender, age, theme, preset):
+def update_clusters(start, end, grain, country, device, gender, age, theme, preset=None):
     """Cluster scatter and profiles (with links to their users)."""
     f = c.filters_from(start, end, grain, country, None, gender, age)
     t = c.theme_of(theme)
