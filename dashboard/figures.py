@@ -774,7 +774,7 @@ def funnel(steps: pd.DataFrame | None, theme: str = "light") -> Fig:
                                                                        "width": 1}},
             hovertemplate="Dropped off since previous step: %{y:,.0f}<extra></extra>")
     fig.axis("xaxis", type="category")
-    fig.axis("yaxis", tickformat="~s", title={"text": "users (user-days)"})
+    fig.axis("yaxis", tickformat="~s", title={"text": "entries (user-days)"})
     return attach_csv(fig, steps)
 
 
@@ -785,9 +785,10 @@ def funnel_by_device(df: pd.DataFrame | None, theme: str = "light") -> Fig:
     fig = base(theme, barmode="group", hovermode="x unified")
     for i, (dev, g) in enumerate(df.groupby("device", sort=True)):
         fig.add("bar", x=g["step_name"], y=g["overall_conversion"], name=str(dev),
-                marker={"color": category_color("device", str(dev), i)}, customdata=g["users"],
-                hovertemplate=f"{dev}: %{{y:.1%}} (%{{customdata:,.0f}} users)<extra></extra>")
-    fig.axis("yaxis", tickformat=".0%", range=[0, 1.05])
+                marker={"color": category_color("device", str(dev), i)},
+                hovertext=[count(n, "entry") for n in g["users"]],
+                hovertemplate=f"{dev}: %{{y:.1%}} (%{{hovertext}})<extra></extra>")
+    fig.axis("yaxis", tickformat=".0%", range=[0, 1.05], title={"text": LABELS["overall_conversion"]})
     fig.axis("xaxis", type="category")
     return attach_csv(fig, df)
 

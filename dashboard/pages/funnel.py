@@ -10,7 +10,8 @@ from dashboard.definitions import LABELS
 
 dash.register_page(__name__, path="/funnel", name="Funnel", order=3, title="Funnel · Lakehouse", icon="funnel")
 
-STEP_COLUMNS = [c.col("step_index", "#", "numeric"), c.col("step_name", "Step"), c.col("users", "Users", "numeric"),
+STEP_COLUMNS = [c.col("step_index", "#", "numeric"), c.col("step_name", "Step"),
+                c.col("users", "Entries (user-days)", "numeric"),
                 c.col("step_conversion", "From previous", "numeric", ".1%"),
                 c.col("overall_conversion", "From first", "numeric", ".1%"),
                 c.col("drop_off", "Drop-off", "numeric")]

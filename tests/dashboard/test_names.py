@@ -224,3 +224,12 @@ def test_chart_hovers_say_1_user():
     assert list(hist["data"][0]["hovertext"]) == ["2 users", "1 user"]
     sizes = figures.segment_sizes(pd.DataFrame({"segment": ["a", "b"], "users": [1, 3], "share": [0.25, 0.75]}))
     assert sorted(sizes.to_plotly_json()["data"][0]["hovertext"]) == ["1 user", "3 users"]
+
+
+def test_funnel_counts_are_called_entries_not_users(configured):
+    f = Filters(preset="30d")
+    dev = figures.funnel_by_device(data.funnel_by_device(f)).to_plotly_json()
+    assert all(h.endswith(("entry", "entries")) for t in dev["data"] for h in t["hovertext"])
+    assert dev["layout"]["yaxis"]["title"]["text"] == "Funnel conversion (entries)"
+    assert figures.funnel(data.funnel_steps(f)).to_plotly_json()["layout"]["yaxis"]["title"]["text"] == \
+        "entries (user-days)"
