@@ -65,11 +65,11 @@ DEFINITIONS: dict[str, str] = {
               "on each date a user enters at their first item_view; a step is reached when every earlier "
               "step was found in order inside the window. Counts are summed over the dates in range "
               "(user-days).",
-    "step_conversion": "Step conversion: users reaching a step / users reaching the previous step.",
+    "step_conversion": "Step conversion: entries (user-days) reaching a step / entries reaching the previous step.",
     "overall_conversion": "Funnel conversion: funnel entries (user-days) that reached a step within the "
                           "conversion window / funnel entries. Counts entries, not distinct users or orders, "
                           "so it is not the buyer conversion of the Revenue page.",
-    "drop_off": "Drop-off: users who reached the previous step but not this one.",
+    "drop_off": "Drop-off: entries (user-days) that reached the previous step but not this one.",
     "funnel_device": "Device: the device of the event the user entered the funnel with.",
     # demographics
     "demographics": "Demographics as of the lake's last date: users = every known user (profiles and event "
