@@ -159,7 +159,8 @@ LABELS: dict[str, str] = {
     "active_users": "Active users", "outstanding_points": "Outstanding points", "revenue": "Revenue",
     "conversion_rate": "Buyer conversion", "range_conversion_rate": "Buyer conversion (range)",
     "range_participation_rate": "Participation (range)", "stickiness_avg": "Stickiness (avg DAU / MAU)",
-    "overall_conversion": "Funnel conversion (entries)", "paying_users": "Paying users", "d7": "D7 retention", "d1": "D1 retention", "d30": "D30 retention",
+    "overall_conversion": "Funnel conversion (entries)", "paying_users": "Paying users",
+    "d7": "D7 retention", "d1": "D1 retention", "d30": "D30 retention",
     "orders": "Orders", "buyers": "Buyers", "arpu": "ARPU", "arppu": "ARPPU",
 }
 

@@ -59,8 +59,8 @@ def layout(cohort="day", measure="rate", mode="exact", theme=None, **query):
     ]), (update_kpis, args), (update_cohorts, args + (cohort, measure, mode)))
 
 
-@callback(Output("page-params", "data", allow_duplicate=True), Input("ret-cohort", "value"), Input("ret-measure", "value"),
-          Input("ret-mode", "value"), prevent_initial_call=True)
+@callback(Output("page-params", "data", allow_duplicate=True), Input("ret-cohort", "value"),
+          Input("ret-measure", "value"), Input("ret-mode", "value"), prevent_initial_call=True)
 def remember_in_url(cohort, measure, mode):
     """Cohorts, Show and Retained go into the URL, so a reload or a bookmark keeps them."""
     return view_params(cohort, measure, mode)
