@@ -19,6 +19,7 @@ from .definitions import definition
 from .figures import sparkline_svg
 from .filters import GRAINS, PRESETS, Filters
 from .theme import series_color
+from .wording import count
 
 ALL_FILTERS = ("date", "grain", "country", "device", "gender", "age_group")
 FILTER_IDS = {"country": "f-country", "device": "f-device", "gender": "f-gender", "age_group": "f-age"}
@@ -220,9 +221,9 @@ def range_caption(f: Filters, compare: bool = False) -> str:
         return ""  # the filter bar says "No data in this range" with the lake's range
     lo, hi = rng
     n = (hi - lo).days + 1
-    text = f"{lo:%d %b %Y} – {hi:%d %b %Y} ({n} day{'s' if n != 1 else ''})"
+    text = f"{lo:%d %b %Y} – {hi:%d %b %Y} ({count(n, 'day')})"
     if compare:
-        text += f" · changes vs the previous {n} days"
+        text += f" · changes vs the previous {count(n, 'day')}"
     return text
 
 
@@ -355,7 +356,7 @@ def table_view(tid: str, df: pd.DataFrame | None, columns: list[dict], max_rows:
         cls = row_class(df.iloc[i]) if row_class else None
         rows.append(html.Tr([html.Td(_cell(v, specs[c]), className="text-end" if specs[c].get("kind") == "numeric"
                                      else None) for v, c in zip(rec, ids)], className=cls))
-    more = [html.Div(f"Showing {max_rows:,} of {len(df):,} rows · the CSV has them all",
+    more = [html.Div(f"Showing {max_rows:,} of {count(len(df), 'row')} · the CSV has them all",
                      className="small text-body-secondary mt-1")] if len(df) > max_rows else []
     table = dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, responsive=True,
                       className="mb-0 data-table")
@@ -417,19 +418,29 @@ def with_unit(text: str, unit: str = "") -> str:
 
 
 def delta_badge(k: Kpi, compare_label: str) -> html.Span:
-    """▲/▼ relative change (green up, red down); '—' when there is no comparable previous period."""
+    """▲/▼ change (green up, red down): relative for counts, in percentage points for rates; '—' when there
+    is no comparable previous period."""
     ch = k.change
     if ch is None:
         why = "no previous period in the lake" if k.previous is None and k.value is not None else "no change to show"
-        return html.Span(f"— {why}" if k.value is not None else "—", className="kpi-delta text-body-secondary",
+        return html.Span(f"— {why}" if k.value is not None else "", className="kpi-delta text-body-secondary",
                          title="The previous period of equal length is not (fully) in the lake, or a value is "
                                "missing or zero")
     up = ch >= 0
     icon = "bi-arrow-up-right" if up else "bi-arrow-down-right"
     cls = "text-success" if up else "text-danger"
-    return html.Span([html.Span([html.I(className=f"bi {icon} me-1"), f"{ch:+.1%}"], className=cls),
+    return html.Span([html.Span([html.I(className=f"bi {icon} me-1"), k.change_text], className=cls),
                       html.Span(f" vs {compare_label}", className="text-body-secondary fw-normal")],
                      className="kpi-delta", title=f"previous: {with_unit(fmt_value(k.previous, k.fmt), k.unit)}")
+
+
+def paying_users_text(paying: int, buyers: int | None) -> str:
+    """'468 paying users in the range (revenue > 0) · 4 of the 472 buyers paid nothing' (the difference said)."""
+    text = f"{count(paying, 'paying user')} in the range (revenue > 0)"
+    if buyers is not None and buyers != paying:
+        free = buyers - paying
+        text += f" · {free:,} of the {count(buyers, 'buyer')} only had zero-amount orders"
+    return text
 
 
 def svg_data_uri(svg: str) -> str:
@@ -451,7 +462,7 @@ def spark_title(k: Kpi) -> str:
 def kpi_card(k: Kpi, theme: str, compare_label: str, uid: str = "") -> dbc.Card:
     """A KPI card: label with definition, value, change vs the previous period, sparkline."""
     return dbc.Card(dbc.CardBody([
-        html.Div([html.Span(k.label, className="kpi-label"), *info(k.key, f"kpi-{uid}{k.key}")],
+        html.Div([html.Span(k.label, className="kpi-label"), *info(k.definition_key, f"kpi-{uid}{k.key}")],
                  className="d-flex align-items-center"),
         html.Div([fmt_value(k.value, k.fmt), html.Span(f" {k.unit}", className="kpi-unit") if k.unit else None],
                  className="kpi-value", id=f"kpi-value-{uid}{k.key}",
@@ -484,7 +495,7 @@ def compare_label(f: Filters) -> str:
     if rng is None:
         return "previous period"
     n = (rng[1] - rng[0]).days + 1
-    return f"prev. {n} day{'s' if n != 1 else ''}"
+    return f"prev. {count(n, 'day')}"
 
 
 def fmt_date(d) -> str:

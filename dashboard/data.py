@@ -30,7 +30,9 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from .config import CONFIG
+from .definitions import LABELS
 from .filters import DIMENSIONS, Filters, previous_period
+from .wording import count
 
 log = logging.getLogger(__name__)
 
@@ -630,15 +632,34 @@ class Kpi:
     fmt: str = "int"          # int | pct | money | float
     note: str = ""
     unit: str = ""            # shown after the value, e.g. the reporting currency of money
+    info_key: str = ""        # the definition shown by the (i) tooltip (default: key)
+
+    @property
+    def definition_key(self) -> str:
+        """Key of the card's definition in dashboard.definitions."""
+        return self.info_key or self.key
 
     @property
     def change(self) -> float | None:
-        """Relative change against the previous period (None when not comparable)."""
-        if self.value is None or self.previous is None or not np.isfinite(self.previous) or self.previous == 0:
+        """Change against the previous period (None when not comparable): relative for counts and money,
+        the difference (in rate units, 0.048 = 4.8 percentage points) for a rate (fmt 'pct')."""
+        if self.value is None or self.previous is None or not np.isfinite(self.previous):
             return None
         if not np.isfinite(self.value):
             return None
+        if self.fmt == "pct":
+            return self.value - self.previous
+        if self.previous == 0:
+            return None
         return (self.value - self.previous) / abs(self.previous)
+
+    @property
+    def change_text(self) -> str:
+        """'+17.5%' for a relative change, '+4.8 pp' (percentage points) for a change of a rate; '' when none."""
+        ch = self.change
+        if ch is None:
+            return ""
+        return f"{ch * 100:+.1f} pp" if self.fmt == "pct" else f"{ch:+.1%}"
 
 
 def _nanmean(s: pd.Series) -> float | None:
@@ -660,6 +681,13 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or not b:
         return None
     return a / b
+
+
+def _of_active(rc: dict, key: str, word: str) -> str:
+    """'472 buyers of 1,511 active users in the range (line: per day)' under a range-level rate."""
+    if not rc:
+        return ""
+    return f"{count(rc.get(key, 0), word)} of {count(rc.get('active', 0), 'active user')} in the range (line: per day)"
 
 
 def range_counts(f: Filters, lo: date, hi: date) -> dict[str, int] | None:
@@ -721,8 +749,8 @@ def kpis(f: Filters) -> list[Kpi] | None:
         Kpi("dau", "DAU (avg)", _nanmean(cur["dau"]), _pv(prev, _nanmean, "dau"), cur["dau"]),
         Kpi("wau", "WAU", _last(cur["wau"]), _pv(prev, _last, "wau"), cur["wau"]),
         Kpi("mau", "MAU", _last(cur["mau"]), _pv(prev, _last, "mau"), cur["mau"]),
-        Kpi("stickiness", "Stickiness (avg)", _nanmean(cur["stickiness"]), _pv(prev, _nanmean, "stickiness"),
-            cur["stickiness"], fmt="pct"),
+        Kpi("stickiness", LABELS["stickiness_avg"], _nanmean(cur["stickiness"]),
+            _pv(prev, _nanmean, "stickiness"), cur["stickiness"], fmt="pct", info_key="stickiness_avg"),
         Kpi("new_users", "New users", _sum(cur["new_users"]), _pv(prev, _sum, "new_users"), cur["new_users"]),
     ]
     if rc:
@@ -735,17 +763,12 @@ def kpis(f: Filters) -> list[Kpi] | None:
                      fmt="money", unit=reporting_currency()))
     with np.errstate(invalid="ignore", divide="ignore"):
         conv_spark = cur["buyers"] / cur["dau"].where(cur["dau"] > 0)
-    cards.append(Kpi("conversion_rate", "Conversion", _ratio(rc.get("buyers"), rc.get("active")),
+    cards.append(Kpi("conversion_rate", LABELS["range_conversion_rate"], _ratio(rc.get("buyers"), rc.get("active")),
                      _ratio(prc.get("buyers"), prc.get("active")), conv_spark, fmt="pct",
-                     note=f"{rc['buyers']:,} buyers" if rc else ""))
-    d7 = d7_retention(f, lo, hi)
-    pd7 = d7_retention(f, plo, phi) if has_prev else None
-    if d7 is not None:
-        cards.append(Kpi("d7", "D7 retention", d7[0], pd7[0] if pd7 else None, d7[1], fmt="pct",
-                         note="" if d7[0] is not None else "no cohort 7 days old in range"))
-    else:
-        cards.append(Kpi("d7", "D7 retention", None, None, pd.Series(dtype=float), fmt="pct",
-                         note="gold.retention_daily not in the lake yet"))
+                     note=_of_active(rc, "buyers", "buyer"), info_key="range_conversion_rate"))
+    d7 = retention_kpi(f, 7, lo, hi)
+    cards.append(d7 if d7 is not None else Kpi("d7", "D7 retention", None, None, pd.Series(dtype=float),
+                                               fmt="pct", note="gold.retention_daily not in the lake yet"))
     return cards
 
 
@@ -768,8 +791,9 @@ def revenue_kpis(f: Filters) -> list[Kpi] | None:
                 cur["revenue"] / dau, fmt="money", unit=cur_code),
             Kpi("arppu", "ARPPU", _ratio(rev, rc.get("buyers")), _ratio(prev_rev, prc.get("buyers")),
                 cur["revenue"] / buyers_d, fmt="money", unit=cur_code),
-            Kpi("conversion_rate", "Conversion", _ratio(rc.get("buyers"), rc.get("active")),
-                _ratio(prc.get("buyers"), prc.get("active")), cur["buyers"] / dau, fmt="pct"),
+            Kpi("conversion_rate", LABELS["range_conversion_rate"], _ratio(rc.get("buyers"), rc.get("active")),
+                _ratio(prc.get("buyers"), prc.get("active")), cur["buyers"] / dau, fmt="pct",
+                note=_of_active(rc, "buyers", "buyer"), info_key="range_conversion_rate"),
         ]
 
 
@@ -788,9 +812,9 @@ def loyalty_kpis(f: Filters) -> list[Kpi] | None:
             cur["points_earned"]),
         Kpi("points_redeemed", "Points redeemed", _sum(cur["points_redeemed"]), _pv(prev, _sum, "points_redeemed"),
             cur["points_redeemed"]),
-        Kpi("participation_rate", "Participation", _ratio(rc.get("participants"), rc.get("active")),
-            _ratio(prc.get("participants"), prc.get("active")), part, fmt="pct",
-            note=f"{rc.get('participants', 0):,} of {rc.get('active', 0):,} active users"),
+        Kpi("participation_rate", LABELS["range_participation_rate"],
+            _ratio(rc.get("participants"), rc.get("active")), _ratio(prc.get("participants"), prc.get("active")),
+            part, fmt="pct", note=_of_active(rc, "participants", "participant"), info_key="range_participation_rate"),
     ]
 
 
@@ -799,16 +823,42 @@ def retention_kpis(f: Filters) -> list[Kpi] | None:
     p = _periods_to_compare(f)
     if p is None or (not f.demographic and not has("retention_daily")):
         return None
-    lo, hi, plo, phi, has_prev = p
-    out = []
-    for n in (1, 7, 30):
+    lo, hi = p[0], p[1]
+    out = [retention_kpi(f, n, lo, hi) for n in (1, 7, 30)]
+    return None if any(k is None for k in out) else out
+
+
+def cohort_window(lo: date, hi: date, n: int, first: date, last: date) -> tuple[date, date] | None:
+    """The cohorts a Dn card uses: those of [lo, hi] when at least one is n days old by the lake's last
+    date; else the latest cohorts that are, over a window as long as the range (None: no cohort is)."""
+    newest = last - timedelta(days=n)  # the latest cohort with a day n
+    if lo <= newest:
+        return lo, min(hi, max(newest, lo))
+    if newest < first:
+        return None
+    return max(first, newest - (hi - lo)), newest
+
+
+def retention_kpi(f: Filters, n: int, lo: date, hi: date) -> Kpi | None:
+    """Dn retention of the range's cohorts, vs the cohorts of the period before. When none of the range's
+    cohorts is n days old yet, the latest cohorts that are (as many days as the range) and the card says so."""
+    bounds = lake_bounds()
+    if bounds is None:
+        return None
+    win = cohort_window(lo, hi, n, *bounds)
+    if win is None:
         cur = d7_retention(f, lo, hi, n)
-        prev = d7_retention(f, plo, phi, n) if has_prev else None
-        if cur is None:
-            return None
-        out.append(Kpi(f"d{n}", f"D{n} retention", cur[0], prev[0] if prev else None, cur[1], fmt="pct",
-                       note="" if cur[0] is not None else f"no cohort {n} days old in range"))
-    return out
+        return None if cur is None else Kpi(f"d{n}", f"D{n} retention", None, None, cur[1], fmt="pct",
+                                            note=f"no cohort is {count(n, 'day')} old yet")
+    clo, chi = win
+    cur = d7_retention(f, lo, hi, n) if clo == lo else d7_retention(f, clo, chi, n)
+    if cur is None:
+        return None
+    plo, phi = previous_period(lo, hi) if clo == lo else previous_period(clo, chi)
+    prev = d7_retention(f, plo, phi, n) if plo >= bounds[0] else None
+    note = "" if clo == lo else (f"cohorts {clo:%d %b} – {chi:%d %b %Y}: the range's cohorts are not "
+                                 f"{count(n, 'day')} old yet")
+    return Kpi(f"d{n}", f"D{n} retention", cur[0], prev[0] if prev else None, cur[1], fmt="pct", note=note)
 
 
 # --------------------------------------------------------------------------- engagement
@@ -1318,6 +1368,13 @@ def pareto(f: Filters) -> pd.DataFrame | None:
     return cached("pareto", (UAD, USERS, ("gold", "user_revenue")), (_ufilter_key(f), lo, hi), build)
 
 
+def buyers_in_range(f: Filters) -> int | None:
+    """Distinct buyers (a successful purchase, whatever its amount) in the selected range."""
+    rng = resolve(f)
+    rc = range_counts(f, *rng) if rng is not None else None
+    return None if rc is None else rc["buyers"]
+
+
 def top_shares(p: pd.DataFrame | None, tops=(0.01, 0.1, 0.2)) -> dict[float, float | None]:
     """Share of revenue from the top x of paying users (at least one user)."""
     out: dict[float, float | None] = {}
@@ -1588,22 +1645,38 @@ def cluster_points(f: Filters, max_points: int = 800) -> pd.DataFrame | None:
 
 # --------------------------------------------------------------------------- users page
 
-USER_TABLE_COLUMNS = ("user_id", "first_seen_date", "last_active_date", "gender", "age", "age_group", "country",
-                      "signup_channel", "active_days", "events", "orders", "revenue", "points_balance",
-                      "segment", "cluster")
+# the key columns first, so they are in view without scrolling sideways
+USER_TABLE_COLUMNS = ("user_id", "segment", "active_days", "events", "orders", "revenue", "points_balance",
+                      "last_active_date", "first_seen_date", "country", "age_group", "gender", "signup_channel",
+                      "cluster", "age")
+
+
+def active_user_ids(f: Filters) -> np.ndarray | None:
+    """Ids of the users active in f's date range (under its filters); None when no day of the lake is in it."""
+    rng = resolve(f)
+    act = activity()
+    if rng is None or act is None:
+        return None
+    sel = _row_index(act, f, d2i(rng[0]), d2i(rng[1]))
+    return act.user_ids[np.unique(act.user[sel])]
 
 
 def users_page(f: Filters, search: str = "", segment: str | None = None, cluster: str | int | None = None,
-               sort_by: list[dict] | None = None, page: int = 0, page_size: int = 20
+               sort_by: list[dict] | None = None, page: int = 0, page_size: int = 20, active_only: bool = False
                ) -> tuple[pd.DataFrame, int] | None:
-    """One page of gold.users: demographic filters, text search, segment/cluster, sorting."""
+    """One page of gold.users: demographic filters, text search, segment/cluster, sorting; with active_only,
+    only the users active in f's date range."""
     users = users_frame()
     if users is None:
         return None
     sort_key = tuple((s.get("column_id"), s.get("direction")) for s in (sort_by or []))
+    rng = resolve(f) if active_only else None
 
     def build():
         m = users_mask(users, f)
+        if active_only:
+            ids = active_user_ids(f)
+            m &= users["user_id"].isin(ids if ids is not None else []).to_numpy()
         if segment:
             m &= (users["segment"] == segment).to_numpy() if "segment" in users.columns else False
         if cluster not in (None, ""):
@@ -1625,15 +1698,16 @@ def users_page(f: Filters, search: str = "", segment: str | None = None, cluster
             if cols:
                 out = out.sort_values(cols, ascending=asc, na_position="last", kind="stable")
         return out
-    rows = cached("users_page", (USERS,), (f.country, f.gender, f.age_group, search, segment, str(cluster),
-                                          sort_key), build)
+    rows = cached("users_page", (USERS, UAD), (f.country, f.gender, f.age_group, search, segment, str(cluster),
+                                               sort_key, active_only, rng), build)
     start = max(page, 0) * page_size
     return rows.iloc[start: start + page_size], len(rows)
 
 
-def users_export(f: Filters, search: str = "", segment=None, cluster=None, sort_by=None) -> pd.DataFrame | None:
+def users_export(f: Filters, search: str = "", segment=None, cluster=None, sort_by=None,
+                 active_only: bool = False) -> pd.DataFrame | None:
     """The whole filtered users list (for the CSV download)."""
-    res = users_page(f, search, segment, cluster, sort_by, 0, 10 ** 9)
+    res = users_page(f, search, segment, cluster, sort_by, 0, 10 ** 9, active_only)
     return None if res is None else res[0]
 
 

@@ -22,7 +22,14 @@ DEFINITIONS: dict[str, str] = {
     "active_period": "Active users of a week or calendar month: distinct users active on any day of it "
                      "(inside the selected range).",
     "avg_dau": "Average DAU: mean daily active users over the period's days.",
-    "stickiness": "Stickiness = DAU / MAU (null when MAU = 0). Monthly: average DAU / calendar-month MAU.",
+    "stickiness": "Stickiness = DAU / MAU, MAU being the rolling 30-day window (null when MAU = 0). On the "
+                  "week view each week shows the average of its days' DAU / MAU. On the month view the chart "
+                  "shows monthly stickiness instead: average DAU / users active in the calendar month (a "
+                  "different, lower number).",
+    "stickiness_avg": "Stickiness (avg DAU / MAU): the average over the range's days of DAU / MAU, MAU being the "
+                      "rolling 30-day window.",
+    "stickiness_month": "Monthly stickiness = average DAU over the month's days / users active in the calendar "
+                        "month (not the rolling MAU, so it is lower than daily DAU / MAU).",
     "new_users": "New users: users whose first_seen_date is the day (active that day or not).",
     "new_active_users": "New active users: active on the day and first seen that day.",
     "existing_active_users": "Existing active users = DAU - new active users (first seen earlier).",
@@ -58,9 +65,11 @@ DEFINITIONS: dict[str, str] = {
               "on each date a user enters at their first item_view; a step is reached when every earlier "
               "step was found in order inside the window. Counts are summed over the dates in range "
               "(user-days).",
-    "step_conversion": "Step conversion: users reaching a step / users reaching the previous step.",
-    "overall_conversion": "Overall conversion: users reaching a step / users entering the funnel.",
-    "drop_off": "Drop-off: users who reached the previous step but not this one.",
+    "step_conversion": "Step conversion: entries (user-days) reaching a step / entries reaching the previous step.",
+    "overall_conversion": "Funnel conversion: funnel entries (user-days) that reached a step within the "
+                          "conversion window / funnel entries. Counts entries, not distinct users or orders, "
+                          "so it is not the buyer conversion of the Revenue page.",
+    "drop_off": "Drop-off: entries (user-days) that reached the previous step but not this one.",
     "funnel_device": "Device: the device of the event the user entered the funnel with.",
     # demographics
     "demographics": "Demographics as of the lake's last date: users = every known user (profiles and event "
@@ -76,18 +85,30 @@ DEFINITIONS: dict[str, str] = {
     "points_redeemed": "Points redeemed: sum of points of points_redeemed events.",
     "earners": "Earners: distinct users with a points_earned event that day.",
     "redeemers": "Redeemers: distinct users with a points_redeemed event that day.",
-    "participation_rate": "Participation rate = participants / DAU, participants being distinct users who "
-                          "earned or redeemed points that day (null when DAU = 0).",
+    "participation_rate": "Loyalty participation per period: participants / active users of the period "
+                          "(day: participants / DAU; week or month: distinct participants / distinct active "
+                          "users of it), participants being users who earned or redeemed points (null when "
+                          "there is no active user).",
+    "range_participation_rate": "Loyalty participation over the range = distinct users who earned or redeemed "
+                                "points in the range / distinct active users in the range. Higher than the "
+                                "daily rate because a user needs to take part on only one of the range's days.",
     "outstanding_points": "Outstanding points: everything earned minus everything redeemed up to the end of "
                           "the day, all users together.",
     "balance": "Balance of a user: points earned minus points redeemed, all time.",
     # revenue
     "orders": "Orders: purchases with payment_status = success.",
     "revenue": "Revenue: sum of amount of successful purchases.",
-    "buyers": "Buyers: distinct users with a successful purchase.",
+    "buyers": "Buyers: distinct users with a successful purchase (a zero-amount order counts).",
+    "paying_users": "Paying users: users whose successful purchases in the range add up to more than zero. "
+                    "Buyers whose only orders had a zero amount (e.g. full coupons) are buyers but not paying "
+                    "users.",
     "failed_payments": "Failed payments: purchases with a payment_status other than success.",
-    "conversion_rate": "Conversion rate = buyers / DAU (null on a zero denominator). Over a week, a month or "
-                       "the selected range: distinct buyers / distinct active users of that period.",
+    "conversion_rate": "Buyer conversion per period: buyers / active users of the period (day: buyers / DAU; "
+                       "week or month: distinct buyers / distinct active users of the week or month). Null on a "
+                       "zero denominator. Short periods give lower rates than the whole range.",
+    "range_conversion_rate": "Buyer conversion over the range = distinct buyers in the range / distinct active "
+                             "users in the range. Higher than the daily rate (buyers / DAU) because a user needs "
+                             "to buy on only one of the range's days.",
     "arpu": "ARPU = revenue / DAU; over a week, a month or the range: revenue / distinct active users.",
     "arppu": "ARPPU = revenue / buyers; over a week, a month or the range: revenue / distinct buyers.",
     "pareto": "Pareto: users ranked by revenue in the range; the curve shows the share of revenue coming "
@@ -114,11 +135,32 @@ DEFINITIONS: dict[str, str] = {
     "quarantine": "Quarantined lines: input lines that did not become a silver row, by reason.",
 }
 
+# the name a per-period chart gives its series, by granularity: a name never stands for two quantities
+PERIOD_LABELS: dict[str, dict[str, str]] = {
+    "stickiness": {"day": "Stickiness (DAU / MAU)", "week": "Stickiness (DAU / MAU, week's average)",
+                   "month": "Monthly stickiness (avg DAU / month's active users)"},
+    "conversion_rate": {"day": "Daily buyer conversion (buyers / DAU)",
+                        "week": "Weekly buyer conversion (buyers / active users of the week)",
+                        "month": "Monthly buyer conversion (buyers / active users of the month)"},
+    "participation_rate": {"day": "Daily participation (participants / DAU)",
+                           "week": "Weekly participation (participants / active users of the week)",
+                           "month": "Monthly participation (participants / active users of the month)"},
+}
+
+
+def period_label(key: str, grain: str) -> str:
+    """The name of a per-period series at a granularity ('Daily buyer conversion (buyers / DAU)')."""
+    return PERIOD_LABELS[key].get(grain, PERIOD_LABELS[key]["day"])
+
+
 LABELS: dict[str, str] = {
     "dau": "DAU", "wau": "WAU", "mau": "MAU", "stickiness": "Stickiness", "new_users": "New users",
     "new_active_users": "New active users", "existing_active_users": "Existing active users",
     "active_users": "Active users", "outstanding_points": "Outstanding points", "revenue": "Revenue",
-    "conversion_rate": "Conversion", "d7": "D7 retention", "d1": "D1 retention", "d30": "D30 retention",
+    "conversion_rate": "Buyer conversion", "range_conversion_rate": "Buyer conversion (range)",
+    "range_participation_rate": "Participation (range)", "stickiness_avg": "Stickiness (avg DAU / MAU)",
+    "overall_conversion": "Funnel conversion (entries)", "paying_users": "Paying users",
+    "d7": "D7 retention", "d1": "D1 retention", "d30": "D30 retention",
     "orders": "Orders", "buyers": "Buyers", "arpu": "ARPU", "arppu": "ARPPU",
 }
 

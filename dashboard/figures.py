@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from .theme import BLUE, ORANGE, SERIES, VIOLET, category_color, muted, sequential, series_color, template
+from .definitions import LABELS, period_label
+from .wording import count
 
 FMT = {"int": ",.0f", "pct": ".1%", "money": ",.2f", "float": ",.2f", "sec": ",.0f"}
 NO_DATA = "No data for this filter"
@@ -409,11 +411,12 @@ def stickiness(df: pd.DataFrame | None, grain: str = "day", theme: str = "light"
     if is_empty(df, ["stickiness"]):
         return empty(theme=theme)
     fig = base(theme, showlegend=False)
-    add_line(fig, df, "period", "stickiness", "Stickiness", series_color("stickiness"), fmt="pct", grain=grain,
+    name = period_label("stickiness", grain)
+    add_line(fig, df, "period", "stickiness", name, series_color("stickiness"), fmt="pct", grain=grain,
              partial=df["partial"].to_numpy(bool), fill="tozeroy")
     _shade_partial(fig, df, grain)
     _time_axis(fig, grain, df["period"])
-    fig.axis("yaxis", tickformat=".0%", rangemode="tozero")
+    fig.axis("yaxis", tickformat=".0%", rangemode="tozero", title={"text": name})
     return attach_csv(fig, df, ["period", "stickiness", "partial"])
 
 
@@ -543,11 +546,12 @@ def participation(df: pd.DataFrame | None, grain: str = "day", theme: str = "lig
     if is_empty(df, ["participation_rate"]):
         return empty(theme=theme)
     fig = base(theme, showlegend=False)
-    add_line(fig, df, "period", "participation_rate", "Participation rate", series_color("participation_rate"),
+    name = period_label("participation_rate", grain)
+    add_line(fig, df, "period", "participation_rate", name, series_color("participation_rate"),
              fmt="pct", grain=grain, partial=df["partial"].to_numpy(bool))
     _shade_partial(fig, df, grain)
     _time_axis(fig, grain, df["period"])
-    fig.axis("yaxis", tickformat=".0%", rangemode="tozero")
+    fig.axis("yaxis", tickformat=".0%", rangemode="tozero", title={"text": name})
     return attach_csv(fig, df, ["period", "participants", "active", "participation_rate", "partial"])
 
 
@@ -561,7 +565,8 @@ def balance_histogram(df: pd.DataFrame | None, theme: str = "light", bins: int =
     fig = base(theme, hovermode="closest", bargap=0.05, showlegend=False, margin={"l": 64, "t": 16})
     fig.add("bar", x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges) * 0.95,
             marker={"color": series_color("balance")}, customdata=np.stack([edges[:-1], edges[1:]], -1),
-            hovertemplate="Balance %{customdata[0]:,.0f}–%{customdata[1]:,.0f}: %{y:,.0f} users<extra></extra>")
+            hovertext=[count(n, "user") for n in counts],
+            hovertemplate="Balance %{customdata[0]:,.0f}–%{customdata[1]:,.0f}: %{hovertext}<extra></extra>")
     fig.axis("xaxis", title={"text": "balance (points)"}, tickformat="~s")
     fig.axis("yaxis", title={"text": "users"}, tickformat="~s")
     return attach_csv(fig, t)
@@ -609,11 +614,12 @@ def conversion(df: pd.DataFrame | None, grain: str = "day", theme: str = "light"
     if is_empty(df, ["conversion_rate"]):
         return empty(theme=theme)
     fig = base(theme, showlegend=False)
-    add_line(fig, df, "period", "conversion_rate", "Conversion", series_color("conversion_rate"), fmt="pct",
+    name = period_label("conversion_rate", grain)
+    add_line(fig, df, "period", "conversion_rate", name, series_color("conversion_rate"), fmt="pct",
              grain=grain, partial=df["partial"].to_numpy(bool))
     _shade_partial(fig, df, grain)
     _time_axis(fig, grain, df["period"])
-    fig.axis("yaxis", tickformat=".1%", rangemode="tozero")
+    fig.axis("yaxis", tickformat=".1%", rangemode="tozero", title={"text": name})
     return attach_csv(fig, df, ["period", "buyers", "active", "conversion_rate", "partial"])
 
 
@@ -627,7 +633,7 @@ def conversion_by_device(df: pd.DataFrame | None, grain: str = "day", theme: str
                  category_color("device", str(dev), i), fmt="pct", grain=grain, partial=g["partial"].to_numpy(bool))
     _shade_partial(fig, df.drop_duplicates("period"), grain)
     _time_axis(fig, grain, df["period"])
-    fig.axis("yaxis", tickformat=".1%", rangemode="tozero")
+    fig.axis("yaxis", tickformat=".1%", rangemode="tozero", title={"text": period_label("conversion_rate", grain)})
     return attach_csv(fig, df, ["period", "device", "active", "buyers", "conversion_rate", "partial"])
 
 
@@ -768,7 +774,7 @@ def funnel(steps: pd.DataFrame | None, theme: str = "light") -> Fig:
                                                                        "width": 1}},
             hovertemplate="Dropped off since previous step: %{y:,.0f}<extra></extra>")
     fig.axis("xaxis", type="category")
-    fig.axis("yaxis", tickformat="~s", title={"text": "users (user-days)"})
+    fig.axis("yaxis", tickformat="~s", title={"text": "entries (user-days)"})
     return attach_csv(fig, steps)
 
 
@@ -779,9 +785,10 @@ def funnel_by_device(df: pd.DataFrame | None, theme: str = "light") -> Fig:
     fig = base(theme, barmode="group", hovermode="x unified")
     for i, (dev, g) in enumerate(df.groupby("device", sort=True)):
         fig.add("bar", x=g["step_name"], y=g["overall_conversion"], name=str(dev),
-                marker={"color": category_color("device", str(dev), i)}, customdata=g["users"],
-                hovertemplate=f"{dev}: %{{y:.1%}} (%{{customdata:,.0f}} users)<extra></extra>")
-    fig.axis("yaxis", tickformat=".0%", range=[0, 1.05])
+                marker={"color": category_color("device", str(dev), i)},
+                hovertext=[count(n, "entry") for n in g["users"]],
+                hovertemplate=f"{dev}: %{{y:.1%}} (%{{hovertext}})<extra></extra>")
+    fig.axis("yaxis", tickformat=".0%", range=[0, 1.05], title={"text": LABELS["overall_conversion"]})
     fig.axis("xaxis", type="category")
     return attach_csv(fig, df)
 
@@ -791,11 +798,12 @@ def funnel_rate(df: pd.DataFrame | None, grain: str = "day", theme: str = "light
     if is_empty(df, ["conversion_rate"]):
         return empty(theme=theme)
     fig = base(theme, showlegend=False)
-    add_line(fig, df, "period", "conversion_rate", "Funnel conversion", series_color("conversion_rate"),
+    name = LABELS["overall_conversion"]
+    add_line(fig, df, "period", "conversion_rate", name, series_color("conversion_rate"),
              fmt="pct", grain=grain, partial=df["partial"].to_numpy(bool))
     _shade_partial(fig, df, grain)
     _time_axis(fig, grain, df["period"])
-    fig.axis("yaxis", tickformat=".1%", rangemode="tozero")
+    fig.axis("yaxis", tickformat=".1%", rangemode="tozero", title={"text": name})
     return attach_csv(fig, df)
 
 
@@ -868,11 +876,28 @@ def hourly_heatmap(grid: pd.DataFrame | None, label: str, theme: str = "light") 
     return attach_csv(fig, grid)
 
 
-def quizzes(df: pd.DataFrame | None, theme: str = "light") -> Fig:
-    """Attempts, participants and passes per quiz (bars) with the pass rate (line)."""
+QUIZ_PAGE_SIZE = 15
+
+
+def quiz_pages(df: pd.DataFrame | None, size: int = QUIZ_PAGE_SIZE) -> int:
+    """How many pages of `size` quizzes the quiz chart has (at least 1)."""
+    return max(1, -(-(0 if df is None else len(df)) // size))
+
+
+def quizzes(df: pd.DataFrame | None, theme: str = "light", page: int = 1, size: int = QUIZ_PAGE_SIZE) -> Fig:
+    """Attempts, participants and passes (bars) with the pass rate (line) of one page of quizzes: the most
+    attempted first (page 1 = the top `size`); the title says which ranks are shown, the CSV has every quiz."""
     if df is None or not len(df):
         return empty(theme=theme)
-    fig = base2(theme, barmode="group", margin={"t": 56, "r": 56})
+    every = df
+    ranked = df.sort_values(["attempts", "quiz_id"], ascending=[False, True], kind="stable")
+    page = min(max(int(page or 1), 1), quiz_pages(df, size))
+    df = ranked.iloc[(page - 1) * size: page * size]
+    first, last = (page - 1) * size + 1, (page - 1) * size + len(df)
+    title = (f"Quizzes {first}–{last} of {len(every):,} by attempts" if len(every) > size
+             else f"All {len(every):,} quizzes by attempts" if len(every) > 1 else "1 quiz")
+    fig = base2(theme, barmode="group", margin={"t": 56, "r": 56},
+                title={"text": title, "font": {"size": 12}, "x": 0, "xanchor": "left", "y": 0.98})
     fig.add("bar", x=df["quiz_id"], y=df["attempts"], name="Attempts", marker={"color": series_color("attempts")},
             hovertemplate="Attempts: %{y:,.0f}<extra></extra>")
     fig.add("bar", x=df["quiz_id"], y=df["participants"], name="Participants (user-days)",
@@ -885,7 +910,7 @@ def quizzes(df: pd.DataFrame | None, theme: str = "light") -> Fig:
             hovertemplate="Pass rate: %{y:.1%}<extra></extra>")
     fig.axis("yaxis2", tickformat=".0%", range=[0, 1.05])
     fig.axis("xaxis", type="category")
-    return attach_csv(fig, df)
+    return attach_csv(fig, ranked)
 
 
 def course_completion(df: pd.DataFrame | None, theme: str = "light") -> Fig:
@@ -917,7 +942,8 @@ def segment_sizes(df: pd.DataFrame | None, theme: str = "light") -> Fig:
     fig.add("bar", y=d["segment"], x=d["users"], orientation="h",
             marker={"color": [category_color("segment", s, i) for i, s in enumerate(d["segment"])]},
             customdata=d["share"], texttemplate="%{x:,.0f} (%{customdata:.0%})", textposition="auto",
-            hovertemplate="%{y}: %{x:,.0f} users (%{customdata:.1%})<extra></extra>")
+            hovertext=[count(n, "user") for n in d["users"]],
+            hovertemplate="%{y}: %{hovertext} (%{customdata:.1%})<extra></extra>")
     fig.axis("yaxis", type="category")
     fig.axis("xaxis", tickformat="~s")
     return attach_csv(fig, df)

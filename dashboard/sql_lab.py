@@ -23,6 +23,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from .wording import count
 
 MAX_ROWS = 10_000
 MAX_BYTES = 4 * 2**20            # what SQL Lab sends to the browser (Arrow size of the rows shown)
@@ -86,7 +87,7 @@ class QueryResult:
             parts.append(f"result cut at {n:,} row{'s' if n != 1 else ''} ({_mb(self.table.nbytes)} MB limit "
                          "reached)")
         elif self.truncated:
-            parts.append(f"result cut at {n:,} rows")
+            parts.append(f"result cut at {count(n, 'row')}")
         if self.cut_values:
             parts.append(f"{self.cut_values:,} long value{'s' if self.cut_values != 1 else ''} shortened")
         return "; ".join(parts) if parts else None

@@ -25,7 +25,7 @@ def layout(theme=None, **query):
                          info_text="Day: DAU = users active that day; WAU = distinct users active in the last 7 "
                                    "days; MAU = in the last 30 days (rolling). Week/month: distinct users active "
                                    "in the period, and the average DAU."),
-            c.chart_card("eng-stickiness", "Stickiness", "stickiness", width=4),
+            c.chart_card("eng-stickiness", "Stickiness per period", "stickiness", width=4),
         ]),
         dbc.Row([
             c.chart_card("eng-new", "New vs existing active users", "new_to_active", width=6),

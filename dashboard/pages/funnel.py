@@ -6,10 +6,12 @@ from dash import Output, html
 
 from dashboard import components as c
 from dashboard import data, figures
+from dashboard.definitions import LABELS
 
 dash.register_page(__name__, path="/funnel", name="Funnel", order=3, title="Funnel · Lakehouse", icon="funnel")
 
-STEP_COLUMNS = [c.col("step_index", "#", "numeric"), c.col("step_name", "Step"), c.col("users", "Users", "numeric"),
+STEP_COLUMNS = [c.col("step_index", "#", "numeric"), c.col("step_name", "Step"),
+                c.col("users", "Entries (user-days)", "numeric"),
                 c.col("step_conversion", "From previous", "numeric", ".1%"),
                 c.col("overall_conversion", "From first", "numeric", ".1%"),
                 c.col("drop_off", "Drop-off", "numeric")]
@@ -58,10 +60,12 @@ def update_funnel(start, end, grain, country, device, gender, age, theme):
     if len(steps) and steps["users"].sum():
         worst = steps.iloc[1:].sort_values("step_conversion").head(1)
         cards = [
-            _card("Entered", f"{steps['users'].iloc[0]:,.0f}", steps["step_name"].iloc[0], "funnel"),
-            _card("Completed", f"{steps['users'].iloc[-1]:,.0f}", steps["step_name"].iloc[-1], "funnel"),
-            _card("Overall conversion", c.fmt_value(steps["overall_conversion"].iloc[-1], "pct"),
-                  "last step / first step", "overall_conversion"),
+            _card("Entered", f"{steps['users'].iloc[0]:,.0f}", f"entries (user-days) at {steps['step_name'].iloc[0]}",
+                  "funnel"),
+            _card("Completed", f"{steps['users'].iloc[-1]:,.0f}",
+                  f"entries (user-days) reaching {steps['step_name'].iloc[-1]}, not orders", "funnel"),
+            _card(LABELS["overall_conversion"], c.fmt_value(steps["overall_conversion"].iloc[-1], "pct"),
+                  "completed entries / entries; not buyer conversion", "overall_conversion"),
             _card("Biggest drop-off", worst["step_name"].iloc[0] if len(worst) else "—",
                   f"only {worst['step_conversion'].iloc[0]:.1%} of the previous step" if len(worst) else "",
                   "drop_off"),

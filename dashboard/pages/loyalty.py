@@ -27,7 +27,7 @@ def layout(theme=None, **query):
                               info_text="Sums of points of points_earned / points_redeemed events per period.")]),
         dbc.Row([
             c.chart_card("loy-outstanding", "Outstanding balance", "outstanding_points", width=6),
-            c.chart_card("loy-participation", "Participation rate", "participation_rate", width=6),
+            c.chart_card("loy-participation", "Participation per period", "participation_rate", width=6),
         ]),
         dbc.Row([
             c.chart_card("loy-hist", "Distribution of balances", "balance", width=6,

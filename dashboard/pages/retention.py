@@ -2,7 +2,7 @@
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, html
+from dash import Input, Output, callback, html
 
 from dashboard import components as c
 from dashboard import data, figures
@@ -17,32 +17,53 @@ def _radio(cid, options, value):
                           labelCheckedClassName="active")
 
 
+DEFAULTS = {"cohort": "day", "measure": "rate", "mode": "exact"}
+CHOICES = {"cohort": ("day", "week"), "measure": ("rate", "count"), "mode": ("exact", "unbounded")}
+
+
+def view_params(cohort=None, measure=None, mode=None) -> dict:
+    """The toggles' URL parameters: known values that differ from the defaults (so a reload keeps them)."""
+    given = {"cohort": cohort, "measure": measure, "mode": mode}
+    return {k: v for k, v in given.items() if v in CHOICES[k] and v != DEFAULTS[k]}
+
+
 def layout(cohort="day", measure="rate", mode="exact", theme=None, **query):
     """Controls, D1/D7/D30 cards, cohort heatmap and the average curve."""
-    one = (lambda v, d: (v[0] if isinstance(v, list) and v else v) or d)
+    def one(name, v):
+        v = v[0] if isinstance(v, list) and v else v
+        return v if v in CHOICES[name] else DEFAULTS[name]
     args = c.initial_args(query, theme)
+    cohort, measure, mode = one("cohort", cohort), one("measure", measure), one("mode", mode)
     controls = html.Div([
         html.Div([html.Label("Cohorts", className="filter-label"),
                   _radio("ret-cohort", [{"label": "Daily", "value": "day"}, {"label": "Weekly", "value": "week"}],
-                         one(cohort, "day"))], className="filter-item"),
+                         cohort)], className="filter-item"),
         html.Div([html.Label("Show", className="filter-label"),
                   _radio("ret-measure", [{"label": "Rate", "value": "rate"}, {"label": "Users", "value": "count"}],
-                         one(measure, "rate"))], className="filter-item"),
+                         measure)], className="filter-item"),
         html.Div([html.Label("Retained", className="filter-label"),
                   _radio("ret-mode", [{"label": "On day N", "value": "exact"},
-                                      {"label": "On or after day N", "value": "unbounded"}], one(mode, "exact"))],
+                                      {"label": "On or after day N", "value": "unbounded"}], mode)],
                  className="filter-item"),
     ], className="d-flex flex-wrap gap-4 mb-3")
     return c.fill_layout(html.Div([
         c.page_header("Retention", "Cohorts by first-seen date in the selected range: who comes back N days "
                       "(or weeks) later.", icon="arrow-repeat", info_key="retention"),
         c.missing_tables_alert(["retention_daily", "retention_weekly"]),
-        c.filter_bar(query, applies=("date", "country", "gender", "age_group")),
+        c.filter_bar(query, applies=("date", "country", "gender", "age_group"),
+                     page_params=view_params(cohort, measure, mode)),
         controls,
         dbc.Row(id="ret-kpis", className="row-cols-1 row-cols-md-3 g-3 mb-3"),
         dbc.Row([c.chart_card("ret-heatmap", "Cohort retention", "retention", height=None, width=12)]),
         dbc.Row([c.chart_card("ret-curve", "Average retention curve", "retention_curve", width=12)]),
-    ]), (update_kpis, args), (update_cohorts, args + (one(cohort, "day"), one(measure, "rate"), one(mode, "exact"))))
+    ]), (update_kpis, args), (update_cohorts, args + (cohort, measure, mode)))
+
+
+@callback(Output("page-params", "data", allow_duplicate=True), Input("ret-cohort", "value"),
+          Input("ret-measure", "value"), Input("ret-mode", "value"), prevent_initial_call=True)
+def remember_in_url(cohort, measure, mode):
+    """Cohorts, Show and Retained go into the URL, so a reload or a bookmark keeps them."""
+    return view_params(cohort, measure, mode)
 
 
 @c.page_callback(Output("ret-kpis", "children"), *c.FILTER_INPUTS)

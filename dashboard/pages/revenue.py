@@ -25,12 +25,12 @@ def layout(theme=None, **query):
             c.chart_card("rev-arpu", "ARPU and ARPPU", "arpu", width=6,
                          info_text="ARPU = revenue / active users; ARPPU = revenue / buyers (distinct users of "
                                    "the day, week or month)."),
-            c.chart_card("rev-conversion", "Conversion rate", "conversion_rate", width=6),
+            c.chart_card("rev-conversion", "Buyer conversion per period", "conversion_rate", width=6),
         ]),
         dbc.Row([
-            c.chart_card("rev-device", "Conversion by device", "conversion_rate", width=6,
-                         info_text="Buyers / active users per device; a user-day's device is the device of most "
-                                   "of its active events."),
+            c.chart_card("rev-device", "Buyer conversion per period, by device", "conversion_rate", width=6,
+                         info_text="Buyers / active users of the period, per device; a user-day's device is the "
+                                   "device of most of its active events."),
             c.chart_card("rev-failed", "Failed payments", "failed_payments", width=6),
         ]),
         dbc.Row([
@@ -79,8 +79,9 @@ def update_split(start, end, grain, country, device, gender, age, theme):
         html.Div(c.fmt_value(v, "pct"), className="kpi-value", id=f"rev-top-{int(k * 100)}"),
         html.Div("of revenue in the range", className="small text-body-secondary"),
     ], className="p-3"), className="kpi-card mb-3") for k, v in shares.items()]
-    n = 0 if p is None else len(p)
-    cards.append(html.Div(f"{n:,} paying users in the range", className="small text-body-secondary"))
+    cards.append(html.Div([c.paying_users_text(0 if p is None else len(p), data.buyers_in_range(f)),
+                           *c.info("paying_users", "rev-paying")],
+                          className="small text-body-secondary", id="rev-paying"))
     return (figures.conversion_by_device(data.conversion_by_device(f), f.grain, t),
             figures.pareto(p, t, data.reporting_currency()), cards)
 

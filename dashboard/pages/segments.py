@@ -4,10 +4,11 @@ from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Output, html
+from dash import Output, State, html
 
 from dashboard import components as c
 from dashboard import data, figures
+from dashboard.filters import Filters
 
 dash.register_page(__name__, path="/segments", name="Segments", order=8, title="Segments · Lakehouse",
                    icon="diagram-3")
@@ -24,7 +25,7 @@ CLUSTER_COLUMNS = [c.col("cluster", "Cluster", "numeric"), c.col("label", "Label
 
 def layout(theme=None, **query):
     """Segment sizes and profiles, segment trend, cluster map and profiles."""
-    args = c.initial_args(query, theme)
+    args = c.initial_args(query, theme) + (Filters.from_params(query).preset,)
     return c.fill_layout(html.Div([
         c.page_header("Segments", "Rule-based segments and behavioural clusters; open a segment or cluster to "
                       "see its users.", icon="diagram-3", info_key="segment"),
@@ -43,15 +44,25 @@ def layout(theme=None, **query):
     ]), (update_segments, args), (update_clusters, args))
 
 
-def _users_link(f, **extra):
-    params = {k: v for k, v in f.to_params().items() if k in ("country", "gender", "age")}
+def users_link(f: Filters, preset: str | None = None, **extra) -> str:
+    """The Users page for a segment or cluster under the current filters (date range as its preset or dates,
+    granularity, country, gender, age group), so that the link keeps what the user selected."""
+    if preset and preset != "custom":
+        f = Filters(preset=preset, grain=f.grain, country=f.country, gender=f.gender, age_group=f.age_group)
+    params = {k: v for k, v in f.to_params().items() if k != "device"}
     params.update({k: str(v) for k, v in extra.items()})
     return "/users?" + urlencode(params, safe=",")
 
 
+def empty_text(table) -> str:
+    """Why the table is empty: no segments in the lake yet, or none under this filter."""
+    return "No segments yet (gold.segment_summary / users.segment)" if table is None \
+        else "No users in any segment for this filter"
+
+
 @c.page_callback(Output({"type": "chart", "id": "seg-sizes"}, "figure"), Output({"type": "table", "id": "seg-profiles"}, "children"),
-          Output({"type": "chart", "id": "seg-trend"}, "figure"), *c.FILTER_INPUTS)
-def update_segments(start, end, grain, country, device, gender, age, theme):
+          Output({"type": "chart", "id": "seg-trend"}, "figure"), *c.FILTER_INPUTS, State("f-preset", "value"))
+def update_segments(start, end, grain, country, device, gender, age, theme, preset=None):
     """Segment sizes, profiles (with links to their users) and trend."""
     f = c.filters_from(start, end, grain, country, None, gender, age)
     t = c.theme_of(theme)
@@ -61,22 +72,22 @@ def update_segments(start, end, grain, country, device, gender, age, theme):
     if seg is not None:
         extra = [x for x in prof.columns if x == "segment" or x not in seg.columns] if prof is not None else []
         merged = seg.merge(prof[extra], on="segment", how="left") if prof is not None else seg
-        merged = merged.assign(link=[("Users →", _users_link(f, segment=s)) for s in merged["segment"]])
-    rows = c.table_view("seg-profiles", merged, c.money_columns(PROFILE_COLUMNS),
-                        empty="No segments yet (gold.segment_summary / users.segment)")
+        merged = merged.assign(link=[("Users →", users_link(f, preset, segment=s)) for s in merged["segment"]])
+    rows = c.table_view("seg-profiles", merged, c.money_columns(PROFILE_COLUMNS), empty=empty_text(seg))
     sizes = figures.segment_sizes(seg, t) if seg is not None else figures.missing("segment_summary", t)
     return sizes, rows, figures.segment_trend(data.segment_trend(f), f.grain, t)
 
 
 @c.page_callback(Output({"type": "chart", "id": "seg-clusters"}, "figure"),
-          Output({"type": "table", "id": "seg-cluster-table"}, "children"), *c.FILTER_INPUTS)
-def update_clusters(start, end, grain, country, device, gender, age, theme):
+          Output({"type": "table", "id": "seg-cluster-table"}, "children"), *c.FILTER_INPUTS, State("f-preset", "value"))
+def update_clusters(start, end, grain, country, device, gender, age, theme, preset=None):
     """Cluster scatter and profiles (with links to their users)."""
     f = c.filters_from(start, end, grain, country, None, gender, age)
     t = c.theme_of(theme)
     cp = data.clusters(f)
     if cp is not None:
-        cp = cp.assign(link=[("Users →", _users_link(f, cluster=int(x))) for x in cp["cluster"]])
+        cp = cp.assign(link=[("Users →", users_link(f, preset, cluster=int(x))) for x in cp["cluster"]])
     rows = c.table_view("seg-cluster-table", cp, CLUSTER_COLUMNS,
-                        empty="No clusters yet (gold.cluster_profiles / users.cluster)")
+                        empty="No clusters yet (gold.cluster_profiles / users.cluster)" if cp is None
+                        else "No users in any cluster for this filter")
     return figures.cluster_scatter(data.cluster_points(f), cp, t), rows

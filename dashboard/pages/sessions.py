@@ -2,7 +2,7 @@
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Output, html
+from dash import Input, Output, html
 
 from dashboard import components as c
 from dashboard import data, figures
@@ -35,10 +35,13 @@ def layout(theme=None, **query):
             c.chart_card("ses-purchases", "Purchases by weekday and hour", "hourly", width=6, height=300),
         ]),
         dbc.Row([
-            c.chart_card("ses-quiz", "Quiz participation and pass rate", "quiz", width=6),
+            c.chart_card("ses-quiz", "Quiz participation and pass rate", "quiz", width=6, height=360,
+                         footer=dbc.Pagination(id="ses-quiz-page", max_value=1, active_page=1, size="sm",
+                                               fully_expanded=False, previous_next=True,
+                                               className="mb-0 justify-content-center")),
             c.chart_card("ses-courses", "Course completion", "course_completion", width=6, height=None),
         ]),
-    ]), (update_sessions, args), (update_content, args))
+    ]), (update_sessions, args), (update_content, args), (update_quizzes, args + (1,)))
 
 
 @c.page_callback(Output({"type": "chart", "id": "ses-sessions"}, "figure"), Output({"type": "chart", "id": "ses-length"}, "figure"),
@@ -57,8 +60,7 @@ def update_sessions(start, end, grain, country, device, gender, age, theme):
 @c.page_callback(Output({"type": "chart", "id": "ses-events"}, "figure"), Output({"type": "chart", "id": "ses-pages"}, "figure"),
           Output({"type": "chart", "id": "ses-uninstalls"}, "figure"),
           Output({"type": "chart", "id": "ses-purchases"}, "figure"),
-          Output({"type": "chart", "id": "ses-quiz"}, "figure"), Output({"type": "chart", "id": "ses-courses"}, "figure"),
-          *c.FILTER_INPUTS)
+          Output({"type": "chart", "id": "ses-courses"}, "figure"), *c.FILTER_INPUTS)
 def update_content(start, end, grain, country, device, gender, age, theme):
     """Content charts (date range only: these tables are not split by user)."""
     f = c.filters_from(start, end, grain, country, device, gender, age)
@@ -75,6 +77,17 @@ def update_content(start, end, grain, country, device, gender, age, theme):
         or_missing("hourly_activity", lambda d: figures.hourly_heatmap(d, "uninstalls", t),
                    data.hourly("app_uninstall")),
         or_missing("hourly_activity", lambda d: figures.hourly_heatmap(d, "purchases", t), data.hourly("purchase")),
-        or_missing("quiz_daily", lambda d: figures.quizzes(d, t), data.quizzes(f)),
         or_missing("course_progress", lambda d: figures.course_completion(d, t), data.courses()),
     )
+
+
+@c.page_callback(Output({"type": "chart", "id": "ses-quiz"}, "figure"), Output("ses-quiz-page", "max_value"),
+                 *c.FILTER_INPUTS, Input("ses-quiz-page", "active_page"))
+def update_quizzes(start, end, grain, country, device, gender, age, theme, page):
+    """One page of quizzes, the most attempted first; the pager reaches the rest."""
+    f = c.filters_from(start, end, grain, country, device, gender, age)
+    t = c.theme_of(theme)
+    q = data.quizzes(f)
+    if q is None and not data.has("quiz_daily"):
+        return figures.missing("quiz_daily", t), 1
+    return figures.quizzes(q, t, page or 1), figures.quiz_pages(q)

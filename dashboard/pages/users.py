@@ -7,17 +7,18 @@ from dash import Input, Output, State, callback, dash_table, dcc, html, no_updat
 
 from dashboard import components as c
 from dashboard import data, figures
+from dashboard.wording import count
 
 dash.register_page(__name__, path="/users", name="Users", order=9, title="Users · Lakehouse", icon="person-lines-fill")
 
 PAGE_SIZE = 15
-COLUMNS = [
-    c.col("user_id", "User"), c.col("first_seen_date", "First seen"), c.col("last_active_date", "Last active"),
-    c.col("country", "Country"), c.col("gender", "Gender"), c.col("age", "Age", "numeric"),
-    c.col("age_group", "Age group"), c.col("signup_channel", "Channel"),
-    c.col("active_days", "Active days", "numeric"), c.col("events", "Events", "numeric"),
-    c.col("orders", "Orders", "numeric"), c.col("revenue", "Revenue", "numeric", ",.2f"),
-    c.col("points_balance", "Points", "numeric"), c.col("segment", "Segment"), c.col("cluster", "Cluster", "numeric"),
+COLUMNS = [  # the key columns first: they are in view without scrolling sideways
+    c.col("user_id", "User"), c.col("segment", "Segment"), c.col("active_days", "Active days", "numeric"),
+    c.col("events", "Events", "numeric"), c.col("orders", "Orders", "numeric"),
+    c.col("revenue", "Revenue", "numeric", ",.2f"), c.col("points_balance", "Points", "numeric"),
+    c.col("last_active_date", "Last active"), c.col("first_seen_date", "First seen"), c.col("country", "Country"),
+    c.col("age_group", "Age group"), c.col("gender", "Gender"), c.col("signup_channel", "Channel"),
+    c.col("cluster", "Cluster", "numeric"), c.col("age", "Age", "numeric"),
 ]
 PROFILE_FIELDS = [("user_id", "User"), ("first_seen_date", "First seen"), ("last_active_date", "Last active"),
                   ("gender", "Gender"), ("age", "Age"), ("age_group", "Age group"), ("country", "Country"),
@@ -30,14 +31,26 @@ def _one(v):
     return (v[0] if v else None) if isinstance(v, list) else v
 
 
-def layout(segment=None, cluster=None, user=None, q=None, **query):
+def scope_text(active_only: bool, f) -> str:
+    """What the list holds: every known user, or those active in the selected dates."""
+    rng = data.resolve(f)
+    if not active_only:
+        return "All known users, whatever the dates (the dates apply to the profile's chart)"
+    if rng is None:
+        return "Users active in the selected dates: no day of the lake is in them"
+    return f"Users active in {c.fmt_date(rng[0])} – {c.fmt_date(rng[1])}"
+
+
+def layout(segment=None, cluster=None, user=None, q=None, active=None, **query):
     """Filter bar, search controls, the users table and the profile panel."""
     segment, cluster, user, q = _one(segment), _one(cluster), _one(user), _one(q)
+    active_only = _one(active) == "1"
     users = data.users_frame()
     segs = sorted(users["segment"].dropna().unique()) if users is not None and "segment" in users.columns else []
     clusters = sorted(int(x) for x in users["cluster"].dropna().unique()) \
         if users is not None and "cluster" in users.columns else []
-    params = {k: v for k, v in {"segment": segment, "cluster": cluster, "user": user, "q": q}.items() if v}
+    params = {k: v for k, v in {"segment": segment, "cluster": cluster, "user": user, "q": q,
+                                "active": "1" if active_only else None}.items() if v}
     controls = dbc.Row([
         dbc.Col(dbc.InputGroup([dbc.InputGroupText(html.I(className="bi bi-search")),
                                 dbc.Input(id="users-search", placeholder="Search user id, country, segment…",
@@ -48,6 +61,9 @@ def layout(segment=None, cluster=None, user=None, q=None, **query):
                              value=str(cluster) if cluster not in (None, "") else None, placeholder="Cluster"),
                 md=2),
         dbc.Col(html.Div(id="users-count", className="small text-body-secondary pt-1"), md=2),
+        dbc.Col(dbc.Switch(id="users-active", label="Only users active in the selected dates", value=active_only,
+                           className="small mb-0"), md="auto"),
+        dbc.Col(html.Div(id="users-scope", className="small text-body-secondary"), md=True),
     ], className="g-2 mb-2 align-items-center")
     table = dash_table.DataTable(
         id="users-table", columns=c.money_columns(COLUMNS), data=[], page_current=0, page_size=PAGE_SIZE, page_action="custom",
@@ -83,23 +99,25 @@ def _filters(start, end, country, gender, age):
 
 
 @callback(Output("users-table", "data"), Output("users-table", "page_count"), Output("users-count", "children"),
+          Output("users-scope", "children"),
           Input("f-dates", "start_date"), Input("f-dates", "end_date"), Input("f-country", "value"),
           Input("f-gender", "value"), Input("f-age", "value"), Input("users-search", "value"),
           Input("users-segment", "value"), Input("users-cluster", "value"), Input("users-table", "page_current"),
-          Input("users-table", "sort_by"))
-def update_table(start, end, country, gender, age, search, segment, cluster, page, sort_by):
-    """One page of users for the filters, search and sort order."""
+          Input("users-table", "sort_by"), Input("users-active", "value"))
+def update_table(start, end, country, gender, age, search, segment, cluster, page, sort_by, active_only=False):
+    """One page of users for the filters, search, sort order and (when asked) activity in the dates."""
     f = _filters(start, end, country, gender, age)
-    res = data.users_page(f, search or "", segment, cluster, sort_by, page or 0, PAGE_SIZE)
+    res = data.users_page(f, search or "", segment, cluster, sort_by, page or 0, PAGE_SIZE, bool(active_only))
     if res is None:
-        return [], 1, "gold.users does not exist yet"
+        return [], 1, "gold.users does not exist yet", ""
     rows, total = res
-    return c.records(rows), max(1, -(-total // PAGE_SIZE)), f"{total:,} users"
+    return c.records(rows), max(1, -(-total // PAGE_SIZE)), count(total, "user"), scope_text(bool(active_only), f)
 
 
 @callback(Output("users-table", "page_current"), Input("users-search", "value"), Input("users-segment", "value"),
           Input("users-cluster", "value"), Input("f-country", "value"), Input("f-gender", "value"),
-          Input("f-age", "value"), prevent_initial_call=True)
+          Input("f-age", "value"), Input("users-active", "value"), Input("f-dates", "start_date"),
+          Input("f-dates", "end_date"), prevent_initial_call=True)
 def back_to_first_page(*_):
     """A new search or filter starts at page 1."""
     return 0
@@ -115,10 +133,12 @@ def select_user(cell, rows):
 
 
 @callback(Output("page-params", "data"), Input("users-search", "value"), Input("users-segment", "value"),
-          Input("users-cluster", "value"), Input("users-selected", "data"), prevent_initial_call=True)
-def remember_in_url(search, segment, cluster, user):
-    """Search, segment, cluster and the open profile go into the URL too."""
-    return {k: v for k, v in {"q": search, "segment": segment, "cluster": cluster, "user": user}.items() if v}
+          Input("users-cluster", "value"), Input("users-selected", "data"), Input("users-active", "value"),
+          prevent_initial_call=True)
+def remember_in_url(search, segment, cluster, user, active_only=False):
+    """Search, segment, cluster, the open profile and 'only active users' go into the URL too."""
+    return {k: v for k, v in {"q": search, "segment": segment, "cluster": cluster, "user": user,
+                              "active": "1" if active_only else None}.items() if v}
 
 
 def _fmt(key, v):
@@ -172,12 +192,13 @@ def show_profile(user_id, start, end, theme):
           State("f-dates", "start_date"), State("f-dates", "end_date"), State("f-country", "value"),
           State("f-gender", "value"), State("f-age", "value"), State("users-search", "value"),
           State("users-segment", "value"), State("users-cluster", "value"), State("users-table", "sort_by"),
-          prevent_initial_call=True)
-def download_users(n, start, end, country, gender, age, search, segment, cluster, sort_by):
+          State("users-active", "value"), prevent_initial_call=True)
+def download_users(n, start, end, country, gender, age, search, segment, cluster, sort_by, active_only=False):
     """The whole filtered list as CSV (not just the visible page)."""
     if not n:
         return no_update
-    df = data.users_export(_filters(start, end, country, gender, age), search or "", segment, cluster, sort_by)
+    df = data.users_export(_filters(start, end, country, gender, age), search or "", segment, cluster, sort_by,
+                           bool(active_only))
     if df is None:
         return no_update
     return dcc.send_data_frame(df.to_csv, "users.csv", index=False)

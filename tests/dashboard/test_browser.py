@@ -474,3 +474,94 @@ def test_segment_link_opens_the_users_of_that_segment(drv, server, lake):
     drv.wait_drawn()
     want = int((lake.frames["users"].segment == segment).sum())
     wait_for(lambda: drv.find_element(By.ID, "users-count").text == f"{want:,} users", what="segment count")
+
+
+def test_retention_toggles_are_kept_in_the_url_and_the_default_view_shows_d30(drv, server):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/retention")
+    d30 = drv.find_element(By.ID, "kpi-value-ret-d30").text
+    assert d30 != "—" and d30.endswith("%"), d30  # the default (last 30 days) shows a D30 from older cohorts
+    assert "not 30 days old yet" in drv.find_element(By.ID, "kpi-ret-d30").text
+    click_radio(drv, "ret-cohort", "week")
+    click_radio(drv, "ret-measure", "count")
+    wait_for(lambda: "cohort=week" in drv.current_url and "measure=count" in drv.current_url, what="toggles in URL")
+    load(drv, drv.current_url)  # a reload keeps them
+    checked = drv.execute_script(
+        "return Array.from(document.querySelectorAll('#ret-cohort input:checked, #ret-measure input:checked,"
+        " #ret-mode input:checked')).map(e => e.value)")
+    assert checked == ["week", "count", "exact"], checked
+    click_radio(drv, "ret-cohort", "day")
+    wait_for(lambda: "cohort=" not in drv.current_url, what="the default leaves the URL")
+    assert drv.console_errors() == []
+
+
+KPI_FIT = """
+const out = {};
+document.querySelectorAll('.kpi-value').forEach(e => {
+    const text = e.childNodes[0];
+    if (arguments[0] && e.id === arguments[0]) { text.textContent = arguments[1]; }  // a long real-lake value
+    const lh = parseFloat(getComputedStyle(e).lineHeight);
+    out[e.id] = {height: e.getBoundingClientRect().height, line: lh, fits: e.scrollWidth <= e.clientWidth + 1,
+                 text: e.textContent};
+});
+return out;
+"""
+
+
+@pytest.mark.parametrize("width", [1280, 1366, 1440, 1536])
+def test_kpi_values_stay_on_one_line_and_inside_their_card(drv, server, width):
+    drv.set_window_size(width, 900)
+    try:
+        for path in ("/revenue?range=all", "/"):
+            load(drv, server + path)
+            # the demo lake's all-time revenue, 2,283,753 USD, wrapped to two lines at 1440 px
+            got = drv.execute_script(KPI_FIT, "kpi-value-rev-revenue" if "revenue" in path else "",
+                                     "2,283,753")
+            assert got
+            for kid, m in got.items():
+                assert m["height"] < 1.5 * m["line"] and m["fits"], (width, path, kid, m)
+    finally:
+        drv.set_window_size(1400, 1000)
+
+
+def test_users_page_key_columns_are_in_view_and_the_dates_can_filter_the_list(drv, server, lake):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/users")
+    users = lake.frames["users"]
+    wait_for(lambda: drv.find_element(By.ID, "users-count").text == f"{len(users):,} users", what="count")
+    assert "All known users" in drv.find_element(By.ID, "users-scope").text
+    visible = drv.execute_script(
+        "const box = document.querySelector('#users-table .dash-spreadsheet-container').getBoundingClientRect();"
+        "return Array.from(document.querySelectorAll('#users-table th[data-dash-column]'))"
+        ".filter(th => th.getBoundingClientRect().right <= box.right + 1).map(th => th.dataset.dashColumn);")
+    for key in ("user_id", "segment", "active_days", "events", "orders", "revenue"):
+        assert key in visible, visible
+    drv.find_element(By.CSS_SELECTOR, "label[for='users-active']").click()
+    rows = uad(lake)
+    want = rows[rows.activity_date >= pd.Timestamp(lake.end - timedelta(days=29))].user_id.nunique()
+    wait_for(lambda: drv.find_element(By.ID, "users-count").text == f"{want:,} users", what="active users")
+    assert "Users active in" in drv.find_element(By.ID, "users-scope").text
+    wait_for(lambda: "active=1" in drv.current_url, what="switch in the URL")
+    load(drv, drv.current_url)
+    wait_for(lambda: drv.find_element(By.ID, "users-count").text == f"{want:,} users", what="kept on reload")
+
+
+def test_segment_links_keep_the_current_filters(drv, server, lake):
+    from selenium.webdriver.common.by import By
+
+    load(drv, server + "/segments?range=90d&gender=female")
+    link = wait_for(lambda: drv.find_element(By.CSS_SELECTOR, 'a[href*="/users?"][href*="segment="]'),
+                    what="segment link")
+    href = link.get_attribute("href")
+    assert "range=90d" in href and "gender=female" in href, href
+    link.click()
+    wait_for(lambda: "/users" in drv.current_url, what="users page")
+    drv.wait_drawn()
+    assert "range=90d" in drv.current_url and "gender=female" in drv.current_url
+    segment = href.split("segment=")[1].split("&")[0]
+    u = lake.frames["users"]
+    want = int(((u.segment == segment) & (u.gender == "female")).sum())
+    wait_for(lambda: drv.find_element(By.ID, "users-count").text.split(" ")[0] == f"{want:,}", what="count")
+
