@@ -141,6 +141,24 @@ def test_maintain_records_the_erasures_its_retention_completes(tmp_path, cfg):
         Path(u).name for u in DeltaTable(lake.path("gold.users")).file_uris()]  # the replaced file is gone
 
 
+@pytest.mark.parametrize("status, hours, changed, pending", [
+    ("completed", 168, ["gold.users"], True),   # the replaced files wait for the retention
+    ("completed", 0, ["gold.users"], False),    # forget --retention-hours 0: its own vacuum deleted them
+    ("completed", 168, [], False),              # ids the lake did not know: no table changed, nothing on disk
+    ("failed", 0, ["bronze.events"], True),     # a failed forget: what it changed is still tracked
+])
+def test_forget_logs_its_replaced_files_as_pending_unless_nothing_is_left_on_disk(tmp_path, cfg, status, hours,
+                                                                                  changed, pending):
+    lake = Lake(str(tmp_path / "lake"))
+    erasure = maintenance.Erasure(["u1", "u2"], hours, status=status, changed=changed)
+    erasure.log(lake, cfg)
+    rows = ops.read(lake, "ops.erasures")
+    assert len(rows) == 2 and {r["files_tables_json"] for r in rows} == {json.dumps(changed)}
+    assert all(r["files_due_at"] == r["completed_at"] + hours * H for r in rows)
+    assert all((r["files_deleted_at"] is None) == pending for r in rows)
+    assert set(maintenance.pending_erasures(lake)) == ({erasure.erasure_id} if pending else set())
+
+
 class NoRun:
     def __call__(self, *args, **kwargs):
         raise AssertionError("an idle cycle runs no pipeline")
