@@ -1890,6 +1890,33 @@ def run_durations(run: dict | None) -> pd.DataFrame | None:
     return pd.DataFrame({"step": list(d.keys()), "seconds": [float(v) for v in d.values()]})
 
 
+def erasures(now: datetime | None = None) -> pd.DataFrame | None:
+    """ops.erasures, one row per forget (latest first): when requested, how many user ids, its
+    status, and the replaced data files that still held the erased rows: `old_files` is "pending"
+    (deleted by the first pipeline run after `due_at`), "overdue" (due, no run since), "deleted"
+    (at `deleted_at`) or "not tracked" (logged before ops.erasures tracked them). None: no table."""
+    e = frame("ops", "erasures")
+    if e is None:
+        return None
+    e = e.copy()
+    for col in ("files_due_at", "files_deleted_at"):
+        if col not in e.columns:
+            e[col] = pd.NaT
+    now = pd.Timestamp(now or datetime.now(timezone.utc))
+    out = e.groupby("erasure_id", sort=False).agg(
+        requested_at=("requested_at", "min"), users=("user_id_hash", "count"),
+        status=("status", lambda s: "failed" if (s == "failed").any() else str(s.iloc[0])),
+        due_at=("files_due_at", "max"), deleted_at=("files_deleted_at", "max"),
+        undeleted=("files_deleted_at", lambda s: int(s.isna().sum()))).reset_index()
+    tracked = out["due_at"].notna()
+    deleted = tracked & (out["undeleted"] == 0)
+    out["deleted_at"] = out["deleted_at"].where(deleted)
+    out["old_files"] = np.select([deleted, tracked & (out["due_at"] <= now), tracked],
+                                 ["deleted", "overdue", "pending"], "not tracked")
+    out = out.drop(columns=["undeleted"])
+    return out.sort_values("requested_at", ascending=False, na_position="last").reset_index(drop=True)
+
+
 def reporting_timezone() -> str:
     """The reporting timezone of the latest pipeline run (UTC when unknown)."""
     run = last_run()

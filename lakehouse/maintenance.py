@@ -290,15 +290,21 @@ class Erasure:
     rebuilt: list = field(default_factory=list)
     redacted: list = field(default_factory=list)
     cut: list = field(default_factory=list)
+    changed: list = field(default_factory=list)  # tables with a new version: their replaced files hold the rows
     vacuumed: int = 0
     status: str = "failed"
 
     def log(self, lake: Lake, cfg: dict) -> None:
-        """One ops.erasures row per id: its salted hash (never the id), rows removed per table, status."""
+        """One ops.erasures row per id: its salted hash (never the id), rows removed per table, status,
+        and the tables whose replaced data files still hold the rows until vacuumed (docs/maintenance.md)."""
+        ended = ops.now()
+        gone = not self.changed or (self.status == "completed" and self.hours == 0)  # cut vacuumed them all
         ops.append(lake, "ops.erasures", [{
-            "erasure_id": self.erasure_id, "requested_at": self.requested_at, "completed_at": ops.now(),
+            "erasure_id": self.erasure_id, "requested_at": self.requested_at, "completed_at": ended,
             "user_id_hash": erasure_hash(cfg, u), "status": self.status,
             "rows_removed_json": json.dumps({t: c.get(u, 0) for t, c in sorted(self.removed.items())}),
+            "files_tables_json": json.dumps(sorted(self.changed)),
+            "files_due_at": ended + dt.timedelta(hours=self.hours), "files_deleted_at": ended if gone else None,
         } for u in self.ids])
 
     def render(self) -> str:
@@ -317,8 +323,8 @@ class Erasure:
         if self.hours:
             until = (ops.now() + dt.timedelta(hours=self.hours)).strftime("%Y-%m-%d %H:%M UTC")
             out.append(f"  NOT YET GONE FROM DISK: the replaced data files still hold the removed rows until they are "
-                       f"{self.hours} h old ({until}); `lakehouse maintain` deletes them after that "
-                       "(`lakehouse maintain --retention-hours 0` deletes them now)")
+                       f"{self.hours} h old ({until}); the first `lakehouse run` (or watch cycle) after that deletes "
+                       "them and records it in ops.erasures (`lakehouse maintain --retention-hours 0` deletes them now)")
         out.append("  landing: delete these users' lines from your landing files yourself "
                    "(files already ingested are never read again)")
         return "\n".join(out)
@@ -335,8 +341,8 @@ def forget(spark: SparkSession, cfg: dict, lake_root: str, user_ids: Iterable[st
     names = existing_tables(lake_root)  # before the lock, which would create a mistyped folder
     with lake_lock(lake_root, wait=wait):
         _check_no_interrupted_batch(lake)
+        before = {n: ops.table_version(lake, n) for n in names}
         try:
-            before = {n: ops.table_version(lake, n) for n in names}
             _erase_rows(spark, lake, cfg, names, erasure, say)
             erasure.redacted = _redact_ops(lake, names, erasure.ids)
             erasure.cut = [n for n in names if ops.table_version(lake, n) != before[n]]
@@ -345,7 +351,11 @@ def forget(spark: SparkSession, cfg: dict, lake_root: str, user_ids: Iterable[st
             spark.sparkContext._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()  # logs changed under Spark
             say(f"history cut in {len(erasure.cut)} tables")
             erasure.status = "completed"
-        finally:
+        finally:  # also after a failure: the tables changed so far hold the rows in replaced files
+            try:
+                erasure.changed = [n for n in names if ops.table_version(lake, n) != before[n]]
+            except Exception:  # noqa: BLE001 - a log that cannot be read: count every table as changed
+                erasure.changed = list(names)
             erasure.log(lake, cfg)
     return erasure.render()
 
@@ -363,6 +373,75 @@ def _erase_rows(spark: SparkSession, lake: Lake, cfg: dict, names: list[str], er
     if not erasure.rebuilt and any(any(removed[n].values()) for n in leftover):
         erasure.rebuilt = _recompute_gold(spark, lake, cfg, erasure.erasure_id)  # only gold still had them
     say(f"gold: {len(erasure.rebuilt)} tables recomputed")
+
+
+# ---------------------------------------------------------------- completing erasures
+
+def pending_erasures(lake: Lake) -> dict[str, list[dict]]:
+    """Erasures whose replaced data files are not yet recorded as deleted: erasure_id -> its
+    ops.erasures rows. Rows logged before ops.erasures tracked files (no files_due_at) are not
+    tracked. Reads ops.erasures with delta-rs (no Spark job)."""
+    pending: dict[str, list[dict]] = {}
+    for r in ops.read(lake, "ops.erasures"):
+        if r.get("files_due_at") is not None and r.get("files_deleted_at") is None:
+            pending.setdefault(r["erasure_id"], []).append(r)
+    return pending
+
+
+def due_erasures(lake: Lake, hours: int, now: dt.datetime | None = None) -> dict[str, list[dict]]:
+    """The pending erasures that a vacuum with `hours` of retention completes at `now`: their forget
+    ended (every file it replaced was unreferenced by then) at least `hours` before."""
+    now = now or ops.now()
+    return {e: rows for e, rows in pending_erasures(lake).items()
+            if max(r["completed_at"] for r in rows) + dt.timedelta(hours=hours) <= now}
+
+
+def complete_erasures(cfg: dict, lake_root: str, now: dt.datetime | None = None) -> str:
+    """Delete the replaced data files that still hold erased rows once the retention has passed.
+
+    Vacuums (delta-rs, the configured retention) exactly the tables of the due erasures, then
+    records `files_deleted_at` in their ops.erasures rows; returns what it did, "" when nothing is
+    due (then it has only read ops.erasures: no Spark job). The caller holds the lake lock. A table
+    that cannot be vacuumed is reported in the text, never raised: its erasures stay pending and the
+    next call retries them. `now` is the clock for the due check (tests); vacuum uses the real one.
+    """
+    hours = retention_hours(cfg)
+    lake = Lake(lake_root)
+    due = due_erasures(lake, hours, now)
+    if not due:
+        return ""
+    tables = {e: sorted(set().union(*(json.loads(r["files_tables_json"] or "[]") for r in rows)))
+              for e, rows in due.items()}
+    names = sorted(set().union(*tables.values()))
+    existing = [n for n in names if n in REGISTRY and ops.table_version(lake, n) is not None]  # gone: nothing left
+
+    def vacuum(name: str):
+        try:
+            return _vacuum(_uri(lake, name), hours)
+        except Exception as exc:  # noqa: BLE001 - reported below, retried by the next call
+            return exc
+
+    result = _each(vacuum, existing)
+    failed = {n: r for n, r in result.items() if isinstance(r, Exception)}
+    done = [e for e in due if not failed.keys() & set(tables[e])]
+    out = []
+    if done:
+        deleted_at = ops.now()
+        listed = ", ".join(f"'{e}'" for e in done)  # erasure ids are hex
+        RsTable(_uri(lake, "ops.erasures")).update(
+            predicate=f"erasure_id IN ({listed}) AND files_deleted_at IS NULL", new_values={"files_deleted_at": deleted_at})
+    for e in due:
+        users = len(due[e])
+        if e in done:
+            files = sum(result.get(n, 0) for n in tables[e])
+            out.append(f"erasure {e} completed: the replaced data files that held the rows of its {users} user id(s) "
+                       f"are deleted ({len(tables[e])} tables vacuumed with retention {hours} h, {files} files); "
+                       "recorded in ops.erasures")
+        else:
+            why = "; ".join(f"{n}: {str(failed[n]).splitlines()[0] if str(failed[n]) else type(failed[n]).__name__}"
+                            for n in tables[e] if n in failed)
+            out.append(f"erasure {e} NOT completed: could not vacuum {why}; still pending, the next run retries")
+    return "\n".join(out)
 
 
 # ---------------------------------------------------------------- maintain
@@ -426,9 +505,10 @@ def maintain(spark: SparkSession, cfg: dict, lake_root: str, wait: bool = False)
     names = existing_tables(lake_root)  # before the lock, which would create a mistyped folder
     with lake_lock(lake_root, wait=wait):
         done = _maintain(spark, cfg, lake, names)
+        erasures = complete_erasures(cfg, lake_root)  # pending erasures its retention lets it finish
     head = (f"maintain: {len(done)} tables in {time.perf_counter() - started:.0f}s (vacuum retention "
             f"{retention_hours(cfg)} h); live data files before -> after:")
-    return "\n".join([head] + [m.render() for m in done])
+    return "\n".join([head] + [m.render() for m in done] + ([erasures] if erasures else []))
 
 
 def after_run(spark: SparkSession, cfg: dict, lake_root: str) -> str:

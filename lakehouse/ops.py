@@ -41,6 +41,9 @@ SCHEMAS = {
     "ops.erasures": pa.schema([
         ("erasure_id", pa.string()), ("requested_at", TS), ("completed_at", TS), ("user_id_hash", pa.string()),
         ("rows_removed_json", pa.string()), ("status", pa.string()),
+        # added later (null in older rows): the tables whose replaced data files still held the erased
+        # rows, when vacuum may delete them (retention passed) and when they were deleted
+        ("files_tables_json", pa.string()), ("files_due_at", TS), ("files_deleted_at", TS),
     ]),
 }
 

@@ -50,6 +50,7 @@ class RunSummary:
     recomputed: str = "nothing"
     status: str = "running"
     message: str = ""
+    erasures: str = ""  # pending erasures this run completed (maintenance.complete_erasures)
 
     def slowest_tables(self) -> list[tuple[str, float]]:
         """Gold tables by write seconds, slowest first."""
@@ -89,6 +90,7 @@ class RunSummary:
                        + f", total {sum(self.jobs.values())} jobs / {sum(self.stages.values())} stages")
         if self.message:
             out.append(f"  note: {self.message}")
+        out += [f"  {line}" for line in self.erasures.splitlines()]
         return "\n".join(out)
 
 
@@ -200,6 +202,8 @@ def run(spark: SparkSession, cfg: dict, landing: str | None, lake_root: str, onl
             else:
                 maintain.forget()
             lake.register(spark)
+        # Erasures past their retention: delete the old files that still hold erased rows (delta-rs, no Spark job).
+        summary.erasures = maintenance.complete_erasures(cfg, lake_root)
     return summary
 
 

@@ -2,7 +2,8 @@
 
 `lakehouse run --watch [--interval SECONDS]` starts Spark once and then, every `interval` seconds,
 looks for landed files the lake has not ingested. A cycle that finds none writes nothing (not even
-a run log row); a cycle that finds some runs bronze, silver and gold exactly as `lakehouse run`
+a run log row), unless a pending erasure's retention has passed: then it completes that erasure
+(maintenance.complete_erasures, as every run does; docs/maintenance.md); a cycle that finds some runs bronze, silver and gold exactly as `lakehouse run`
 does, with the same exactly-once bookkeeping (`ops.ingest_files`, `ops.progress`), so a SIGKILL in
 the middle of a cycle loses and doubles nothing: the next start replays the planned batch.
 
@@ -27,7 +28,7 @@ from typing import Callable, Iterator
 
 from pyspark.sql import SparkSession
 
-from lakehouse import bronze, silver
+from lakehouse import bronze, maintenance, silver
 from lakehouse.tables import Lake
 
 
@@ -112,6 +113,23 @@ def has_work(spark: SparkSession, lake: Lake, landing: str) -> bool:
     return silver_done < batches[-1] or silver.done_batches(lake, "gold") < silver_done
 
 
+def _complete_erasures(cfg: dict, lake: Lake, n: int, progress: Callable[[str], None]) -> None:
+    """An idle cycle still completes the erasures whose retention has passed (a cycle that runs the
+    pipeline does it in the run). Without a due erasure: one delta-rs read of ops.erasures, no lock."""
+    from lakehouse.pipeline import LakeBusyError, lake_lock
+
+    if not maintenance.due_erasures(lake, maintenance.retention_hours(cfg)):
+        return
+    try:
+        with lake_lock(lake.root):
+            note = maintenance.complete_erasures(cfg, lake.root)
+    except LakeBusyError as exc:  # e.g. `lakehouse maintain` holds the lake: next cycle
+        progress(f"watch: cycle {n}: {exc}")
+        return
+    for line in note.splitlines():
+        progress(f"watch: cycle {n}: {line}")
+
+
 def heap_used_mb(spark: SparkSession) -> float | None:
     """The driver JVM's used heap in MB after a full garbage collection (None when not reachable)."""
     try:
@@ -163,11 +181,15 @@ def watch(spark: SparkSession, cfg: dict, landing: str, lake_root: str, interval
                     try:
                         summary = run(spark, cfg, landing, lake_root, progress=progress)
                         cycle.run_id, cycle.status = summary.run_id, summary.status
+                        for line in (getattr(summary, "erasures", "") or "").splitlines():
+                            progress(f"watch: cycle {n}: {line}")
                     except LakeBusyError as exc:  # e.g. `lakehouse maintain` holds the lake: next cycle
                         cycle.status = "busy"
                         progress(f"watch: cycle {n}: {exc}")
                     trim_session(spark)
                     cycle.heap_mb = heap_used_mb(spark)
+                else:
+                    _complete_erasures(cfg, lake, n, progress)
             finally:
                 flag.busy = False
                 cycle.seconds = time.perf_counter() - started

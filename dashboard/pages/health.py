@@ -21,6 +21,10 @@ RUN_COLUMNS = [c.col("run_id", "Run"), c.col("started_at", "Started (UTC)"), c.c
                c.col("lines", "Lines", "numeric"), c.col("silver_rows", "Silver rows", "numeric"),
                c.col("duplicates", "Duplicates", "numeric"), c.col("quarantined", "Quarantined", "numeric"),
                c.col("message", "Message")]
+ERASURE_COLUMNS = [c.col("erasure_id", "Erasure"), c.col("requested_at", "Requested (UTC)"),
+                   c.col("users", "User ids", "numeric"), c.col("status", "Status"),
+                   c.col("old_files", "Replaced files on disk"), c.col("due_at", "Due (UTC)"),
+                   c.col("deleted_at", "Completed (UTC)")]
 
 
 def layout(theme=None, **query):
@@ -38,6 +42,10 @@ def layout(theme=None, **query):
         ]),
         dbc.Row([c.table_card("health-unconverted", "Orders left out of revenue: currency without a rate", width=12)]),
         dbc.Row([c.table_card("health-runs", "Pipeline runs (latest first)", width=12)]),
+        dbc.Row([c.table_card("health-erasures", "Erasures (lakehouse forget, latest first)", width=12,
+                              info_text="Until the vacuum retention has passed, the data files a forget replaced "
+                                        "still hold the erased rows; the first pipeline run after that date "
+                                        "deletes them (docs/maintenance.md).")]),
     ]), (update_health, (0, theme)))
 
 
@@ -53,6 +61,7 @@ def _card(label, value, sub="", icon="info-circle", color="primary", cid=None):
           Output({"type": "chart", "id": "health-quarantine"}, "figure"),
           Output({"type": "chart", "id": "health-durations"}, "figure"),
           Output({"type": "table", "id": "health-runs"}, "children"),
+          Output({"type": "table", "id": "health-erasures"}, "children"),
           Output({"type": "table", "id": "health-unconverted"}, "children"),
           Input("health-tick", "n_intervals"), Input("theme-store", "data"))
 def update_health(_tick, theme):
@@ -94,6 +103,9 @@ def update_health(_tick, theme):
                                 row_class=status_class),
             figures.quarantine(q, t) if q is not None else figures.missing("quarantine_summary", t),
             figures.durations(data.run_durations(last), t), runs_view,
+            c.table_view("health-erasures", data.erasures(), ERASURE_COLUMNS, max_rows=50,
+                         row_class=lambda r: "table-warning" if r["old_files"] == "overdue" else None,
+                         empty="No erasures yet"),
             c.table_view("health-unconverted", unconverted, UNCONVERTED_COLUMNS, max_rows=100,
                          empty="Every order's currency had a rate" if unconverted is not None
                          else "No gold.revenue_by_currency_daily table yet"))

@@ -93,6 +93,10 @@ RUNS_SCHEMA = [("run_id", S), ("started_at", TS), ("ended_at", TS), ("status", S
                ("files", L), ("lines", L), ("silver_rows", L), ("duplicates", L), ("quarantined", L),
                ("rows_json", S), ("quarantine_json", S), ("durations_json", S), ("message", S)]
 
+ERASURES_SCHEMA = [("erasure_id", S), ("requested_at", TS), ("completed_at", TS), ("user_id_hash", S),
+                   ("rows_removed_json", S), ("status", S), ("files_tables_json", S), ("files_due_at", TS),
+                   ("files_deleted_at", TS)]
+
 
 @dataclass
 class FakeLake:
@@ -576,6 +580,12 @@ def pipeline_runs_frame(end: date, tz: str, n_runs: int = 2) -> pd.DataFrame:
             "durations_json": json.dumps({"bronze": 4.2, "silver": 18.5, "gold": 61.0 + i, "ops": 1.1}),
             "message": ""})
     return pd.DataFrame(rows)
+
+
+def write_erasures(root: Path | str, rows: list[dict]) -> Path:
+    """Append ops.erasures rows as `lakehouse forget` logs them (one per user id; missing keys null)."""
+    df = pd.DataFrame([{c: r.get(c) for c, _ in ERASURES_SCHEMA} for r in rows])
+    return write_table(Path(root), "ops", "erasures", _to_arrow("erasures", df, ERASURES_SCHEMA), mode="append")
 
 
 def build_fake_lake(root: Path | str, n_users: int = 80, n_days: int = 70, start: date = date(2024, 1, 1),
