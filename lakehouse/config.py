@@ -64,6 +64,8 @@ def _set_path(cfg: dict, dotted: str, value: Any) -> None:
         parts = ["spark", "conf", ".".join(parts[2:])]
     elif parts[:3] == ["spark", "small_runs", "conf"] and len(parts) > 3:
         parts = ["spark", "small_runs", "conf", ".".join(parts[3:])]
+    elif parts[:2] == ["spark", "layers"] and len(parts) > 4:
+        parts = ["spark", "layers", parts[2], ".".join(parts[3:])]
     node = cfg
     for part in parts[:-1]:
         node = node.setdefault(part, {})
@@ -118,6 +120,9 @@ def _validate(cfg: dict) -> dict:
     small = spark.get("small_runs") or {}
     if not isinstance(small, dict) or not isinstance(small.get("conf") or {}, dict):
         raise ConfigError("spark.small_runs: must be a mapping with silver_max_bytes, gold_max_events and conf")
+    layers = spark.get("layers") or {}
+    if not isinstance(layers, dict) or any(not isinstance(v or {}, dict) for v in layers.values()):
+        raise ConfigError("spark.layers: must map a layer name (bronze, silver, gold) to Spark SQL settings")
     for key in ("silver_max_bytes", "gold_max_events"):
         value = small.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):

@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse import bronze, gold, maintenance, ops, silver, sparkstats
 from lakehouse.progress import Line, Reporter, as_reporter
-from lakehouse.session import small_run_conf, tuned
+from lakehouse.session import layer_conf, tuned
 from lakehouse.tables import GOLD, Lake
 
 LAYERS = ("bronze", "silver", "gold")
@@ -229,7 +229,7 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
         if batches and silver.done_batches(lake, "silver") < batches[-1]:
             layer = _Layer(spark, summary, progress, "silver")
             size = ops.pending_bytes(lake, silver.done_batches(lake, "silver"))
-            with tuned(spark, small_run_conf(cfg, "silver", size)):
+            with tuned(spark, layer_conf(cfg, "silver", size)):
                 res = layer.run(lambda: silver.process(spark, lake, cfg, batches, on_step=layer.item),
                                 "silver: parsing, validating, deduplicating")
             wrote = True
@@ -249,7 +249,7 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
                 summary.tables[name] = seconds
                 layer.item(name, seconds)
 
-            with tuned(spark, small_run_conf(cfg, "gold", ops.live_rows(lake, "silver.events"))):
+            with tuned(spark, layer_conf(cfg, "gold", ops.live_rows(lake, "silver.events"))):
                 res = layer.run(lambda: gold.run(spark, lake, cfg, None if full_refresh else silver_done,
                                                  summary.run_id, after_batch=gold_done, on_table=on_table),
                                 "gold: building metrics", total=len(GOLD))

@@ -106,6 +106,18 @@ def tuned(spark: SparkSession, conf: Mapping | None) -> Iterator[None]:
                 spark.conf.set(k, v)
 
 
+def layer_conf(cfg: dict, layer: str, size: int | None) -> dict:
+    """The SQL settings a layer runs with: `spark.layers.<layer>` always, then the small-run ones.
+
+    Gold's layer settings turn adaptive execution off: its queries run over compact intermediates
+    (user-days, users) in a few partitions, where adaptive execution adds one Spark job per shuffle
+    stage and saved nothing (docs/performance.md "Gold without adaptive stages").
+    """
+    conf = dict(((cfg.get("spark") or {}).get("layers") or {}).get(layer) or {})
+    conf.update(small_run_conf(cfg, layer, size) or {})
+    return conf
+
+
 def small_run_conf(cfg: dict, layer: str, size: int | None) -> dict | None:
     """The `spark.small_runs.conf` settings when a layer's input is small, else None.
 

@@ -9,7 +9,7 @@ import pytest
 
 from lakehouse import cli
 from lakehouse.config import ConfigError, load_config, parse_set
-from lakehouse.session import small_run_conf, tuned
+from lakehouse.session import layer_conf, small_run_conf, tuned
 from lakehouse.tables import Lake, UnknownTableError, resolve_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +66,19 @@ def test_small_run_settings_apply_only_up_to_each_layers_limit(conf_root):
     assert small_run_conf(cfg, "silver", None) is None   # unknown size: not small
     assert small_run_conf(cfg, "gold", 0) is None        # 0 = never
     assert small_run_conf(cfg, "bronze", 1) is None
+
+
+def test_gold_runs_without_adaptive_execution_at_any_size_and_small_run_settings_add_to_a_layers_own(conf_root):
+    cfg = load_config(root=conf_root, environ={}, overrides={
+        "spark.small_runs.gold_max_events": 10, "spark.small_runs.conf.spark.sql.codegen.wholeStage": False,
+        "spark.layers.gold.spark.sql.shuffle.partitions": 2})
+    assert layer_conf(cfg, "gold", 10**9)["spark.sql.adaptive.enabled"] is False   # shipped in conf/base
+    assert layer_conf(cfg, "gold", 10**9)["spark.sql.shuffle.partitions"] == 2      # dotted key kept whole
+    assert "spark.sql.codegen.wholeStage" not in layer_conf(cfg, "gold", 11)
+    assert layer_conf(cfg, "gold", 10)["spark.sql.codegen.wholeStage"] is False
+    assert layer_conf(cfg, "bronze", 1) == {}
+    with pytest.raises(ConfigError, match="spark.layers"):
+        load_config(root=conf_root, environ={}, overrides={"spark.layers.gold": 3})
 
 
 def test_tuned_settings_are_restored_after_the_block(spark):
