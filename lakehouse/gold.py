@@ -279,13 +279,9 @@ class Previous:
     frames: dict = field(default_factory=dict)
 
     def read(self, name: str) -> DataFrame:
-        """The table at its recorded version (read as the latest version when that is the same one:
-        Delta then reuses the snapshot the write loads, instead of building a second one)."""
+        """The table at its recorded version (its files listed once: `Lake.read_pinned`)."""
         if name not in self.frames:
-            reader = self.spark.read.format("delta")
-            if ops.table_version(self.lake, f"gold.{name}") != self.versions[name]:
-                reader = reader.option("versionAsOf", self.versions[name])
-            self.frames[name] = reader.load(self.lake.path(f"gold.{name}"))
+            self.frames[name] = self.lake.read_pinned(self.spark, f"gold.{name}", self.versions[name])
         return self.frames[name]
 
 
@@ -331,10 +327,10 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
         # lookup (which compares every plan with every cached one) has fewer and smaller plans.
         return df.localCheckpoint(eager=True)
 
-    silver = lake.read(spark, "silver.events")
+    silver = lake.read_pinned(spark, "silver.events")
     from lakehouse.silver import _silver_users_schema
 
-    profiles = lake.read_or_empty(spark, "silver.users", _silver_users_schema())
+    profiles = _pinned_or_empty(spark, lake, "silver.users", _silver_users_schema())
     sessions = read_sessions(spark, lake)
     new = keep(silver.filter(F.col("batch_id") > after_batch).select(*GOLD_EVENT_COLUMNS).transform(G.with_activity_date(tz)))
     is_active = ~F.col("event").isin(*excluded)
@@ -510,10 +506,16 @@ def _monday(d: dt.date) -> dt.date:
     return d - dt.timedelta(days=d.weekday())
 
 
+def _pinned_or_empty(spark: SparkSession, lake: Lake, name: str, schema: str) -> DataFrame:
+    """The table's latest version read through `Lake.read_pinned`, or an empty frame of `schema`."""
+    return lake.read_pinned(spark, name) if lake.exists(spark, name) else spark.createDataFrame([], schema)
+
+
 def read_sessions(spark: SparkSession, lake: Lake) -> DataFrame:
-    return lake.read_or_empty(
-        spark, "silver.sessions",
-        "user_id string, session_id string, session_start timestamp, session_end timestamp, events long, duration_s long, is_derived boolean",
+    """silver.sessions (empty when it does not exist yet), its files listed once for the run."""
+    return _pinned_or_empty(
+        spark, lake, "silver.sessions",
+        "user_id string, session_id string, session_start timestamp, session_end timestamp, events long, duration_s decimal(18,6), is_derived boolean",
     )
 
 
@@ -554,9 +556,9 @@ def read_silver(spark: SparkSession, lake: Lake) -> tuple[DataFrame, DataFrame, 
     """silver.events, users, sessions and quarantine (empty frames where a table is missing)."""
     from lakehouse.silver import _silver_users_schema
 
-    events = lake.read(spark, "silver.events")
-    profiles = lake.read_or_empty(spark, "silver.users", _silver_users_schema())
-    quarantine = lake.read(spark, "silver.quarantine") if lake.exists(spark, "silver.quarantine") else empty_quarantine(spark)
+    events = lake.read_pinned(spark, "silver.events")
+    profiles = _pinned_or_empty(spark, lake, "silver.users", _silver_users_schema())
+    quarantine = lake.read_pinned(spark, "silver.quarantine") if lake.exists(spark, "silver.quarantine") else empty_quarantine(spark)
     return events, profiles, read_sessions(spark, lake), quarantine.select("feed", "reason")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -18,8 +19,8 @@ class JavaMissingError(RuntimeError):
     """No usable Java 17 runtime: Spark cannot start."""
 
 
-def check_java() -> None:
-    """Fail in one line when Java is missing, instead of a py4j gateway error."""
+def check_java() -> str:
+    """Fail in one line when Java is missing, instead of a py4j gateway error; else `java -version`'s text."""
     java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
     if not java or not os.path.exists(java):
         raise JavaMissingError("Java 17 is required by Spark: install it (e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME")
@@ -27,6 +28,7 @@ def check_java() -> None:
     if '"17' not in out and " 17" not in out and '"21' not in out:
         first = out.splitlines()[0] if out else "unknown"
         raise JavaMissingError(f"Spark 4.2 needs Java 17 (found: {first}); install openjdk-17-jre-headless or set JAVA_HOME")
+    return out
 
 
 def cached_delta_jars(packages: str) -> str:
@@ -51,7 +53,7 @@ def _conf_value(value) -> str:
 
 def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
     """Create (or reuse) the Spark session with Delta and the settings of `cfg['spark']`."""
-    check_java()
+    java_version = check_java()
     # Python workers (UDFs, ML) run in this interpreter, not whatever `python3` is on the PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark_cfg = cfg.get("spark", {})
@@ -74,11 +76,28 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
             builder = builder.config("spark.jars.excludes", excludes)
     for key, value in (spark_cfg.get("conf") or {}).items():
         builder = builder.config(key, _conf_value(value))
+    java_opts = str((spark_cfg.get("conf") or {}).get("spark.driver.extraJavaOptions", ""))
     log_conf = conf_dir() / "log4j2.properties"
     if log_conf.is_file():
-        java_opts = str((spark_cfg.get("conf") or {}).get("spark.driver.extraJavaOptions", ""))
-        builder = builder.config("spark.driver.extraJavaOptions", f"{java_opts} -Dlog4j2.configurationFile=file:{log_conf}".strip())
+        java_opts = f"{java_opts} -Dlog4j2.configurationFile=file:{log_conf}".strip()
+    from pyspark import SparkContext
+
+    # A new driver JVM of our own: map (or write at exit) the class-data archive (lakehouse/classdata.py).
+    archive = None
+    if (spark_cfg.get("class_data_sharing", True) and not os.environ.get("PYSPARK_GATEWAY_PORT")
+            and SparkContext._active_spark_context is None):
+        from lakehouse import classdata
+
+        extra, tmp, final = classdata.java_options(java_version, jars or "", java_opts)
+        java_opts = f"{java_opts} {extra}".strip()
+        archive = (tmp, final) if tmp is not None else None
+    if java_opts:
+        builder = builder.config("spark.driver.extraJavaOptions", java_opts)
+    launching = SparkContext._active_spark_context is None and not os.environ.get("PYSPARK_GATEWAY_PORT")
     spark = builder.getOrCreate()
+    if launching and not _SHUTDOWN:
+        _SHUTDOWN.append(archive)
+        atexit.register(shutdown)
     spark.sparkContext.setLogLevel("ERROR")
     # PySpark logs every failed query as a JSON line on stderr; the CLI prints one line of its own.
     # (PySparkLogger.exception ignores levels, so the loggers are disabled.)
@@ -87,6 +106,41 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
     for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
         PySparkLogger.getLogger(name).disabled = True
     return spark
+
+
+_SHUTDOWN: list = []  # [class-data archive being written, or None] once a JVM of ours runs
+
+
+def shutdown(timeout: float = 120) -> None:
+    """Stop Spark and let the driver JVM this process started exit, waiting for it (at exit).
+
+    Left to interpreter finalisation, py4j closes its sockets from `__del__` while native
+    libraries are being torn down, which aborted `lakehouse run` at exit now and then ("terminate
+    called without an active exception", exit code 134). The wait also lets the JVM finish
+    writing the class-data archive (lakehouse/classdata.py), which is then published.
+    """
+    from pyspark import SparkContext
+
+    archive = _SHUTDOWN[0] if _SHUTDOWN else None
+    gateway = SparkContext._gateway
+    proc = getattr(gateway, "proc", None) if gateway is not None else None
+    try:
+        if SparkContext._active_spark_context is not None:
+            SparkContext._active_spark_context.stop()
+        if gateway is not None:
+            gateway.shutdown()
+            SparkContext._gateway = None
+            SparkContext._jvm = None
+        if proc is not None and proc.poll() is None:
+            if proc.stdin:
+                proc.stdin.close()  # PySpark's gateway JVM exits when its stdin closes
+            proc.wait(timeout=timeout)
+    except Exception:  # noqa: BLE001 - nothing to report at exit; the JVM dies with us anyway
+        pass
+    if archive is not None:
+        from lakehouse import classdata
+
+        classdata.publish(*archive, proc.returncode if proc is not None else None)
 
 
 @contextlib.contextmanager

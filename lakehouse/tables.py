@@ -59,6 +59,34 @@ class Lake:
         """The current version of a table."""
         return spark.read.format("delta").load(self.path(name))
 
+    def read_pinned(self, spark: SparkSession, name: str, version: int | None = None) -> DataFrame:
+        """The table at one version (default: the latest), its files listed once, read as Parquet.
+
+        Spark's Delta source lists a table's live files again for every query planned over it (one
+        Spark job each); a step that plans many queries over the same version (a gold run: dozens)
+        reads it through this instead: the Delta log is read once here (delta-rs, no Spark job)
+        and the scan is a plain Parquet scan of exactly those files, with the table's schema.
+        Falls back to the Delta source where plain Parquet would not give the table's rows:
+        reader features (deletion vectors, column mapping), partition columns, or a lake that is
+        not a local path.
+        """
+        reader = spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        path = self.path(name)
+        delta = reader.load(path)
+        if "://" in path and not path.startswith("file:"):
+            return delta
+        from deltalake import DeltaTable
+
+        table = DeltaTable(path.removeprefix("file://").removeprefix("file:"), version=version)
+        if table.protocol().min_reader_version > 1 or table.metadata().partition_columns:
+            return delta
+        files = table.file_uris()
+        if not files:
+            return spark.createDataFrame([], delta.schema)
+        return spark.read.schema(delta.schema).parquet(*files)
+
     def read_or_empty(self, spark: SparkSession, name: str, schema: str) -> DataFrame:
         """The table, or an empty frame of `schema` when it does not exist yet."""
         if self.exists(spark, name):

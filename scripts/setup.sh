@@ -45,6 +45,13 @@ if [ ! -f .venv/.jars-ready ]; then
   touch .venv/.jars-ready
 fi
 
+# The driver JVM's class-data archive (lakehouse/classdata.py): one small pipeline run, once per venv.
+if ! ls .venv/var/lakehouse-cds/*.jsa >/dev/null 2>&1; then
+  echo "setup: writing the JVM class-data archive (first time only, about a minute)"
+  .venv/bin/python -m lakehouse.classdata >/dev/null 2>.venv/cds.log \
+    || echo "setup: no class-data archive (runs start a few seconds slower; see .venv/cds.log)" >&2
+fi
+
 if [ "${1:-}" = "--browser" ]; then
   bash scripts/install_chromium.sh
 fi
