@@ -27,7 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse import currency, ops, quality
 from lakehouse.config import expectations_path
-from lakehouse.tables import GOLD, Lake
+from lakehouse.tables import GOLD, Lake, one_partition
 from lakehouse.transforms import gold as G
 from lakehouse.transforms import product as P
 from lakehouse.transforms import segments as S
@@ -532,7 +532,7 @@ def publish(lake: Lake, tables: dict[str, tuple[DataFrame, str | None]], txn_ver
     def _write(item):
         name, (df, predicate) = item
         start = time.perf_counter()
-        lake.write(df.coalesce(1), f"gold.{name}", mode="overwrite", replace_where=predicate,
+        lake.write(one_partition(df), f"gold.{name}", mode="overwrite", replace_where=predicate,
                    txn=(f"gold.{name}", txn_version) if txn_version else None)
         if on_table is not None:
             on_table(name, time.perf_counter() - start)
@@ -620,7 +620,9 @@ def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run
             names = set(json.loads(state["event_names_json"])) | set(scope.new_event_names)
         tables = {n: (with_reporting_currency(n, df, cfg), pred) for n, (df, pred) in tables.items()}
         _lap("planned")
-        frames = {f"gold.{n}": df.persist(StorageLevel.MEMORY_AND_DISK) for n, (df, _) in tables.items()}
+        # One partition before caching: the check then fills the cache and the write reads it (a
+        # coalesce over a cached frame would compute the table again, see tables.one_partition).
+        frames = {f"gold.{n}": df.coalesce(1).persist(StorageLevel.MEMORY_AND_DISK) for n, (df, _) in tables.items()}
         cached.extend(frames.values())
         min_rows = int((cfg.get("gold") or {}).get("replace_where_min_rows", 200_000))
         # Rules judge each table as it will be after the write: the rows kept plus the rows rebuilt.
@@ -631,7 +633,7 @@ def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run
                 kept = prev.read(n).filter(~F.expr(pred))
                 checked[f"gold.{n}"] = kept.unionByName(frames[f"gold.{n}"])
                 if n not in large:
-                    checked[f"gold.{n}"] = checked[f"gold.{n}"].persist(StorageLevel.MEMORY_AND_DISK)
+                    checked[f"gold.{n}"] = checked[f"gold.{n}"].coalesce(1).persist(StorageLevel.MEMORY_AND_DISK)
                     cached.append(checked[f"gold.{n}"])
         result = quality.apply(checked, rules, run_id)
         _lap("tables computed and checked")

@@ -31,6 +31,8 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from lakehouse.tables import one_partition
+
 ACTIONS = ("warn", "drop", "fail")
 KINDS = ("not_null", "unique", "accepted_values", "range", "expression", "monotonic")
 DIRECTIONS = ("non_increasing", "non_decreasing")
@@ -352,7 +354,7 @@ def _plan_table(name: str, df: DataFrame, rules: list[Rule], tables: Mapping[str
     """
     columns = df.columns
     if single:
-        df = df.coalesce(1)
+        df = one_partition(df)
     decided: list[_Outcome] = []
     plain: list[tuple[Rule, str]] = []
     joined: list[tuple[Rule, str]] = []
@@ -385,7 +387,7 @@ def _plan_table(name: str, df: DataFrame, rules: list[Rule], tables: Mapping[str
             other = tables[rule.join.table]
             if single:
                 # Both sides in one partition: a sort-merge join needs no shuffle and no broadcast job.
-                other = other.coalesce(1).hint("merge")
+                other = one_partition(other).hint("merge")
             other = other.dropDuplicates(list(rule.join.on)).alias(_short(rule.join.table))
             cur = cur.join(other, list(rule.join.on), "left")
         keep = [F.col(f"{_short(name)}.`{c}`") for c in checked.columns]

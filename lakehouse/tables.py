@@ -29,6 +29,21 @@ GOLD_PROPERTIES = {
 }
 
 
+def one_partition(df: DataFrame) -> DataFrame:
+    """`df` in one partition: unchanged when its plan already yields one (no job: planning only).
+
+    A `coalesce(1)` put over a cached frame made Spark compute the frame's plan again instead of
+    reading (and filling) the cache; coalesce before caching, and use this where a consumer needs
+    one partition.
+    """
+    try:
+        if df._jdf.queryExecution().executedPlan().outputPartitioning().numPartitions() == 1:
+            return df
+    except Exception:  # noqa: BLE001 - a plan Spark cannot describe: coalesce as before
+        pass
+    return df.coalesce(1)
+
+
 class UnknownTableError(KeyError):
     """A table name that is not in the registry."""
 
