@@ -40,16 +40,20 @@ fi
 # Resolve the Delta jars once through Spark's own spark.jars.packages (Maven Central).
 if [ ! -f .venv/.jars-ready ]; then
   echo "setup: resolving the Delta Lake jars (first time only)"
-  .venv/bin/python -c "from lakehouse.config import load_config; from lakehouse.session import build_spark; build_spark(load_config()).stop()" >/dev/null 2>.venv/jars.log \
+  # (No class-data archive from this start: its classpath is the one jar resolution builds.)
+  .venv/bin/python -c "from lakehouse.config import load_config; from lakehouse.session import build_spark; build_spark(load_config(overrides={'spark.class_data_sharing': False})).stop()" >/dev/null 2>.venv/jars.log \
     || { echo "setup: could not start Spark with Delta (see .venv/jars.log)" >&2; tail -5 .venv/jars.log >&2; exit 1; }
   touch .venv/.jars-ready
 fi
 
 # The driver JVM's class-data archive (lakehouse/classdata.py): one small pipeline run, once per venv.
-if ! ls .venv/var/lakehouse-cds/*.jsa >/dev/null 2>&1; then
+if [ ! -f .venv/.cds-ready ]; then
   echo "setup: writing the JVM class-data archive (first time only, about a minute)"
-  .venv/bin/python -m lakehouse.classdata >/dev/null 2>.venv/cds.log \
-    || echo "setup: no class-data archive (runs start a few seconds slower; see .venv/cds.log)" >&2
+  if .venv/bin/python -m lakehouse.classdata >/dev/null 2>.venv/cds.log; then
+    touch .venv/.cds-ready
+  else
+    echo "setup: no class-data archive (runs start a few seconds slower; see .venv/cds.log)" >&2
+  fi
 fi
 
 if [ "${1:-}" = "--browser" ]; then
