@@ -249,6 +249,11 @@ def lake_bounds() -> tuple[date, date] | None:
     return derived("bounds", (("gold", "engagement_daily"), UAD), build)
 
 
+def _on_dates(df: pd.DataFrame, lo, hi) -> pd.DataFrame:
+    """The rows of a gold table whose `activity_date` lies in [lo, hi] (both inclusive)."""
+    return df[df["activity_date"].between(pd.Timestamp(lo), pd.Timestamp(hi))]
+
+
 def resolve(f: Filters) -> tuple[date, date] | None:
     """The concrete date range of a filter on this lake (None: empty lake, or no day of it in range)."""
     b = lake_bounds()
@@ -929,7 +934,7 @@ def lifecycle(f: Filters) -> pd.DataFrame | None:
     a, b = d2i(lo), d2i(hi)
     cols = ["new", "returning", "resurrecting", "dormant"]
     if f.grain == "day" and not f.user_filtered and (lc := gold("lifecycle_daily")) is not None:
-        lc = lc[(lc["activity_date"] >= pd.Timestamp(lo)) & (lc["activity_date"] <= pd.Timestamp(hi))]
+        lc = _on_dates(lc, lo, hi)
         out = lc.rename(columns={"activity_date": "period"})[["period"] + cols].copy()
         out["period"] = pd.DatetimeIndex(out["period"])
         out["partial"] = False
@@ -1231,7 +1236,7 @@ def revenue_by_currency(f: Filters) -> pd.DataFrame | None:
     if rng is None or t is None:
         return None
     lo, hi = rng
-    d = t[(t["activity_date"] >= pd.Timestamp(lo)) & (t["activity_date"] <= pd.Timestamp(hi))]
+    d = _on_dates(t, lo, hi)
     g = d.groupby("currency", as_index=False).agg(
         orders=("orders", "sum"), amount=("amount", "sum"), revenue=("revenue", lambda v: v.sum(min_count=1)),
         converted=("converted", "all"),
@@ -1396,7 +1401,7 @@ def funnel_rows(f: Filters) -> pd.DataFrame | None:
     if rng is None or fd is None:
         return None
     lo, hi = rng
-    m = (fd["activity_date"] >= pd.Timestamp(lo)) & (fd["activity_date"] <= pd.Timestamp(hi))
+    m = fd["activity_date"].between(pd.Timestamp(lo), pd.Timestamp(hi))
     if f.device:
         m &= fd["device"].fillna("unknown").isin(f.device)
     return fd[m]
@@ -1479,7 +1484,7 @@ def sessions(f: Filters) -> pd.DataFrame | None:
         sd = gold("sessions_daily")
         if sd is None:
             return None
-        sd = sd[(sd["activity_date"] >= pd.Timestamp(lo)) & (sd["activity_date"] <= pd.Timestamp(hi))]
+        sd = _on_dates(sd, lo, hi)
         dcode = period_code(sd["activity_date"].to_numpy().astype("datetime64[D]").astype(np.int64),
                             f.grain) - codes[0]
         g = sd[["sessions", "users", "total_session_seconds"]].astype(float).groupby(dcode).sum()
@@ -1502,7 +1507,7 @@ def _top(name: str, key: str, value: str, f: Filters, n: int) -> pd.DataFrame | 
     if rng is None or t is None:
         return None
     lo, hi = rng
-    t = t[(t["activity_date"] >= pd.Timestamp(lo)) & (t["activity_date"] <= pd.Timestamp(hi))]
+    t = _on_dates(t, lo, hi)
     g = t.groupby(key, as_index=False)[[value, "users"]].sum().sort_values(value, ascending=False)
     return g.head(n).reset_index(drop=True)
 
@@ -1536,7 +1541,7 @@ def quizzes(f: Filters) -> pd.DataFrame | None:
     if rng is None or q is None:
         return None
     lo, hi = rng
-    q = q[(q["activity_date"] >= pd.Timestamp(lo)) & (q["activity_date"] <= pd.Timestamp(hi))]
+    q = _on_dates(q, lo, hi)
     g = q.groupby("quiz_id", as_index=False)[["attempts", "participants", "passes"]].sum()
     g["pass_rate"] = g["passes"] / g["attempts"].where(g["attempts"] > 0)
     return g.sort_values("quiz_id").reset_index(drop=True)

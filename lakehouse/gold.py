@@ -330,7 +330,7 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
     silver = lake.read_pinned(spark, "silver.events")
     from lakehouse.silver import _silver_users_schema
 
-    profiles = _pinned_or_empty(spark, lake, "silver.users", _silver_users_schema())
+    profiles = lake.read_or_empty(spark, "silver.users", _silver_users_schema(), pinned=True)
     sessions = read_sessions(spark, lake)
     new = keep(silver.filter(F.col("batch_id") > after_batch).select(*GOLD_EVENT_COLUMNS).transform(G.with_activity_date(tz)))
     is_active = ~F.col("event").isin(*excluded)
@@ -506,16 +506,12 @@ def _monday(d: dt.date) -> dt.date:
     return d - dt.timedelta(days=d.weekday())
 
 
-def _pinned_or_empty(spark: SparkSession, lake: Lake, name: str, schema: str) -> DataFrame:
-    """The table's latest version read through `Lake.read_pinned`, or an empty frame of `schema`."""
-    return lake.read_pinned(spark, name) if lake.exists(spark, name) else spark.createDataFrame([], schema)
-
-
 def read_sessions(spark: SparkSession, lake: Lake) -> DataFrame:
     """silver.sessions (empty when it does not exist yet), its files listed once for the run."""
-    return _pinned_or_empty(
-        spark, lake, "silver.sessions",
+    return lake.read_or_empty(
+        spark, "silver.sessions",
         "user_id string, session_id string, session_start timestamp, session_end timestamp, events long, duration_s decimal(18,6), is_derived boolean",
+        pinned=True,
     )
 
 
@@ -557,7 +553,7 @@ def read_silver(spark: SparkSession, lake: Lake) -> tuple[DataFrame, DataFrame, 
     from lakehouse.silver import _silver_users_schema
 
     events = lake.read_pinned(spark, "silver.events")
-    profiles = _pinned_or_empty(spark, lake, "silver.users", _silver_users_schema())
+    profiles = lake.read_or_empty(spark, "silver.users", _silver_users_schema(), pinned=True)
     quarantine = lake.read_pinned(spark, "silver.quarantine") if lake.exists(spark, "silver.quarantine") else empty_quarantine(spark)
     return events, profiles, read_sessions(spark, lake), quarantine.select("feed", "reason")
 

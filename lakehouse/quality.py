@@ -21,6 +21,7 @@ it is not true pass.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -494,8 +495,6 @@ def apply(tables: Mapping[str, DataFrame], rules: Mapping[str, list[Rule]], run_
     of the given frame), one ops.expectations row per rule (in file order), and the `fail` rules
     that failed (`result.ok` is False then).
     """
-    import json
-
     checked_at = checked_at or dt.datetime.now(dt.timezone.utc)
     result = QualityResult(tables=dict(tables))
     names = [n for n in rules if rules[n]]

@@ -82,10 +82,11 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
         java_opts = f"{java_opts} -Dlog4j2.configurationFile=file:{log_conf}".strip()
     from pyspark import SparkContext
 
-    # A new driver JVM of our own: map (or write at exit) the class-data archive (lakehouse/classdata.py).
+    # A new driver JVM of our own: map (or write at exit) the class-data archive (lakehouse/classdata.py),
+    # and stop it cleanly at exit (`shutdown`).
+    launching = SparkContext._active_spark_context is None and not os.environ.get("PYSPARK_GATEWAY_PORT")
     archive = None
-    if (spark_cfg.get("class_data_sharing", True) and not os.environ.get("PYSPARK_GATEWAY_PORT")
-            and SparkContext._active_spark_context is None):
+    if launching and spark_cfg.get("class_data_sharing", True):
         from lakehouse import classdata
 
         extra, tmp, final = classdata.java_options(java_version, jars or "", java_opts)
@@ -93,7 +94,6 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
         archive = (tmp, final) if tmp is not None else None
     if java_opts:
         builder = builder.config("spark.driver.extraJavaOptions", java_opts)
-    launching = SparkContext._active_spark_context is None and not os.environ.get("PYSPARK_GATEWAY_PORT")
     spark = builder.getOrCreate()
     if launching and not _SHUTDOWN:
         _SHUTDOWN.append(archive)

@@ -102,10 +102,11 @@ class Lake:
             return spark.createDataFrame([], delta.schema)
         return spark.read.schema(delta.schema).parquet(*files)
 
-    def read_or_empty(self, spark: SparkSession, name: str, schema: str) -> DataFrame:
-        """The table, or an empty frame of `schema` when it does not exist yet."""
+    def read_or_empty(self, spark: SparkSession, name: str, schema: str, pinned: bool = False) -> DataFrame:
+        """The table (through `read_pinned` when `pinned`), or an empty frame of `schema` when it
+        does not exist yet."""
         if self.exists(spark, name):
-            return self.read(spark, name)
+            return self.read_pinned(spark, name) if pinned else self.read(spark, name)
         return spark.createDataFrame([], schema)
 
     def version(self, spark: SparkSession, name: str) -> int | None:
