@@ -19,6 +19,9 @@ REQUIRED_EVENT_FIELDS = ("event_id", "event", "ts", "user_id")
 # optional zone: `Z`/`z` or an offset `+hh:mm`, `+hhmm`, `+hh`. Ranges (months, days, hours, offsets
 # up to 18:00) are checked by the cast of the canonical form built by `_parse_ts`.
 ISO_TS = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}([.,]\d{1,9})?)?([Zz]|[+-]\d{2}(:?\d{2})?)?$"
+# The spelling nearly every producer sends (`2025-01-31T09:30:00.123Z`, `...+02:00`), which Spark's
+# cast reads as it is: `_parse_ts` tries it first and rewrites only the other spellings.
+CANONICAL_TS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
 POINTS_EVENTS = ("points_earned", "points_redeemed")
 UNREADABLE_MARKER = "\u0000lakehouse:unreadable_file:"  # bronze's marker line for a damaged file
 BOM = "\ufeff"
@@ -139,6 +142,11 @@ def _parse_ts(text: Column) -> Column:
     and offsets, and keeps a fraction's first six digits (microseconds, not rounded).
     """
     text = F.trim(text)
+    return F.coalesce(F.when(text.rlike(CANONICAL_TS), text.try_cast("timestamp")), _parse_other_ts(text))
+
+
+def _parse_other_ts(text: Column) -> Column:
+    """`_parse_ts` for the spellings other than `CANONICAL_TS` (four rewrites, then the cast)."""
     canonical = F.regexp_replace(text, r"^(.{10})[Tt ](\d{2}:\d{2})(?!:)", "$1T$2:00")  # minute precision
     canonical = F.regexp_replace(canonical, r"^(.{10})[t ]", "$1T")
     canonical = F.regexp_replace(canonical, ",", ".")
