@@ -390,4 +390,16 @@ EXAMPLES: dict[str, str] = {
     "Weekly distinct active users by device": (
         "SELECT date_trunc('week', activity_date) AS week, device, count(DISTINCT user_id) AS users\n"
         "FROM gold.user_activity_daily\nGROUP BY ALL\nORDER BY week, device"),
+    "Events by name, last 7 days (silver.events)": (
+        "SELECT event, count(*) AS events, count(DISTINCT user_id) AS users\n"
+        "FROM silver.events\nWHERE ts >= (SELECT max(ts) FROM silver.events) - INTERVAL 7 DAY\n"
+        "GROUP BY event\nORDER BY events DESC"),
+    "Orders by currency sent, by segment (silver.events + gold.users)": (
+        "SELECT upper(e.currency) AS currency, u.segment, count(*) AS orders, round(sum(e.amount), 2) AS amount_sent\n"
+        "FROM silver.events e JOIN gold.users u USING (user_id)\n"
+        "WHERE e.event = 'purchase' AND e.payment_status = 'success'\nGROUP BY ALL\nORDER BY orders DESC"),
+    "Session length by segment (silver.sessions + gold.users)": (
+        "SELECT u.segment, count(*) AS sessions, round(median(s.duration_s), 1) AS median_seconds,\n"
+        "       round(avg(s.events), 1) AS events_per_session\n"
+        "FROM silver.sessions s JOIN gold.users u USING (user_id)\nGROUP BY ALL\nORDER BY sessions DESC"),
 }

@@ -134,3 +134,9 @@ def test_the_schema_browser_lists_silver_without_personal_columns(lake):
     assert "silver.events" in text and "silver.sessions" in text and "gold.users" in text
     assert f"{len(frames['events']):,}" in text  # row count from the Delta log
     assert "'city'" not in text and "'email_hash'" not in text and "silver.users'" not in text
+
+
+def test_every_example_query_runs(lake):
+    for name, sql in engine.EXAMPLES.items():
+        t = q(sql)
+        assert t.num_rows > 0, name
