@@ -214,7 +214,8 @@ def _split(tables: dict) -> tuple[dict[str, pa.Table], dict[str, pds.Dataset]]:
     for key, value in tables.items():
         layer, _, name = key.rpartition(".")
         if isinstance(value, pds.Dataset):
-            lazy[name] = value
+            if layer == "silver":
+                lazy[name] = value
         elif layer in ("", "gold"):
             gold[name] = value
     return gold, lazy
@@ -257,8 +258,9 @@ def _database(tables: dict) -> duckdb.DuckDBPyConnection:
             con.execute(f"CREATE VIEW main.{ident} AS SELECT * FROM gold.{ident}")
         con.execute("CREATE SCHEMA silver")
         for name, dataset in lazy.items():
-            con.register(_scan_name(name), dataset)  # the view binds to each cursor's registration
+            con.register(_scan_name(name), dataset)  # the view binds to each cursor's own registration
             con.execute(f"CREATE VIEW silver.{_ident(name)} AS SELECT * FROM {_ident(_scan_name(name))}")
+            con.unregister(_scan_name(name))  # keeps no old version alive
         held = con.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchone()[0]
         con.execute(f"SET memory_limit = '{(int(held) + QUERY_MEMORY) // 2**20}MB'")
         con.execute("SET GLOBAL TimeZone = 'UTC'")  # timestamps show as UTC whatever the server's zone

@@ -640,7 +640,8 @@ def silver_frames(user_ids, start: date, n_days: int, n_events: int = 600, seed:
     g["is_derived"] = False
     profiles = pd.DataFrame({"user_id": users, "registered_at": pd.Timestamp(start, tz="UTC"), "gender": "female",
                              "birth_date": date(1990, 5, 17), "age": 35, "country": "SE", "city": "Malmö",
-                             "signup_channel": "organic", "email_hash": [hashlib.sha256(str(x).encode()).hexdigest() for x in users],
+                             "signup_channel": "organic",
+                             "email_hash": [hashlib.sha256(str(x).encode()).hexdigest() for x in users],
                              "updated_at": pd.Timestamp(start, tz="UTC"), "source_file": "users.csv", "batch_id": 0})
     return {"events": events, "sessions": g, "users": profiles}
 
