@@ -1,4 +1,10 @@
-"""SQL Lab engine: one read-only SELECT over the gold tables with DuckDB on Arrow.
+"""SQL Lab engine: one read-only SELECT over the gold tables and silver.events / silver.sessions
+with DuckDB on Arrow.
+
+The gold tables are loaded into DuckDB; the two silver tables are pyarrow datasets over their current
+Delta version, limited to the columns data.py offers (no personal data, no lineage), scanned in place
+with DuckDB's projection and filter pushdown. silver.users, bronze and ops are refused by name, and a
+withheld column (city, referrer, properties, …) gets a message saying why.
 
 Two layers of protection. DuckDB's own parser decides what a query is: it must
 parse (else the parser's message is shown), be exactly one statement of type
@@ -23,6 +29,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pds
+from .data import SQL_NOT_OFFERED, SQL_SILVER_COLUMNS, SQL_WITHHELD_COLUMNS
 from .wording import count
 
 MAX_ROWS = 10_000
@@ -120,13 +128,14 @@ def _parser_message(exc: Exception) -> str:
     return f"{first} (line {m.group(1)})" if m else first
 
 
-def _walk(node, functions: list[str], tables: list[str]) -> None:
-    """Collect function names and base-table names from DuckDB's JSON syntax tree."""
+def _walk(node, functions: list[str], tables: list[tuple[str, str]]) -> None:
+    """Collect function names and base tables (schema, name) from DuckDB's JSON syntax tree."""
     if isinstance(node, dict):
         if node.get("class") == "FUNCTION" and isinstance(node.get("function_name"), str):
             functions.append(node["function_name"])
         if node.get("type") == "BASE_TABLE" and isinstance(node.get("table_name"), str):
-            tables.append(node["table_name"])
+            schema = node.get("schema_name")
+            tables.append((schema if isinstance(schema, str) else "", node["table_name"]))
         for v in node.values():
             _walk(v, functions, tables)
     elif isinstance(node, list):
@@ -156,56 +165,120 @@ def check_query(sql: str) -> str:
     if tree.get("error"):
         raise QuerySyntaxError(str(tree.get("error_message") or "The query could not be parsed."))
     functions: list[str] = []
-    tables: list[str] = []
+    tables: list[tuple[str, str]] = []
     _walk(tree.get("statements"), functions, tables)
     for name in functions:
         if FORBIDDEN_FUNCTION.fullmatch(name):
-            raise QueryRefused(f"'{name}' is not allowed: SQL Lab reads the gold tables only "
+            raise QueryRefused(f"'{name}' is not allowed: SQL Lab reads the lake's tables only "
                                "(no files, network, settings or extensions).")
-    for name in tables:
+    for schema, name in tables:
         if re.search(r"[/\\:.]", name):
-            raise QueryRefused(f"Reading files is not allowed ('{name}'): query gold.<table> or <table>.")
+            raise QueryRefused(f"Reading files is not allowed ('{name}'): query gold.<table> or <table>, "
+                               f"{OFFERED_SILVER}.")
+        _check_offered(schema.lower(), name.lower())
     return sql.strip()
+
+
+OFFERED_SILVER = " or ".join(f"silver.{name}" for name in SQL_SILVER_COLUMNS)
+
+
+def _check_offered(schema: str, name: str) -> None:
+    """Refuse a lake table SQL Lab does not offer (silver.users, bronze, ops), saying why."""
+    if schema == "silver" and name not in SQL_SILVER_COLUMNS:
+        why = SQL_NOT_OFFERED.get(f"silver.{name}", "not offered in SQL Lab")
+        raise QueryRefused(f"silver.{name} is not offered in SQL Lab: {why}. Query gold.<table>, "
+                           f"{OFFERED_SILVER}.")
+    if schema in ("bronze", "ops"):
+        raise QueryRefused(f"{schema}.{name} is not offered in SQL Lab (raw or internal data). Query "
+                           f"gold.<table>, {OFFERED_SILVER}.")
+
+
+def _withheld_column(exc: duckdb.Error) -> str | None:
+    """The message for a binder error naming a column SQL Lab leaves out (None for any other error)."""
+    m = re.search(r'(?:Referenced column|column named) "([^"]+)"', str(exc))
+    if not m or m.group(1).lower() not in SQL_WITHHELD_COLUMNS:
+        return None
+    col = m.group(1)
+    return (f"Column '{col}' is not offered in SQL Lab: {SQL_WITHHELD_COLUMNS[col.lower()]}. silver.events and "
+            "silver.sessions leave out personal data and lineage (see the table list).")
 
 
 _db_lock = threading.Lock()
 _db: tuple[tuple, dict, duckdb.DuckDBPyConnection] | None = None
 
 
-def _database(tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
-    """A locked-down in-memory DuckDB holding the gold tables as `gold.<name>` (plus views `<name>`).
+def _split(tables: dict) -> tuple[dict[str, pa.Table], dict[str, pds.Dataset]]:
+    """The catalogue in two: gold tables to load ({name: Arrow table}) and silver tables to scan in
+    place ({name: pyarrow dataset}). Keys are `gold.<name>` / `silver.<name>`; a bare name is gold."""
+    gold, lazy = {}, {}
+    for key, value in tables.items():
+        layer, _, name = key.rpartition(".")
+        if isinstance(value, pds.Dataset):
+            if layer == "silver":
+                lazy[name] = value
+        elif layer in ("", "gold"):
+            gold[name] = value
+    return gold, lazy
 
-    Built once per set of table versions (data.py hands out one Arrow object per version, so the
-    objects' identities are the key; the entry keeps them alive so an id cannot be reused).
-    Queries run on cursors of it, so they do not pay for loading and can run side by side.
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _scan_name(name: str) -> str:
+    """The per-connection name a silver dataset is registered under (silver.<name> is a view of it)."""
+    return f"_scan_silver_{name}"
+
+
+def _database(tables: dict) -> duckdb.DuckDBPyConnection:
+    """A locked-down in-memory DuckDB holding the gold tables as `gold.<name>` (plus views `<name>`)
+    and views `silver.<name>` over the silver datasets.
+
+    Built once per set of gold table versions (data.py hands out one Arrow object per version, so the
+    objects' identities are the key; the entry keeps them alive so an id cannot be reused) and silver
+    schemas. Silver is never loaded: each cursor registers the datasets of the current versions (see
+    `connect`), so a new silver version needs no rebuild. Queries run on cursors of it, so they do not
+    pay for loading and can run side by side.
     """
     global _db
-    key = tuple(sorted((name, id(t)) for name, t in tables.items()))
+    gold, lazy = _split(tables)
+    key = (tuple(sorted((name, id(t)) for name, t in gold.items())),
+           tuple(sorted((name, str(d.schema)) for name, d in lazy.items())))
     with _db_lock:
         if _db is not None and _db[0] == key:
             return _db[2]
         # loading is not limited; queries get QUERY_MEMORY on top of what the tables hold
         con = duckdb.connect(":memory:", config={k: v for k, v in ENGINE_CONFIG.items() if k != "memory_limit"})
         con.execute("CREATE SCHEMA gold")
-        for name, table in tables.items():
-            ident = '"' + name.replace('"', '""') + '"'
+        for name, table in gold.items():
+            ident = _ident(name)
             con.register("_arrow_src", table)
             con.execute(f"CREATE TABLE gold.{ident} AS SELECT * FROM _arrow_src")
             con.unregister("_arrow_src")
             con.execute(f"CREATE VIEW main.{ident} AS SELECT * FROM gold.{ident}")
+        con.execute("CREATE SCHEMA silver")
+        for name, dataset in lazy.items():
+            con.register(_scan_name(name), dataset)  # the view binds to each cursor's own registration
+            con.execute(f"CREATE VIEW silver.{_ident(name)} AS SELECT * FROM {_ident(_scan_name(name))}")
+            con.unregister(_scan_name(name))  # keeps no old version alive
         held = con.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchone()[0]
         con.execute(f"SET memory_limit = '{(int(held) + QUERY_MEMORY) // 2**20}MB'")
+        con.execute("SET GLOBAL TimeZone = 'UTC'")  # timestamps show as UTC whatever the server's zone
         con.execute("SET lock_configuration = true")
         old = _db
-        _db = (key, dict(tables), con)
+        _db = (key, dict(gold), con)
     if old is not None:
         old[2].close()
     return con
 
 
-def connect(tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
-    """A cursor on the locked-down database of the gold tables (close it when done)."""
-    return _database(tables).cursor()
+def connect(tables: dict) -> duckdb.DuckDBPyConnection:
+    """A cursor on the locked-down database of the catalogue (close it when done): the gold tables, and
+    the silver datasets of the versions in `tables` registered for this cursor only."""
+    cur = _database(tables).cursor()
+    for name, dataset in _split(tables)[1].items():
+        cur.register(_scan_name(name), dataset)
+    return cur
 
 
 class QueryOutOfMemory(RuntimeError):
@@ -288,6 +361,11 @@ def run_query(sql: str, tables: dict[str, pa.Table], max_rows: int = MAX_ROWS,
                                    "gives a query: add filters, a LIMIT or aggregate first.") from None
         except duckdb.PermissionException as exc:
             raise QueryRefused(f"Not allowed: {_one_line(exc)}") from None
+        except duckdb.BinderException as exc:
+            withheld = _withheld_column(exc)
+            if withheld:
+                raise QueryRefused(withheld) from None
+            raise QueryError(_parser_message(exc)) from None
         except duckdb.Error as exc:
             raise QueryError(_parser_message(exc)) from None
     finally:
@@ -314,4 +392,16 @@ EXAMPLES: dict[str, str] = {
     "Weekly distinct active users by device": (
         "SELECT date_trunc('week', activity_date) AS week, device, count(DISTINCT user_id) AS users\n"
         "FROM gold.user_activity_daily\nGROUP BY ALL\nORDER BY week, device"),
+    "Events by name, last 7 days (silver.events)": (
+        "SELECT event, count(*) AS events, count(DISTINCT user_id) AS users\n"
+        "FROM silver.events\nWHERE ts >= (SELECT max(ts) FROM silver.events) - INTERVAL 7 DAY\n"
+        "GROUP BY event\nORDER BY events DESC"),
+    "Orders by currency sent, by segment (silver.events + gold.users)": (
+        "SELECT upper(e.currency) AS currency, u.segment, count(*) AS orders, round(sum(e.amount), 2) AS amount_sent\n"
+        "FROM silver.events e JOIN gold.users u USING (user_id)\n"
+        "WHERE e.event = 'purchase' AND e.payment_status = 'success'\nGROUP BY ALL\nORDER BY orders DESC"),
+    "Session length by segment (silver.sessions + gold.users)": (
+        "SELECT u.segment, count(*) AS sessions, round(median(s.duration_s), 1) AS median_seconds,\n"
+        "       round(avg(s.events), 1) AS events_per_session\n"
+        "FROM silver.sessions s JOIN gold.users u USING (user_id)\nGROUP BY ALL\nORDER BY sessions DESC"),
 }

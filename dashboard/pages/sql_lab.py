@@ -1,4 +1,5 @@
-"""SQL Lab: a read-only SQL editor over the gold tables (DuckDB on Arrow), results grid and CSV."""
+"""SQL Lab: a read-only SQL editor over the gold tables and silver.events / silver.sessions (DuckDB on Arrow),
+results grid and CSV."""
 
 import dash
 import dash_bootstrap_components as dbc
@@ -14,20 +15,28 @@ dash.register_page(__name__, path="/sql-lab", name="SQL Lab", order=10, title="S
 FIRST_EXAMPLE = next(iter(engine.EXAMPLES.values()))
 
 
+def _table_item(qualified, schema, rows, icon):
+    return html.Details([
+        html.Summary([html.I(className=f"bi {icon} me-1 text-primary"), qualified,
+                      html.Span(f" {rows:,}" if rows is not None else "", className="col-type ms-1")]),
+        html.Ul([html.Li([f.name, " ", html.Span(str(f.type), className="col-type")]) for f in schema],
+                className="list-unstyled ms-3 mb-1"),
+    ])
+
+
 def _schema_browser():
     tables = data.sql_tables()
     if not tables:
         return c.empty_state("No gold tables yet")
-    items = []
-    for name in sorted(tables):
-        schema = tables[name].schema
-        items.append(html.Details([
-            html.Summary([html.I(className="bi bi-table me-1 text-primary"), name,
-                          html.Span(f" {tables[name].num_rows:,}", className="col-type ms-1")]),
-            html.Ul([html.Li([f.name, " ", html.Span(str(f.type), className="col-type")]) for f in schema],
-                    className="list-unstyled ms-3 mb-1"),
-        ]))
-    return html.Div(items, className="schema-browser")
+    gold = sorted(k for k in tables if k.startswith("gold."))
+    silver = sorted(k for k in tables if k.startswith("silver."))
+    items = [_table_item(k, tables[k].schema, tables[k].num_rows, "bi-table") for k in gold]
+    if silver:
+        items.append(html.Div("silver (scanned in place; no personal data)", className="small text-muted mt-2 mb-1",
+                              title="Left out: " + ", ".join(sorted(data.SQL_WITHHELD_COLUMNS)) + "; and "
+                                    + ", ".join(sorted(data.SQL_NOT_OFFERED)) + ". See docs/dashboard.md."))
+        items += [_table_item(k, tables[k].schema, data.sql_table_rows(k), "bi-table") for k in silver]
+    return html.Div(items, className="schema-browser", id="sql-schema")
 
 
 def layout(**query):
@@ -43,7 +52,8 @@ def layout(**query):
         dcc.Download(id="sql-dl"),
     ], className="d-flex align-items-center mb-2")
     return html.Div([
-        c.page_header("SQL Lab", "Read-only SQL over the gold tables: gold.<table> or <table>. One SELECT/WITH "
+        c.page_header("SQL Lab", "Read-only SQL over the gold tables (gold.<table> or <table>) and silver.events, "
+                      "silver.sessions without personal data. One SELECT/WITH "
                       f"query; at most {engine.MAX_ROWS:,} rows and {engine.MAX_BYTES // 2**20} MB shown; stopped after "
                       f"{engine.TIMEOUT_S:g} s or {engine.QUERY_MEMORY // 2**20} MB of memory.",
                       icon="terminal"),

@@ -11,6 +11,7 @@ be checked against the gold aggregates. Run as a script to build a bigger lake:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -586,6 +587,81 @@ def write_erasures(root: Path | str, rows: list[dict]) -> Path:
     """Append ops.erasures rows as `lakehouse forget` logs them (one per user id; missing keys null)."""
     df = pd.DataFrame([{c: r.get(c) for c, _ in ERASURES_SCHEMA} for r in rows])
     return write_table(Path(root), "ops", "erasures", _to_arrow("erasures", df, ERASURES_SCHEMA), mode="append")
+
+
+SILVER_EVENTS_SCHEMA = [
+    ("event_id", S), ("event", S), ("ts", TS), ("user_id", S), ("session_id", S), ("country", S), ("city", S),
+    ("device", S), ("os", S), ("app_version", S), ("referrer", S), ("page", S), ("item_id", S), ("item_type", S),
+    ("category", S), ("price", F), ("quantity", I), ("cart_value", F), ("order_id", S), ("amount", F),
+    ("currency", S), ("payment_status", S), ("course_id", S), ("progress_pct", F), ("quiz_id", S), ("score", F),
+    ("max_score", F), ("passed", B), ("duration_s", F), ("points", L), ("reason", S), ("reward", S),
+    ("channel", S), ("properties", S), ("source_file", S), ("batch_id", L), ("ingested_at", TS)]
+SILVER_USERS_SCHEMA = [("user_id", S), ("registered_at", TS), ("gender", S), ("birth_date", D), ("age", I),
+                       ("country", S), ("city", S), ("signup_channel", S), ("email_hash", S), ("updated_at", TS),
+                       ("source_file", S), ("batch_id", L)]
+SILVER_EVENT_NAMES = ["page_view", "item_view", "add_to_cart", "purchase", "points_earned", "session_start"]
+
+
+def silver_frames(user_ids, start: date, n_days: int, n_events: int = 600, seed: int = 5) -> dict[str, pd.DataFrame]:
+    """Small silver.events / silver.sessions / silver.users frames for the given users, with personal
+    columns (city, referrer, raw properties, email_hash) filled so that tests can see them withheld."""
+    rng = np.random.default_rng(seed)
+    users = np.asarray(list(user_ids), dtype=object)
+    u = users[rng.integers(0, len(users), n_events)]
+    day = rng.integers(0, n_days, n_events)
+    ts = (pd.Timestamp(start, tz="UTC") + pd.to_timedelta(day, unit="D")
+          + pd.to_timedelta(rng.integers(0, 86_400_000, n_events), unit="ms"))
+    event = np.asarray(SILVER_EVENT_NAMES, dtype=object)[rng.integers(0, len(SILVER_EVENT_NAMES), n_events)]
+    purchase = event == "purchase"
+    page = np.where(event == "page_view", np.asarray(PAGES, dtype=object)[rng.integers(0, len(PAGES), n_events)],
+                    None)
+    amount = np.where(purchase, np.round(rng.uniform(1, 80, n_events), 2), np.nan)
+    points = np.where(event == "points_earned", rng.integers(1, 50, n_events).astype(float), np.nan)
+    events = pd.DataFrame({
+        "event_id": [f"e{i:06d}" for i in range(n_events)], "event": event, "ts": ts,
+        "user_id": u, "session_id": [f"s-{x}-{d}" for x, d in zip(u, day)],
+        "country": np.asarray(COUNTRIES, dtype=object)[rng.integers(0, len(COUNTRIES), n_events)],
+        "city": "Malmö", "device": np.asarray(DEVICES, dtype=object)[rng.integers(0, len(DEVICES), n_events)],
+        "os": "android", "app_version": "3.1.0", "referrer": [f"https://mail.example/?to={x}@example.com" for x in u],
+        "page": page, "item_id": None, "item_type": None, "category": None, "price": np.nan, "quantity": np.nan,
+        "cart_value": np.nan, "order_id": [f"o{i}" if p else None for i, p in enumerate(purchase)],
+        "amount": amount, "currency": np.where(purchase, "USD", None), "payment_status": np.where(purchase, "success",
+                                                                                               None),
+        "course_id": None, "progress_pct": np.nan, "quiz_id": None, "score": np.nan, "max_score": np.nan,
+        "passed": False, "duration_s": np.nan, "points": points, "reason": np.where(event == "points_earned",
+                                                                                  "streak", None),
+        "reward": None, "channel": None,
+        "properties": [json.dumps({"email": f"{x}@example.com"}) for x in u],
+        "source_file": "/landing/events/part-1.jsonl", "batch_id": day // 30, "ingested_at": ts,
+    })
+    g = events.groupby(["user_id", "session_id"], as_index=False).agg(
+        session_start=("ts", "min"), session_end=("ts", "max"), events=("ts", "size"))
+    g["duration_s"] = (g.session_end - g.session_start).dt.total_seconds()
+    g["is_derived"] = False
+    profiles = pd.DataFrame({"user_id": users, "registered_at": pd.Timestamp(start, tz="UTC"), "gender": "female",
+                             "birth_date": date(1990, 5, 17), "age": 35, "country": "SE", "city": "Malmö",
+                             "signup_channel": "organic",
+                             "email_hash": [hashlib.sha256(str(x).encode()).hexdigest() for x in users],
+                             "updated_at": pd.Timestamp(start, tz="UTC"), "source_file": "users.csv", "batch_id": 0})
+    return {"events": events, "sessions": g, "users": profiles}
+
+
+def sessions_arrow(df: pd.DataFrame) -> pa.Table:
+    """silver.sessions as the pipeline writes it (duration_s is decimal(18,6))."""
+    t = _to_arrow("sessions", df, [("user_id", S), ("session_id", S), ("session_start", TS), ("session_end", TS),
+                                   ("events", L), ("duration_s", F), ("is_derived", B)])
+    return t.set_column(5, "duration_s", t.column("duration_s").cast(pa.decimal128(18, 6)))
+
+
+def write_silver(root: Path | str, frames: dict[str, pd.DataFrame], mode: str = "overwrite") -> None:
+    """Write silver.events (partitioned by batch_id, as the pipeline does), silver.sessions, silver.users."""
+    root = Path(root)
+    for name, table in (("events", _to_arrow("events", frames["events"], SILVER_EVENTS_SCHEMA)),
+                        ("sessions", sessions_arrow(frames["sessions"])),
+                        ("users", _to_arrow("users", frames["users"], SILVER_USERS_SCHEMA))):
+        path = root / "silver" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_deltalake(str(path), table, mode=mode, partition_by=["batch_id"] if name == "events" else None)
 
 
 def build_fake_lake(root: Path | str, n_users: int = 80, n_days: int = 70, start: date = date(2024, 1, 1),
