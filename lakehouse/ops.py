@@ -114,3 +114,20 @@ def pending_bytes(lake: Lake, after_batch: int) -> int:
     except TableNotFoundError:
         return 0
     return sum(r["size"] or 0 for r in rows if r["batch_id"] > after_batch and r["status"] == "committed")
+
+
+def batch_feeds(lake: Lake) -> dict[int, set[str]]:
+    """The feeds (`events`, `users`) with landed files in each committed ingest batch.
+
+    What silver needs to know about a batch without a Spark job: bronze writes a feed's rows for a
+    batch exactly when the batch has files of that feed.
+    """
+    try:
+        rows = read(lake, "ops.ingest_files")
+    except TableNotFoundError:
+        return {}
+    out: dict[int, set[str]] = {}
+    for r in rows:
+        if r["status"] == "committed":
+            out.setdefault(r["batch_id"], set()).add(r["feed"])
+    return out

@@ -139,11 +139,12 @@ def process(spark: SparkSession, lake: Lake, cfg: dict, bronze_batches: list[int
         mark[0] = now
 
     last = done_batches(lake, "silver")
+    feeds = ops.batch_feeds(lake)  # which feeds each batch landed files for (no Spark job)
     for batch_id in [b for b in bronze_batches if b > last]:
         added = 0
-        if lake.exists(spark, "bronze.events") and lake.read(spark, "bronze.events").filter(F.col("batch_id") == batch_id).limit(1).count():
+        if "events" in feeds.get(batch_id, ()):
             added = _events_batch(spark, lake, cfg, batch_id, result, lap)
-        if lake.exists(spark, "bronze.users") and lake.read(spark, "bronze.users").filter(F.col("batch_id") == batch_id).limit(1).count():
+        if "users" in feeds.get(batch_id, ()):
             _profiles_batch(spark, lake, cfg, batch_id, result)
             lap(f"batch {batch_id} profiles")
         if lake.exists(spark, "silver.events") and (added or not lake.exists(spark, "silver.sessions")):
