@@ -8,6 +8,7 @@ import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
 
+from lakehouse.session import tuned
 from lakehouse.transforms import gold as G
 
 D = dt.date
@@ -239,3 +240,22 @@ def test_purchases_count_only_successful_payments(spark):
     e, days, users, rng, cal = build(spark, events)
     r = days.collect()[0]
     assert (r["purchases"], r["revenue"]) == (1, 10.0)
+
+
+def test_a_gold_table_is_sorted_in_one_partition_without_a_sampling_job(spark):
+    # A global orderBy samples its range boundaries in a Spark job of its own, one per table;
+    # `in_order` gives the same rows in the same order in one partition, in one job.
+    df = spark.createDataFrame([(3, "c"), (1, "a"), (2, "b"), (1, "z")], "k int, v string").repartition(3)
+    scheduler = spark.sparkContext._jsc.sc().dagScheduler()
+
+    def jobs_to_collect(frame):
+        before = scheduler.nextJobId()
+        rows = [tuple(r) for r in frame.collect()]
+        return rows, scheduler.nextJobId() - before
+
+    with tuned(spark, {"spark.sql.adaptive.enabled": "false"}):  # as gold runs (spark.layers.gold)
+        ordered, ordered_jobs = jobs_to_collect(df.orderBy("k", "v"))
+        rows, jobs = jobs_to_collect(df.transform(G.in_order("k", "v")))
+    assert rows == ordered == [(1, "a"), (1, "z"), (2, "b"), (3, "c")]
+    assert df.transform(G.in_order("k", "v")).rdd.getNumPartitions() == 1
+    assert (jobs, ordered_jobs) == (1, 2)

@@ -16,6 +16,16 @@ from pyspark.sql import Column, DataFrame, Window
 
 Transform = Callable[[DataFrame], DataFrame]
 
+
+def in_order(*cols) -> Transform:
+    """A gold table's rows in one partition, sorted by `cols` (how every gold table is written).
+
+    A global `orderBy` is a range shuffle whose boundaries Spark samples in a job of its own, one
+    per table; gold tables are small, so one single-partition exchange and a sort of that partition
+    give the same rows in the same order without that job.
+    """
+    return lambda df: df.repartition(1).sortWithinPartitions(*cols)
+
 AGE_GROUPS = ((None, 18, "<18"), (18, 25, "18-24"), (25, 35, "25-34"), (35, 45, "35-44"),
               (45, 55, "45-54"), (55, 65, "55-64"), (65, None, "65+"))
 
@@ -309,7 +319,7 @@ def engagement_daily(cal: DataFrame, days: DataFrame, rolling: DataFrame, users:
         (F.col("dau") - F.col("new_active_users")).cast("long").alias("existing_active_users"),
         F.col("installs").cast("long").alias("installs"),
         F.col("uninstalls").cast("long").alias("uninstalls"),
-    ).orderBy("activity_date")
+    ).transform(in_order("activity_date"))
 
 
 def lifecycle_daily(cal: DataFrame, neighbours: DataFrame, users: DataFrame, rng: DateRange) -> DataFrame:
@@ -336,7 +346,7 @@ def lifecycle_daily(cal: DataFrame, neighbours: DataFrame, users: DataFrame, rng
         "activity_date",
         *[F.when(first, F.lit(None)).otherwise(F.coalesce(F.col(c), F.lit(0))).cast("long").alias(c)
           for c in ("new", "returning", "resurrecting", "dormant")],
-    ).orderBy("activity_date")
+    ).transform(in_order("activity_date"))
 
 
 def engagement_monthly(days: DataFrame, users: DataFrame, daily: DataFrame, rng: DateRange) -> DataFrame:
@@ -366,7 +376,7 @@ def engagement_monthly(days: DataFrame, users: DataFrame, daily: DataFrame, rng:
         F.col("avg_dau").cast("double").alias("avg_dau"),
         _ratio(F.col("avg_dau"), F.col("mau")).alias("stickiness"),
         ((F.col("month") >= F.lit(rng.start)) & (last_day <= F.lit(rng.end))).alias("is_complete"),
-    ).orderBy("month")
+    ).transform(in_order("month"))
 
 
 # ---------------------------------------------------------------- demographics and users
@@ -379,7 +389,7 @@ def demographics(users: DataFrame, rng: DateRange, window_days: int = 30) -> Dat
         F.count(F.lit(1)).cast("long").alias("users"),
         F.sum(F.when(F.col("last_active_date") >= since, 1).otherwise(0)).cast("long").alias("active_users_30d"),
         F.sum(F.when(F.col("first_seen_date").between(since, until), 1).otherwise(0)).cast("long").alias("new_users_30d"),
-    ).orderBy("gender", "age_group", "country")
+    ).transform(in_order("gender", "age_group", "country"))
 
 
 def loyalty_events(events: DataFrame) -> DataFrame:
@@ -422,7 +432,7 @@ def loyalty_daily(cal: DataFrame, points: DataFrame, daily: DataFrame, opening: 
         *[F.col(c).cast("long").alias(c) for c in ("points_earned", "points_redeemed", "earners", "redeemers", "participants")],
         _ratio(F.col("participants"), F.col("dau")).alias("participation_rate"),
         (F.col("opening") + F.sum(F.col("points_earned") - F.col("points_redeemed")).over(running)).cast("long").alias("outstanding_points"),
-    ).orderBy("activity_date")
+    ).transform(in_order("activity_date"))
 
 
 def loyalty_balances(points: DataFrame) -> DataFrame:
@@ -433,7 +443,7 @@ def loyalty_balances(points: DataFrame) -> DataFrame:
         (F.sum("earned") - F.sum("redeemed")).cast("long").alias("balance"),
         F.min("activity_date").alias("first_loyalty_date"),
         F.max("activity_date").alias("last_loyalty_date"),
-    ).orderBy("user_id")
+    ).transform(in_order("user_id"))
 
 
 def add_loyalty_balances(previous: DataFrame, new: DataFrame) -> DataFrame:
@@ -445,7 +455,7 @@ def add_loyalty_balances(previous: DataFrame, new: DataFrame) -> DataFrame:
         F.sum("balance").cast("long").alias("balance"),
         F.min("first_loyalty_date").alias("first_loyalty_date"),
         F.max("last_loyalty_date").alias("last_loyalty_date"),
-    ).orderBy("user_id")
+    ).transform(in_order("user_id"))
 
 
 def user_activity_daily(days: DataFrame, users: DataFrame) -> DataFrame:
@@ -471,4 +481,4 @@ def users_table(users: DataFrame, balances: DataFrame) -> DataFrame:
 
 def quarantine_summary(quarantine: DataFrame) -> DataFrame:
     """Quarantined lines per feed and reason."""
-    return quarantine.groupBy("feed", "reason").agg(F.count(F.lit(1)).cast("long").alias("lines")).orderBy("feed", "reason")
+    return quarantine.groupBy("feed", "reason").agg(F.count(F.lit(1)).cast("long").alias("lines")).transform(in_order("feed", "reason"))

@@ -13,7 +13,7 @@ from typing import Sequence
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
-from lakehouse.transforms.gold import DateRange, _ratio, local_date, money_sum
+from lakehouse.transforms.gold import DateRange, _ratio, in_order, local_date, money_sum
 
 DEFAULT_FUNNEL_STEPS = ("item_view", "add_to_cart", "checkout_start", "purchase")
 UNKNOWN = "unknown"
@@ -84,7 +84,7 @@ def retention_daily(cal: DataFrame, users: DataFrame, days: DataFrame, rng: Date
         _long("retained_users"),
         _long("retained_users_unbounded"),
         _ratio(F.col("retained_users"), F.col("cohort_size")).alias("retention_rate"),
-    ).orderBy("cohort_date", "day_n")
+    ).transform(in_order("cohort_date", "day_n"))
 
 
 def retention_weekly(cal: DataFrame, users: DataFrame, days: DataFrame, rng: DateRange,
@@ -118,7 +118,7 @@ def retention_weekly(cal: DataFrame, users: DataFrame, days: DataFrame, rng: Dat
         _long("cohort_size"),
         _long("retained_users"),
         _ratio(F.coalesce(F.col("retained_users"), F.lit(0)), F.coalesce(F.col("cohort_size"), F.lit(0))).alias("retention_rate"),
-    ).orderBy("cohort_week", "week_n")
+    ).transform(in_order("cohort_week", "week_n"))
 
 
 # ---------------------------------------------------------------- funnel
@@ -199,7 +199,7 @@ def funnel_daily(active: DataFrame, steps: Sequence[str] = DEFAULT_FUNNEL_STEPS,
     return (
         per_pair.select("activity_date", "device", F.explode(rows).alias("_r"))
         .select("activity_date", "device", "_r.step_index", "_r.step_name", "_r.users")
-        .orderBy("activity_date", "device", "step_index")
+        .transform(in_order("activity_date", "device", "step_index"))
     )
 
 
@@ -232,7 +232,7 @@ def revenue_daily(cal: DataFrame, active: DataFrame, days: DataFrame) -> DataFra
         _ratio(F.col("buyers"), F.col("dau")).alias("conversion_rate"),
         _ratio(F.col("revenue"), F.col("dau")).alias("arpu"),
         _ratio(F.col("revenue"), F.col("buyers")).alias("arppu"),
-    ).orderBy("activity_date")
+    ).transform(in_order("activity_date"))
 
 
 def user_revenue(active: DataFrame) -> DataFrame:
@@ -244,7 +244,7 @@ def user_revenue(active: DataFrame) -> DataFrame:
         F.coalesce(money_sum(F.col("amount")), F.lit(0.0)).cast("double").alias("revenue"),
         F.min("activity_date").alias("first_purchase_date"),
         F.max("activity_date").alias("last_purchase_date"),
-    ).orderBy("user_id")
+    ).transform(in_order("user_id"))
 
 
 def revenue_by_currency_daily(money: DataFrame) -> DataFrame:
@@ -267,7 +267,7 @@ def revenue_by_currency_daily(money: DataFrame) -> DataFrame:
         F.col("amount").cast("double").alias("amount"),
         F.when(converted, F.col("revenue")).cast("double").alias("revenue"),
         converted.alias("converted"),
-    ).orderBy("activity_date", "currency")
+    ).transform(in_order("activity_date", "currency"))
 
 
 def add_user_revenue(previous: DataFrame, new: DataFrame) -> DataFrame:
@@ -277,7 +277,7 @@ def add_user_revenue(previous: DataFrame, new: DataFrame) -> DataFrame:
         F.coalesce(money_sum(F.col("revenue")), F.lit(0.0)).cast("double").alias("revenue"),
         F.min("first_purchase_date").alias("first_purchase_date"),
         F.max("last_purchase_date").alias("last_purchase_date"),
-    ).orderBy("user_id")
+    ).transform(in_order("user_id"))
 
 
 # ---------------------------------------------------------------- sessions
@@ -299,7 +299,7 @@ def sessions_daily(cal: DataFrame, sessions: DataFrame, timezone: str) -> DataFr
         _long("total_session_seconds"),
         _ratio(F.col("total_session_seconds"), F.col("sessions")).alias("avg_session_seconds"),
         _ratio(F.col("total_session_seconds"), F.col("users")).alias("avg_time_per_user_seconds"),
-    ).orderBy("activity_date")
+    ).transform(in_order("activity_date"))
 
 
 # ---------------------------------------------------------------- events and content
@@ -319,7 +319,7 @@ def event_counts_daily(cal: DataFrame, events: DataFrame, rng: DateRange,
     else:
         names = cal.sparkSession.createDataFrame([(n,) for n in sorted(names)], "event string")
     out = cal.crossJoin(F.broadcast(names)).join(counts, ["activity_date", "event"], "left")
-    return out.select("activity_date", "event", _long("events"), _long("users")).orderBy("activity_date", "event")
+    return out.select("activity_date", "event", _long("events"), _long("users")).transform(in_order("activity_date", "event"))
 
 
 def page_views_daily(active: DataFrame, rng: DateRange) -> DataFrame:
@@ -328,7 +328,7 @@ def page_views_daily(active: DataFrame, rng: DateRange) -> DataFrame:
     return views.groupBy("activity_date", F.coalesce(F.col("page"), F.lit(UNKNOWN)).alias("page")).agg(
         F.count(F.lit(1)).cast("long").alias("views"),
         F.countDistinct("user_id").cast("long").alias("users"),
-    ).orderBy("activity_date", "page")
+    ).transform(in_order("activity_date", "page"))
 
 
 def hourly_activity(events: DataFrame) -> DataFrame:
@@ -336,14 +336,14 @@ def hourly_activity(events: DataFrame) -> DataFrame:
     return events.groupBy("event", F.col("day_of_week").cast("int").alias("day_of_week"),
                           F.col("hour").cast("int").alias("hour")).agg(
         F.count(F.lit(1)).cast("long").alias("events")
-    ).orderBy("event", "day_of_week", "hour")
+    ).transform(in_order("event", "day_of_week", "hour"))
 
 
 def add_hourly_activity(previous: DataFrame, new: DataFrame) -> DataFrame:
     """hourly_activity after new events: counts add up (silver holds every event once)."""
     return previous.unionByName(new).groupBy("event", "day_of_week", "hour").agg(
         F.sum("events").cast("long").alias("events")
-    ).orderBy("event", "day_of_week", "hour")
+    ).transform(in_order("event", "day_of_week", "hour"))
 
 
 def quiz_daily(active: DataFrame, rng: DateRange) -> DataFrame:
@@ -362,7 +362,7 @@ def quiz_daily(active: DataFrame, rng: DateRange) -> DataFrame:
         _ratio(F.col("passes"), F.col("attempts")).alias("pass_rate"),
         F.col("avg_score_pct").cast("double").alias("avg_score_pct"),
         F.col("avg_duration_s").cast("double").alias("avg_duration_s"),
-    ).orderBy("activity_date", "quiz_id")
+    ).transform(in_order("activity_date", "quiz_id"))
 
 
 def course_progress(active: DataFrame) -> DataFrame:
@@ -375,4 +375,4 @@ def course_progress(active: DataFrame) -> DataFrame:
     return agg.select(
         "course_id", _long("learners"), _long("completions"),
         _ratio(F.col("completions"), F.col("learners")).alias("completion_rate"),
-    ).orderBy("course_id")
+    ).transform(in_order("course_id"))

@@ -26,7 +26,7 @@ from pyspark.ml.feature import PCA, StandardScaler, VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 
-from lakehouse.transforms.gold import DateRange, _ratio
+from lakehouse.transforms.gold import DateRange, _ratio, in_order
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def segment_summary(segmented: DataFrame) -> DataFrame:
         F.col("avg_revenue").cast("double").alias("avg_revenue"),
         F.col("avg_active_days").cast("double").alias("avg_active_days"),
         F.coalesce("_order", F.lit(len(SEGMENTS))).alias("_order"),
-    ).orderBy("_order", "segment").drop("_order")
+    ).transform(in_order("_order", "segment")).drop("_order")
 
 
 # ---------------------------------------------------------------- cluster labels
