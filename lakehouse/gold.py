@@ -48,7 +48,7 @@ def _lap(step: str) -> None:
 
 
 # Bump when a change to the gold transforms changes their results: the next run rebuilds in full.
-GOLD_LOGIC_VERSION = "5"  # 5: session gaps and lengths to the microsecond (issue 11); 4: money in the reporting currency at ECB rates; 3: k-means on the driver
+GOLD_LOGIC_VERSION = "6"  # 6: exact total_session_seconds, funnel window flag (issue 11); 5: session gaps and lengths to the microsecond (issue 11); 4: money in the reporting currency at ECB rates; 3: k-means on the driver
 
 # The config sections gold depends on: a change to any of them makes the next run rebuild in full.
 GOLD_SETTINGS = ("timezone", "excluded_events", "demographics", "funnel", "retention", "segments", "clustering",

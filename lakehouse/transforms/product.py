@@ -283,20 +283,25 @@ def add_user_revenue(previous: DataFrame, new: DataFrame) -> DataFrame:
 # ---------------------------------------------------------------- sessions
 
 def sessions_daily(cal: DataFrame, sessions: DataFrame, timezone: str) -> DataFrame:
-    """Sessions on the date of their first event: counts, users, total and average seconds (zero-filled)."""
+    """Sessions on the date of their first event: counts, users, total and average seconds (zero-filled).
+
+    `total_session_seconds` is the exact sum of the sessions' `duration_s` (decimal seconds, to the
+    microsecond), summed as a decimal and stored as a double (as money is): never cut to whole seconds.
+    """
     per_day = (
         sessions.withColumn("activity_date", local_date(F.col("session_start"), timezone))
         .groupBy("activity_date")
         .agg(F.count(F.lit(1)).alias("sessions"),
              F.countDistinct("user_id").alias("users"),
-             F.coalesce(F.sum("duration_s"), F.lit(0)).alias("total_session_seconds"))
+             F.sum(F.col("duration_s").cast("decimal(28,6)")).alias("total_session_seconds"))
     )
-    out = cal.join(per_day, "activity_date", "left").fillna(0, subset=["sessions", "users", "total_session_seconds"])
+    out = cal.join(per_day, "activity_date", "left")
+    total = F.coalesce(F.col("total_session_seconds").cast("double"), F.lit(0.0))
     return out.select(
         "activity_date",
         _long("sessions"),
         _long("users"),
-        _long("total_session_seconds"),
+        total.alias("total_session_seconds"),
         _ratio(F.col("total_session_seconds"), F.col("sessions")).alias("avg_session_seconds"),
         _ratio(F.col("total_session_seconds"), F.col("users")).alias("avg_time_per_user_seconds"),
     ).orderBy("activity_date")

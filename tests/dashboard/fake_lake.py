@@ -66,7 +66,7 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
                       ("conversion_rate", F), ("arpu", F), ("arppu", F)],
     "user_revenue": [("user_id", S), ("orders", L), ("revenue", F), ("first_purchase_date", D),
                      ("last_purchase_date", D)],
-    "sessions_daily": [("activity_date", D), ("sessions", L), ("users", L), ("total_session_seconds", L),
+    "sessions_daily": [("activity_date", D), ("sessions", L), ("users", L), ("total_session_seconds", F),
                        ("avg_session_seconds", F), ("avg_time_per_user_seconds", F)],
     "event_counts_daily": [("activity_date", D), ("event", S), ("events", L), ("users", L)],
     "page_views_daily": [("activity_date", D), ("page", S), ("views", L), ("users", L)],
@@ -426,7 +426,7 @@ def generate(n_users: int = 80, n_days: int = 70, start: date = date(2024, 1, 1)
 
     # --- sessions ------------------------------------------------------------
     sess_d = per_day(sessions).astype(np.int64)
-    secs_d = per_day(session_seconds).astype(np.int64)
+    secs_d = per_day(session_seconds).astype(float)  # exact sums of session lengths (not whole seconds)
     sessions_daily = pd.DataFrame({
         "activity_date": dates, "sessions": sess_d, "users": dau, "total_session_seconds": secs_d,
         "avg_session_seconds": _safe_div(secs_d, sess_d), "avg_time_per_user_seconds": _safe_div(secs_d, dau)})
