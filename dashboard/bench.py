@@ -79,6 +79,8 @@ def callback_cases(quick: bool = False):
         if "demographics" in mods:
             cases.append(("demographics.update_demographics", mods["demographics"].update_demographics,
                           a + ("active_users",)))
+        if "funnel" in mods:
+            cases.append(("funnel.update_trend", mods["funnel"].update_trend, a + (bool(i % 2),)))
         if "retention" in mods:
             cohort = "week" if i % 3 == 0 else "day"
             cases.append(("retention.update_cohorts", mods["retention"].update_cohorts,

@@ -42,7 +42,7 @@ GOLD_TABLES = (
     "funnel_daily", "demographics", "loyalty_daily", "loyalty_balances", "revenue_daily", "user_revenue",
     "sessions_daily", "user_activity_daily", "users", "segment_summary", "cluster_profiles",
     "event_counts_daily", "page_views_daily", "hourly_activity", "quiz_daily", "course_progress",
-    "quarantine_summary",
+    "quarantine_summary", "funnel_entries",
 )
 EPOCH = date(1970, 1, 1)
 BIG = np.int64(1 << 40)
@@ -1394,6 +1394,13 @@ def top_shares(p: pd.DataFrame | None, tops=(0.01, 0.1, 0.2)) -> dict[float, flo
 
 # --------------------------------------------------------------------------- funnel
 
+def _window_complete(df: pd.DataFrame) -> pd.Series:
+    """is_window_complete of funnel rows (all true for a gold written before the column existed)."""
+    if "is_window_complete" not in df:
+        return pd.Series(True, index=df.index)
+    return df["is_window_complete"].fillna(True).astype(bool)
+
+
 def funnel_rows(f: Filters) -> pd.DataFrame | None:
     """funnel_daily rows in the range and for the selected devices."""
     rng = resolve(f)
@@ -1407,18 +1414,49 @@ def funnel_rows(f: Filters) -> pd.DataFrame | None:
     return fd[m]
 
 
+def funnel_entry_rows(f: Filters) -> pd.DataFrame | None:
+    """gold.funnel_entries (one row per entry) in the range and for the selected devices."""
+    rng = resolve(f)
+    fe = gold("funnel_entries")
+    if rng is None or fe is None:
+        return None
+    lo, hi = rng
+    m = fe["activity_date"].between(pd.Timestamp(lo), pd.Timestamp(hi))
+    if f.device:
+        m &= fe["device"].fillna("unknown").isin(f.device)
+    return fe[m]
+
+
+def funnel_distinct_users(f: Filters, n_steps: int) -> np.ndarray:
+    """Distinct users reaching steps 1..n_steps over the range (metrics.md, Funnel: a user counts at
+    step k when one of their entries in the range reached it); NaN without gold.funnel_entries."""
+    rows = funnel_entry_rows(f)
+    if rows is None:
+        return np.full(n_steps, np.nan)
+    best = rows.groupby("user_id")["reached"].max().to_numpy()
+    return np.array([float((best >= k).sum()) for k in range(1, n_steps + 1)])
+
+
 def funnel_steps(f: Filters) -> pd.DataFrame | None:
-    """Users per step summed over the range, with step-to-step and overall conversion and drop-off."""
+    """Entries (user-days) per step summed over the range, with step-to-step and overall conversion and
+    drop-off; `distinct_users` reaching each step and their conversion from the first step;
+    `open_entries`, the entries whose window is not yet closed."""
     rows = funnel_rows(f)
     if rows is None:
         return None
-    g = rows.groupby(["step_index", "step_name"], as_index=False)["users"].sum().sort_values("step_index")
+    rows = rows.assign(_open=np.where(_window_complete(rows), 0, rows["users"]))
+    g = (rows.groupby(["step_index", "step_name"], as_index=False)
+         .agg(users=("users", "sum"), open_entries=("_open", "sum")).sort_values("step_index"))
     g["users"] = g["users"].astype(float)
+    g["open_entries"] = g["open_entries"].astype(float)
     first = g["users"].iloc[0] if len(g) else np.nan
     prev = g["users"].shift(1)
     g["step_conversion"] = g["users"] / prev.where(prev > 0)
     g["overall_conversion"] = g["users"] / first if first else np.nan
     g["drop_off"] = (prev - g["users"]).fillna(0)
+    g["distinct_users"] = funnel_distinct_users(f, len(g)) if len(g) else np.array([], float)
+    first_users = g["distinct_users"].iloc[0] if len(g) else np.nan
+    g["user_conversion"] = g["distinct_users"] / first_users if first_users and np.isfinite(first_users) else np.nan
     return g.reset_index(drop=True)
 
 
@@ -1434,8 +1472,13 @@ def funnel_by_device(f: Filters) -> pd.DataFrame | None:
     return g.sort_values(["device", "step_index"]).reset_index(drop=True)
 
 
-def funnel_over_time(f: Filters) -> pd.DataFrame | None:
-    """Entries, completions and their ratio (overall conversion) per period."""
+def funnel_over_time(f: Filters, include_open: bool = False) -> pd.DataFrame | None:
+    """Entries, completions and their ratio (overall conversion) per period.
+
+    Entries whose window is not yet closed (`is_window_complete` false) are left out unless
+    `include_open`; `open_entries` counts them either way, and `window_open` marks the periods whose
+    rate includes some of them (only with `include_open`).
+    """
     rows = funnel_rows(f)
     rng = resolve(f)
     if rows is None or rng is None:
@@ -1448,11 +1491,18 @@ def funnel_over_time(f: Filters) -> pd.DataFrame | None:
     days = (rows["activity_date"].to_numpy().astype("datetime64[D]").astype(np.int64))
     pc_ = period_code(days, f.grain) - codes[0]
     users = rows["users"].to_numpy(dtype=float)
-    entries = np.bincount(pc_[rows["step_index"].to_numpy() == first_step], users[rows["step_index"].to_numpy()
-                                                                                   == first_step], minlength=k)[:k]
-    done = np.bincount(pc_[rows["step_index"].to_numpy() == last_step], users[rows["step_index"].to_numpy()
-                                                                               == last_step], minlength=k)[:k]
+    step = rows["step_index"].to_numpy()
+    is_open = ~_window_complete(rows).to_numpy()
+    counted = np.ones(len(rows), bool) if include_open else ~is_open
+
+    def per_period(m):
+        return np.bincount(pc_[m], users[m], minlength=k)[:k]
+
+    entries = per_period((step == first_step) & counted)
+    done = per_period((step == last_step) & counted)
+    open_entries = per_period((step == first_step) & is_open)
     out = pd.DataFrame({"period": _ts(starts), "entries": entries, "completions": done,
+                        "open_entries": open_entries, "window_open": (open_entries > 0) & include_open,
                         "partial": _partial(starts, ends, a, b, f.grain)})
     out["conversion_rate"] = out["completions"] / out["entries"].where(out["entries"] > 0)
     return out

@@ -63,12 +63,15 @@ DEFINITIONS: dict[str, str] = {
     # funnel
     "funnel": "Funnel item_view -> add_to_cart -> checkout_start -> purchase with a 14-day conversion window: "
               "on each date a user enters at their first item_view; a step is reached when every earlier "
-              "step was found in order inside the window. Counts are summed over the dates in range "
-              "(user-days).",
+              "step was found in order inside the window. Counts are entries, summed over the dates in "
+              "range (user-days); distinct users count each user once per step (a user with an entry in "
+              "the range that reached it).",
     "step_conversion": "Step conversion: entries (user-days) reaching a step / entries reaching the previous step.",
     "overall_conversion": "Funnel conversion: funnel entries (user-days) that reached a step within the "
                           "conversion window / funnel entries. Counts entries, not distinct users or orders, "
-                          "so it is not the buyer conversion of the Revenue page.",
+                          "so it is not the buyer conversion of the Revenue page. Over time, entries whose "
+                          "window is not yet closed (entry date + 14 days after the lake's last date) are "
+                          "left out unless included: their later steps may still come.",
     "drop_off": "Drop-off: entries (user-days) that reached the previous step but not this one.",
     "funnel_device": "Device: the device of the event the user entered the funnel with.",
     # demographics

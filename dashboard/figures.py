@@ -762,13 +762,17 @@ def funnel(steps: pd.DataFrame | None, theme: str = "light") -> Fig:
     first = users[0] if users[0] else np.nan
     custom = np.stack([users / first, steps["step_conversion"].fillna(1.0).to_numpy(float),
                        steps["drop_off"].to_numpy(float)], -1)
+    distinct = (steps["distinct_users"].to_numpy(float) if "distinct_users" in steps
+                else np.full(len(steps), np.nan))
     fig = base(theme, barmode="stack", hovermode="x unified", bargap=0.35, legend={"traceorder": "normal"},
                margin={"l": 68})
-    fig.add("bar", x=steps["step_name"], y=users, name="Reached", marker={"color": series_color("entries")},
+    fig.add("bar", x=steps["step_name"], y=users, name="Reached (entries)", marker={"color": series_color("entries")},
             text=[f"{u:,.0f} · {u / first:.1%}" if np.isfinite(first) else f"{u:,.0f}" for u in users],
             textposition="inside", insidetextanchor="end", textangle=0, customdata=custom,
-            hovertemplate="Reached: %{y:,.0f} (%{customdata[0]:.1%} of first step, %{customdata[1]:.1%} of "
-                          "previous)<extra></extra>")
+            hovertext=[count(int(d), "distinct user") if np.isfinite(d) else "distinct users unknown"
+                       for d in distinct],
+            hovertemplate="Reached: %{y:,.0f} entries (user-days; %{hovertext}), %{customdata[0]:.1%} of first "
+                          "step, %{customdata[1]:.1%} of previous<extra></extra>")
     fig.add("bar", x=steps["step_name"], y=steps["drop_off"].to_numpy(float), name="Dropped off",
             marker={"color": _alpha(SERIES["dormant"], 0.25), "line": {"color": _alpha(SERIES["dormant"], 0.6),
                                                                        "width": 1}},
@@ -794,13 +798,44 @@ def funnel_by_device(df: pd.DataFrame | None, theme: str = "light") -> Fig:
 
 
 def funnel_rate(df: pd.DataFrame | None, grain: str = "day", theme: str = "light") -> Fig:
-    """Overall funnel conversion (last step / entries) over time."""
+    """Overall funnel conversion (last step / entries) over time.
+
+    Periods whose rate includes entries whose conversion window is not yet closed (`window_open`,
+    only when they are included) are drawn dotted in a lighter shade, with "window not yet closed" on
+    hover; when such entries are left out (the default), a note says how many.
+    """
+    open_total = float(df["open_entries"].sum()) if df is not None and "open_entries" in df else 0.0
     if is_empty(df, ["conversion_rate"]):
+        if open_total:
+            return empty(f"Every funnel entry here is still inside its conversion window (window not yet closed): "
+                         f"{count(int(open_total), 'entry')} left out", theme)
         return empty(theme=theme)
     fig = base(theme, showlegend=False)
     name = LABELS["overall_conversion"]
-    add_line(fig, df, "period", "conversion_rate", name, series_color("conversion_rate"),
-             fmt="pct", grain=grain, partial=df["partial"].to_numpy(bool))
+    color = series_color("conversion_rate")
+    win = df["window_open"].to_numpy(bool) if "window_open" in df else np.zeros(len(df), bool)
+    closed = df.assign(conversion_rate=df["conversion_rate"].where(~win))
+    add_line(fig, closed, "period", "conversion_rate", name, color, fmt="pct", grain=grain,
+             partial=df["partial"].to_numpy(bool) & ~win)
+    if win.any():
+        keep = win.copy()
+        first = int(np.flatnonzero(win)[0])
+        if first > 0:
+            keep[first - 1] = True  # joins the dotted part to the last closed point
+        ys = df["conversion_rate"].to_numpy(float)
+        lighter = _alpha(color, 0.55)
+        fig.add("scatter", x=jsonable(df["period"]), y=np.where(keep, ys, np.nan), mode="lines",
+                line={"color": lighter, "width": 2, "dash": "dot"}, hoverinfo="skip", showlegend=False)
+        fig.add("scatter", x=jsonable(df["period"]), y=np.where(win, ys, np.nan), mode="markers",
+                name=f"{name} (window not yet closed)",
+                marker={"color": lighter, "symbol": "circle-open", "size": 8, "line": {"width": 2}},
+                customdata=np.stack([df["open_entries"].to_numpy(float), df["entries"].to_numpy(float)], -1),
+                hovertemplate=f"{name}: %{{y:.1%}}, window not yet closed: %{{customdata[0]:,.0f}} of "
+                              "%{customdata[1]:,.0f} entries may still convert<extra></extra>")
+    elif open_total:
+        fig.annotate(text=f"Left out: {count(int(open_total), 'entry')} whose window is not yet closed",
+                     showarrow=False, x=1, y=1, xref="paper", yref="paper", xanchor="right", yanchor="bottom",
+                     font={"size": 11, "color": muted(theme)})
     _shade_partial(fig, df, grain)
     _time_axis(fig, grain, df["period"])
     fig.axis("yaxis", tickformat=".1%", rangemode="tozero", title={"text": name})

@@ -48,7 +48,7 @@ def _lap(step: str) -> None:
 
 
 # Bump when a change to the gold transforms changes their results: the next run rebuilds in full.
-GOLD_LOGIC_VERSION = "5"  # 5: session gaps and lengths to the microsecond (issue 11); 4: money in the reporting currency at ECB rates; 3: k-means on the driver
+GOLD_LOGIC_VERSION = "6"  # 6: exact total_session_seconds, funnel window flag (issue 11); 5: session gaps and lengths to the microsecond (issue 11); 4: money in the reporting currency at ECB rates; 3: k-means on the driver
 
 # The config sections gold depends on: a change to any of them makes the next run rebuild in full.
 GOLD_SETTINGS = ("timezone", "excluded_events", "demographics", "funnel", "retention", "segments", "clustering",
@@ -152,13 +152,16 @@ def product_tables(x: GoldInputs, users_base: DataFrame) -> dict[str, Callable[[
     users, segment_summary, cluster_profiles = S.segment_and_cluster(
         users_base, x.days, x.rng, cfg.get("segments"), cfg.get("clustering"),
     )
+    # Funnel entries once, for funnel_entries and funnel_daily; windows judged at the range's end.
+    entries = P.funnel_user_entries(x.active, x.rng.end, funnel["steps"], funnel["window_days"]).localCheckpoint(eager=True)
     return {
         "users": lambda: users,
         "segment_summary": lambda: segment_summary,
         "cluster_profiles": lambda: cluster_profiles,
         "retention_daily": lambda: P.retention_daily(x.cal, x.users, x.days, x.rng, cfg["retention"]["max_day"]),
         "retention_weekly": lambda: P.retention_weekly(x.cal, x.users, x.days, x.rng, cfg["retention"]["max_week"]),
-        "funnel_daily": lambda: P.funnel_daily(x.active, funnel["steps"], funnel["window_days"]),
+        "funnel_daily": lambda: P.funnel_daily(x.active, x.rng.end, funnel["steps"], funnel["window_days"], entries),
+        "funnel_entries": lambda: entries,
         "revenue_daily": lambda: P.revenue_daily(x.cal, x.money, x.days),
         "user_revenue": lambda: P.user_revenue(x.money),
         "revenue_by_currency_daily": lambda: P.revenue_by_currency_daily(x.money),
@@ -399,7 +402,7 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
     ret = cfg["retention"]
     funnel = cfg["funnel"]
     scope = Scope(full=False, since=since, rng=rng, new_events=st["n"],
-                  funnel_since=max(rng.start, since - dt.timedelta(days=int(funnel["window_days"]) + 1)),
+                  funnel_since=funnel_rebuild_from(since, old.end, rng, int(funnel["window_days"])),
                   cohorts_since=max(rng.start, since - dt.timedelta(days=int(ret["max_day"]))),
                   touched_users=touched.count(), relisted_users=int(agg["relisted"] or 0), users=users.count())
     moved = {d for r in diff.filter(cohort_moved).select("o_first_seen_date", "first_seen_date").distinct().collect()
@@ -468,6 +471,8 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
         counts_pred = f"({from_since} OR {_in('event', new_names)})"
     scope.new_event_names = new_names
 
+    entries = keep(P.funnel_user_entries(events.transform(G.active_only(excluded)), rng.end, funnel["steps"],
+                                         funnel["window_days"]))
     course_events = silver.filter(F.col("event") == "course_progress").select(*GOLD_EVENT_COLUMNS).transform(G.with_activity_date(tz))
     tables: dict[str, tuple[DataFrame, str | None]] = {
         "engagement_daily": (daily, from_since),
@@ -485,8 +490,9 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
                                               rng, ret["max_day"]), cohort_pred),
         "retention_weekly": (P.retention_weekly(week_cal, week_members, days.join(F.broadcast(week_members.select("user_id")), "user_id", "left_semi"),
                                                 rng, ret["max_week"]), week_pred),
-        "funnel_daily": (P.funnel_daily(events.transform(G.active_only(excluded)), funnel["steps"], funnel["window_days"]),
+        "funnel_daily": (P.funnel_daily(None, rng.end, funnel["steps"], funnel["window_days"], entries),
                          on_or_after("activity_date", scope.funnel_since)),
+        "funnel_entries": (entries, on_or_after("activity_date", scope.funnel_since)),
         "revenue_daily": (P.revenue_daily(cal, money, recent_days), from_since),
         "user_revenue": (P.add_user_revenue(prev.read("user_revenue").drop("reporting_currency"),
                                             P.user_revenue(new.transform(G.active_only(excluded)).transform(to_money))), None),
@@ -499,6 +505,13 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
         "course_progress": (P.course_progress(course_events), None),
     }
     return scope, tables
+
+
+def funnel_rebuild_from(since: dt.date, old_end: dt.date, rng: G.DateRange, window_days: int) -> dt.date:
+    """First funnel entry date an incremental run rebuilds: entries whose window reaches `since`
+    (a day more for the timezone), and every entry whose window was still open at the previous last
+    date `old_end`, since its `is_window_complete` may turn true when the range grows."""
+    return max(rng.start, min(since, old_end + dt.timedelta(days=1)) - dt.timedelta(days=window_days + 1))
 
 
 def _monday(d: dt.date) -> dt.date:

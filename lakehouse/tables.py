@@ -16,7 +16,7 @@ GOLD = (
     "retention_daily", "retention_weekly", "funnel_daily", "revenue_daily", "user_revenue",
     "sessions_daily", "event_counts_daily", "page_views_daily", "hourly_activity",
     "quiz_daily", "course_progress", "segment_summary", "cluster_profiles",
-    "quarantine_summary", "revenue_by_currency_daily",
+    "quarantine_summary", "revenue_by_currency_daily", "funnel_entries",
 )
 OPS = ("ingest_files", "progress", "pipeline_runs", "expectations", "erasures", "gold_state")
 

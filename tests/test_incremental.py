@@ -130,3 +130,20 @@ def test_stale_profile_updates_never_win(lakes):
     incremental, _, _, _ = lakes
     users = _gold(incremental, "users")
     assert "ZZ" not in set(users["country"])
+
+
+def test_funnel_windows_close_as_days_land(lakes, cfg):
+    """The first run sees two days, so every funnel window is open; as days land, the entries whose
+    window has closed by the lake's last date E are flagged complete, in funnel_daily and funnel_entries."""
+    incremental, rebuild, _, _ = lakes
+    window = dt.timedelta(days=int(cfg["funnel"]["window_days"]))
+    last = max(_gold(rebuild, "engagement_daily")["activity_date"])
+    for name in ("funnel_daily", "funnel_entries"):
+        got = _gold(incremental, name)
+        dates = got["activity_date"].map(lambda d: d + window)
+        assert got["is_window_complete"].tolist() == (dates <= last).tolist(), name
+        assert got["is_window_complete"].any() and not got["is_window_complete"].all(), name
+    # Both counts come from the same entries.
+    entries = _gold(incremental, "funnel_entries")
+    daily = _gold(incremental, "funnel_daily")
+    assert int(daily[daily["step_index"] == 1]["users"].sum()) == len(entries)

@@ -12,10 +12,13 @@ import pytest
 from chispa import assert_df_equality
 
 from lakehouse.transforms.gold import with_activity_date
-from lakehouse.transforms.product import FUNNEL_SCHEMA, funnel_daily
+from lakehouse.gold import funnel_rebuild_from
+from lakehouse.transforms.gold import DateRange
+from lakehouse.transforms.product import FUNNEL_ENTRIES_SCHEMA, FUNNEL_SCHEMA, funnel_daily, funnel_user_entries
 
 D = dt.date
 STEPS = ["item_view", "add_to_cart", "checkout_start", "purchase"]
+LAST = D(2024, 1, 15)  # the scenarios' last date: entries up to 01-01 have their 14-day window closed
 EVENT_SCHEMA = "event_id string, event string, ts string, user_id string, device string, payment_status string"
 
 
@@ -74,12 +77,13 @@ SCENARIOS = [
 @pytest.fixture(scope="module")
 def funnel(spark):
     """The funnel over all scenarios, computed once and kept as a local DataFrame."""
-    got = funnel_daily(make_events(spark, SCENARIOS), STEPS, window_days=14)
+    got = funnel_daily(make_events(spark, SCENARIOS), LAST, STEPS, window_days=14)
     return spark.createDataFrame(got.collect(), got.schema)
 
 
-def _rows(spark, date, device, users):
-    return [(date, device, k, name, n) for k, (name, n) in enumerate(zip(STEPS, users), start=1)]
+def _rows(spark, date, device, users, last=LAST, window_days=14):
+    complete = date + dt.timedelta(days=window_days) <= last
+    return [(date, device, k, name, n, complete) for k, (name, n) in enumerate(zip(STEPS, users), start=1)]
 
 
 def _expected(spark, *groups):
@@ -141,9 +145,73 @@ def test_funnel_whose_events_never_occur_gives_zeros(spark):
         ("add_to_cart", "2024-01-01 10:01:00", "u1", "web"),
         ("purchase", "2024-01-01 10:02:00", "u1", "web"),
     ])
-    got = funnel_daily(events, STEPS, window_days=14)
+    got = funnel_daily(events, LAST, STEPS, window_days=14)
     assert_df_equality(got, _expected(spark, _rows(spark, D(2024, 1, 1), "web", [1, 1, 0, 0])), ignore_nullable=True)
     # A first step that never occurs: no entry, no rows (and the contract schema).
-    none = funnel_daily(events, ["signup", "purchase"], window_days=14)
+    none = funnel_daily(events, LAST, ["signup", "purchase"], window_days=14)
     assert _types(none) == _types(got)
     assert none.count() == 0
+
+
+# ---------------------------------------------------------------- windows not yet closed
+
+# A 3-day window over data ending on 01-06: an entry on d is complete when d + 3 <= 01-06.
+WINDOW_EVENTS = [
+    ("item_view", "2024-01-01 10:00:00", "u1", "web"),       # complete, reaches purchase on 01-02
+    ("add_to_cart", "2024-01-01 10:05:00", "u1", "web"),
+    ("checkout_start", "2024-01-01 10:06:00", "u1", "web"),
+    ("purchase", "2024-01-02 09:00:00", "u1", "web"),
+    ("item_view", "2024-01-03 10:00:00", "u2", "web"),       # 01-03 + 3 = 01-06: complete, step 2 only
+    ("add_to_cart", "2024-01-05 10:00:00", "u2", "web"),
+    ("item_view", "2024-01-04 23:00:00", "u3", "web"),       # 01-04 + 3 = 01-07 > 01-06: open, step 1
+    ("item_view", "2024-01-06 08:00:00", "u1", "web"),       # open, all four steps on the last day
+    ("add_to_cart", "2024-01-06 08:01:00", "u1", "web"),
+    ("checkout_start", "2024-01-06 08:02:00", "u1", "web"),
+    ("purchase", "2024-01-06 08:03:00", "u1", "web"),
+]
+
+
+def test_entries_whose_window_passes_the_last_date_are_flagged_incomplete(spark):
+    events = make_events(spark, WINDOW_EVENTS)
+    last = D(2024, 1, 6)
+    got = funnel_daily(events, last, STEPS, window_days=3)
+    expected = _expected(spark,
+                         _rows(spark, D(2024, 1, 1), "web", [1, 1, 1, 1], last, 3),
+                         _rows(spark, D(2024, 1, 3), "web", [1, 1, 0, 0], last, 3),
+                         _rows(spark, D(2024, 1, 4), "web", [1, 0, 0, 0], last, 3),
+                         _rows(spark, D(2024, 1, 6), "web", [1, 1, 1, 1], last, 3))
+    assert_df_equality(got, expected, ignore_nullable=True)
+    by_date = {r.activity_date: r.is_window_complete for r in got.select("activity_date", "is_window_complete").distinct().collect()}
+    assert by_date == {D(2024, 1, 1): True, D(2024, 1, 3): True, D(2024, 1, 4): False, D(2024, 1, 6): False}
+
+
+def test_per_entry_rows_carry_the_steps_reached_and_the_same_flag(spark):
+    events = make_events(spark, WINDOW_EVENTS)
+    got = funnel_user_entries(events, D(2024, 1, 6), STEPS, window_days=3)
+    expected = spark.createDataFrame([
+        (D(2024, 1, 1), "u1", "web", 4, True),
+        (D(2024, 1, 3), "u2", "web", 2, True),
+        (D(2024, 1, 4), "u3", "web", 1, False),
+        (D(2024, 1, 6), "u1", "web", 4, False),
+    ], FUNNEL_ENTRIES_SCHEMA)
+    assert_df_equality(got, expected, ignore_nullable=True)
+
+
+def test_a_window_closes_when_one_more_day_lands(spark):
+    # The 01-04 entry's window closes once the lake's last date reaches 01-07; nothing else changes.
+    events = make_events(spark, WINDOW_EVENTS + [("page_view", "2024-01-07 09:00:00", "u9", "web")])
+    got = funnel_daily(events, D(2024, 1, 7), STEPS, window_days=3)
+    flags = {r.activity_date: r.is_window_complete for r in got.select("activity_date", "is_window_complete").distinct().collect()}
+    assert flags == {D(2024, 1, 1): True, D(2024, 1, 3): True, D(2024, 1, 4): True, D(2024, 1, 6): False}
+
+
+def test_an_incremental_run_rebuilds_every_entry_whose_window_was_open():
+    rng = DateRange(D(2024, 1, 1), D(2024, 3, 1))
+    # New events on the day after the previous end: entries from 14 + 1 days before `since`.
+    assert funnel_rebuild_from(D(2024, 2, 21), D(2024, 2, 20), rng, 14) == D(2024, 2, 6)
+    # Late events inside the range: the window reaching them (and the open ones after them).
+    assert funnel_rebuild_from(D(2024, 2, 10), D(2024, 2, 20), rng, 14) == D(2024, 1, 26)
+    # New events only days after the previous end (a gap): still every entry open at 02-20, whose
+    # window (entry + 14 > 02-20, from 02-07 on) may close now.
+    assert funnel_rebuild_from(D(2024, 2, 28), D(2024, 2, 20), rng, 14) == D(2024, 2, 6)
+    assert funnel_rebuild_from(D(2024, 1, 5), D(2024, 1, 10), rng, 14) == D(2024, 1, 1)

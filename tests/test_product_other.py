@@ -86,10 +86,10 @@ def test_sessions_belong_to_the_local_date_of_their_first_event(spark):
         "session_start", F.to_timestamp("session_start"))
     got = sessions_daily(calendar(spark, rng), sessions, tz)
     expected = spark.createDataFrame([
-        (D(2024, 1, 1), 1, 1, 0, 0.0, 0.0),
-        (D(2024, 1, 2), 2, 1, 3000, 1500.0, 3000.0),
-        (D(2024, 1, 3), 0, 0, 0, None, None),
-    ], "activity_date date, sessions long, users long, total_session_seconds long, "
+        (D(2024, 1, 1), 1, 1, 0.0, 0.0, 0.0),
+        (D(2024, 1, 2), 2, 1, 3000.0, 1500.0, 3000.0),
+        (D(2024, 1, 3), 0, 0, 0.0, None, None),
+    ], "activity_date date, sessions long, users long, total_session_seconds double, "
        "avg_session_seconds double, avg_time_per_user_seconds double")
     assert_df_equality(got, expected, ignore_nullable=True)
 

@@ -2,11 +2,12 @@
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Output, html
+from dash import Input, Output, html
 
 from dashboard import components as c
 from dashboard import data, figures
 from dashboard.definitions import LABELS
+from dashboard.wording import count
 
 dash.register_page(__name__, path="/funnel", name="Funnel", order=3, title="Funnel · Lakehouse", icon="funnel")
 
@@ -14,7 +15,10 @@ STEP_COLUMNS = [c.col("step_index", "#", "numeric"), c.col("step_name", "Step"),
                 c.col("users", "Entries (user-days)", "numeric"),
                 c.col("step_conversion", "From previous", "numeric", ".1%"),
                 c.col("overall_conversion", "From first", "numeric", ".1%"),
-                c.col("drop_off", "Drop-off", "numeric")]
+                c.col("drop_off", "Drop-off", "numeric"),
+                c.col("distinct_users", "Distinct users", "numeric"),
+                c.col("user_conversion", "From first (users)", "numeric", ".1%")]
+OPEN_LABEL = "Include entries whose window is not yet closed"
 
 
 def layout(theme=None, **query):
@@ -22,7 +26,8 @@ def layout(theme=None, **query):
     args = c.initial_args(query, theme)
     return c.fill_layout(html.Div([
         c.page_header("Funnel", "item_view → add_to_cart → checkout_start → purchase, within 14 days of entry. "
-                      "Counts are user-days summed over the range.", icon="funnel", info_key="funnel"),
+                      "Counts are entries (user-days) summed over the range, unless they say distinct users.",
+                      icon="funnel", info_key="funnel"),
         c.missing_tables_alert(["funnel_daily"]),
         c.filter_bar(query, applies=("date", "grain", "device")),
         dbc.Row(id="fun-cards", className="row-cols-1 row-cols-sm-2 row-cols-xl-4 g-3 mb-3"),
@@ -32,9 +37,11 @@ def layout(theme=None, **query):
         ]),
         dbc.Row([
             c.table_card("fun-steps", "Steps", "drop_off", width=6),
-            c.chart_card("fun-trend", "Funnel conversion over time", "overall_conversion", width=6),
+            c.chart_card("fun-trend", "Funnel conversion over time", "overall_conversion", width=6,
+                         controls=dbc.Switch(id="fun-open", label=OPEN_LABEL, value=False,
+                                             className="small mb-0")),
         ]),
-    ]), (update_funnel, args))
+    ]), (update_funnel, args), (update_trend, args + (False,)))
 
 
 def _card(label, value, sub, key):
@@ -45,27 +52,35 @@ def _card(label, value, sub, key):
     ], className="p-3"), className="kpi-card h-100"))
 
 
+def _users(steps, i) -> str:
+    """'472 distinct users' at step i (or a dash when gold.funnel_entries is missing)."""
+    n = steps["distinct_users"].iloc[i]
+    return count(int(n), "distinct user") if n == n else "distinct users: —"
+
+
 @c.page_callback(Output("fun-cards", "children"), Output({"type": "chart", "id": "fun-funnel"}, "figure"),
           Output({"type": "chart", "id": "fun-device"}, "figure"), Output({"type": "table", "id": "fun-steps"}, "children"),
-          Output({"type": "chart", "id": "fun-trend"}, "figure"), *c.FILTER_INPUTS)
+          *c.FILTER_INPUTS)
 def update_funnel(start, end, grain, country, device, gender, age, theme):
-    """Everything on the page for the date range and devices."""
+    """Cards, funnel, device split and step table for the date range and devices."""
     f = c.filters_from(start, end, grain, country, device, gender, age)
     t = c.theme_of(theme)
     steps = data.funnel_steps(f)
     if steps is None:
         miss, why = c.absent("funnel_daily", t), c.absent_text("funnel_daily")
-        return ([dbc.Col(c.empty_state(why))], miss, miss, c.table_view("fun-steps", None, STEP_COLUMNS, empty=why),
-                miss)
+        return ([dbc.Col(c.empty_state(why))], miss, miss, c.table_view("fun-steps", None, STEP_COLUMNS, empty=why))
     if len(steps) and steps["users"].sum():
         worst = steps.iloc[1:].sort_values("step_conversion").head(1)
+        still_open = steps["open_entries"].iloc[0]
+        open_note = f"; {count(int(still_open), 'entry')} still inside the window" if still_open else ""
         cards = [
-            _card("Entered", f"{steps['users'].iloc[0]:,.0f}", f"entries (user-days) at {steps['step_name'].iloc[0]}",
-                  "funnel"),
+            _card("Entered", f"{steps['users'].iloc[0]:,.0f}",
+                  f"entries (user-days) at {steps['step_name'].iloc[0]}; {_users(steps, 0)}", "funnel"),
             _card("Completed", f"{steps['users'].iloc[-1]:,.0f}",
-                  f"entries (user-days) reaching {steps['step_name'].iloc[-1]}, not orders", "funnel"),
+                  f"entries (user-days) reaching {steps['step_name'].iloc[-1]}, not orders; {_users(steps, -1)}",
+                  "funnel"),
             _card(LABELS["overall_conversion"], c.fmt_value(steps["overall_conversion"].iloc[-1], "pct"),
-                  "completed entries / entries; not buyer conversion", "overall_conversion"),
+                  f"completed entries / entries; not buyer conversion{open_note}", "overall_conversion"),
             _card("Biggest drop-off", worst["step_name"].iloc[0] if len(worst) else "—",
                   f"only {worst['step_conversion'].iloc[0]:.1%} of the previous step" if len(worst) else "",
                   "drop_off"),
@@ -73,5 +88,15 @@ def update_funnel(start, end, grain, country, device, gender, age, theme):
     else:
         cards = [dbc.Col(c.empty_state("No funnel entries for this filter"), width=12)]
     return (cards, figures.funnel(steps, t), figures.funnel_by_device(data.funnel_by_device(f), t),
-            c.table_view("fun-steps", steps, STEP_COLUMNS),
-            figures.funnel_rate(data.funnel_over_time(f), f.grain, t))
+            c.table_view("fun-steps", steps, STEP_COLUMNS))
+
+
+@c.page_callback(Output({"type": "chart", "id": "fun-trend"}, "figure"), *c.FILTER_INPUTS, Input("fun-open", "value"))
+def update_trend(start, end, grain, country, device, gender, age, theme, include_open):
+    """Funnel conversion over time; entries whose window is not yet closed only when asked for."""
+    f = c.filters_from(start, end, grain, country, device, gender, age)
+    t = c.theme_of(theme)
+    over_time = data.funnel_over_time(f, include_open=bool(include_open))
+    if over_time is None:
+        return c.absent("funnel_daily", t)
+    return figures.funnel_rate(over_time, f.grain, t)

@@ -123,7 +123,15 @@ def retention_weekly(cal: DataFrame, users: DataFrame, days: DataFrame, rng: Dat
 
 # ---------------------------------------------------------------- funnel
 
-FUNNEL_SCHEMA = "activity_date date, device string, step_index int, step_name string, users long"
+FUNNEL_SCHEMA = ("activity_date date, device string, step_index int, step_name string, users long, "
+                 "is_window_complete boolean")
+FUNNEL_ENTRIES_SCHEMA = "activity_date date, user_id string, device string, reached int, is_window_complete boolean"
+
+
+def window_complete(window_days: int, last_date) -> Column:
+    """An entry dated `activity_date` has its conversion window closed inside the lake:
+    activity_date + window_days <= the lake's last date (metrics.md, Funnel)."""
+    return F.date_add(F.col("activity_date"), int(window_days)) <= F.lit(last_date)
 
 
 def _step_events(active: DataFrame, step: str) -> DataFrame:
@@ -181,13 +189,28 @@ def funnel_entries(active: DataFrame, steps: Sequence[str] = DEFAULT_FUNNEL_STEP
     return cur.select("user_id", "activity_date", "device", "t0", F.col("reached").cast("int").alias("reached"))
 
 
-def funnel_daily(active: DataFrame, steps: Sequence[str] = DEFAULT_FUNNEL_STEPS, window_days: int = 14) -> DataFrame:
-    """Users per entry date x entry device x step (1-based), for the (date, device) pairs with entries.
+def funnel_user_entries(active: DataFrame, last_date, steps: Sequence[str] = DEFAULT_FUNNEL_STEPS,
+                        window_days: int = 14) -> DataFrame:
+    """gold.funnel_entries: one row per user and entry date, with the entry device, the number of
+    steps the entry reached and whether its window is closed at `last_date` (the lake's last date)."""
+    return funnel_entries(active, steps, window_days).select(
+        "activity_date", "user_id", "device", "reached",
+        window_complete(window_days, last_date).alias("is_window_complete"),
+    ).transform(in_order("activity_date", "user_id"))
+
+
+def funnel_daily(active: DataFrame, last_date, steps: Sequence[str] = DEFAULT_FUNNEL_STEPS,
+                 window_days: int = 14, entries: DataFrame | None = None) -> DataFrame:
+    """Entries per entry date x entry device x step (1-based), for the (date, device) pairs with entries.
 
     A funnel whose later steps never occur gives zeros; one whose first step never occurs gives no rows.
+    `is_window_complete`: the date's entries have their whole window inside the lake, whose last
+    date is `last_date` (the range's end `E`, in a full build and in an incremental one alike).
+    `entries`: the entries of `active` when already computed (`funnel_user_entries`), to reuse them.
     """
     steps = list(steps)
-    entries = funnel_entries(active, steps, window_days)
+    if entries is None:
+        entries = funnel_entries(active, steps, window_days)
     per_pair = entries.groupBy("activity_date", "device").agg(
         *[F.sum(F.when(F.col("reached") >= k, 1).otherwise(0)).alias(f"_s{k}") for k in range(1, len(steps) + 1)]
     )
@@ -198,7 +221,8 @@ def funnel_daily(active: DataFrame, steps: Sequence[str] = DEFAULT_FUNNEL_STEPS,
     ])
     return (
         per_pair.select("activity_date", "device", F.explode(rows).alias("_r"))
-        .select("activity_date", "device", "_r.step_index", "_r.step_name", "_r.users")
+        .select("activity_date", "device", "_r.step_index", "_r.step_name", "_r.users",
+                window_complete(window_days, last_date).alias("is_window_complete"))
         .transform(in_order("activity_date", "device", "step_index"))
     )
 
@@ -283,20 +307,25 @@ def add_user_revenue(previous: DataFrame, new: DataFrame) -> DataFrame:
 # ---------------------------------------------------------------- sessions
 
 def sessions_daily(cal: DataFrame, sessions: DataFrame, timezone: str) -> DataFrame:
-    """Sessions on the date of their first event: counts, users, total and average seconds (zero-filled)."""
+    """Sessions on the date of their first event: counts, users, total and average seconds (zero-filled).
+
+    `total_session_seconds` is the exact sum of the sessions' `duration_s` (decimal seconds, to the
+    microsecond), summed as a decimal and stored as a double (as money is): never cut to whole seconds.
+    """
     per_day = (
         sessions.withColumn("activity_date", local_date(F.col("session_start"), timezone))
         .groupBy("activity_date")
         .agg(F.count(F.lit(1)).alias("sessions"),
              F.countDistinct("user_id").alias("users"),
-             F.coalesce(F.sum("duration_s"), F.lit(0)).alias("total_session_seconds"))
+             F.sum(F.col("duration_s").cast("decimal(28,6)")).alias("total_session_seconds"))
     )
-    out = cal.join(per_day, "activity_date", "left").fillna(0, subset=["sessions", "users", "total_session_seconds"])
+    out = cal.join(per_day, "activity_date", "left")
+    total = F.coalesce(F.col("total_session_seconds").cast("double"), F.lit(0.0))
     return out.select(
         "activity_date",
         _long("sessions"),
         _long("users"),
-        _long("total_session_seconds"),
+        total.alias("total_session_seconds"),
         _ratio(F.col("total_session_seconds"), F.col("sessions")).alias("avg_session_seconds"),
         _ratio(F.col("total_session_seconds"), F.col("users")).alias("avg_time_per_user_seconds"),
     ).transform(in_order("activity_date"))

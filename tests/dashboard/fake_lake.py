@@ -33,6 +33,7 @@ DEVICE_P = [0.55, 0.3, 0.1, 0.05]
 CHANNELS = ["organic", "ads", "referral", "social"]
 AGE_GROUPS = ["<18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown"]
 FUNNEL_STEPS = ["item_view", "add_to_cart", "checkout_start", "purchase"]
+FUNNEL_WINDOW_DAYS = 14
 PAGES = ["/home", "/catalog", "/item", "/cart", "/checkout", "/profile", "/courses", "/quiz"]
 
 # Arrow types of every table, in contract column order.
@@ -62,12 +63,15 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
                         ("retained_users_unbounded", L), ("retention_rate", F)],
     "retention_weekly": [("cohort_week", D), ("week_n", I), ("cohort_size", L), ("retained_users", L),
                          ("retention_rate", F)],
-    "funnel_daily": [("activity_date", D), ("device", S), ("step_index", I), ("step_name", S), ("users", L)],
+    "funnel_daily": [("activity_date", D), ("device", S), ("step_index", I), ("step_name", S), ("users", L),
+                     ("is_window_complete", B)],
+    "funnel_entries": [("activity_date", D), ("user_id", S), ("device", S), ("reached", I),
+                       ("is_window_complete", B)],
     "revenue_daily": [("activity_date", D), ("orders", L), ("revenue", F), ("buyers", L), ("failed_payments", L),
                       ("conversion_rate", F), ("arpu", F), ("arppu", F)],
     "user_revenue": [("user_id", S), ("orders", L), ("revenue", F), ("first_purchase_date", D),
                      ("last_purchase_date", D)],
-    "sessions_daily": [("activity_date", D), ("sessions", L), ("users", L), ("total_session_seconds", L),
+    "sessions_daily": [("activity_date", D), ("sessions", L), ("users", L), ("total_session_seconds", F),
                        ("avg_session_seconds", F), ("avg_time_per_user_seconds", F)],
     "event_counts_daily": [("activity_date", D), ("event", S), ("events", L), ("users", L)],
     "page_views_daily": [("activity_date", D), ("page", S), ("views", L), ("users", L)],
@@ -358,12 +362,18 @@ def generate(n_users: int = 80, n_days: int = 70, start: date = date(2024, 1, 1)
     s3 = buy | (s2 & (rng.random(n_rows) < 0.6))
     s4 = buy | (s3 & (rng.random(n_rows) < 0.3))
     f_rows = []
+    closed = lambda d: d + FUNNEL_WINDOW_DAYS <= n_days - 1  # noqa: E731 - the entry's window ends in the lake
     for k, (name, reached) in enumerate(zip(FUNNEL_STEPS, (s1, s2, s3, s4)), start=1):
         g = pd.DataFrame({"d": rd[reached], "device": device[reached]}).groupby(["d", "device"]).size()
         for (d, dev), cnt in g.items():
             f_rows.append({"activity_date": dates[d], "device": dev, "step_index": k, "step_name": name,
-                           "users": int(cnt)})
+                           "users": int(cnt), "is_window_complete": bool(closed(d))})
     funnel = pd.DataFrame(f_rows).sort_values(["activity_date", "device", "step_index"]).reset_index(drop=True)
+    # one row per entry (a user-day at step 1), with the number of steps it reached
+    funnel_entries = pd.DataFrame({
+        "activity_date": dates[rd[s1]], "user_id": uid[ru[s1]], "device": device[s1],
+        "reached": (s1.astype(int) + s2 + s3 + s4)[s1].astype(np.int32), "is_window_complete": closed(rd[s1]),
+    }).sort_values(["activity_date", "user_id"]).reset_index(drop=True)
 
     # --- demographics --------------------------------------------------------
     active_30 = act[:, max(0, n_days - 30):].any(1)
@@ -427,7 +437,7 @@ def generate(n_users: int = 80, n_days: int = 70, start: date = date(2024, 1, 1)
 
     # --- sessions ------------------------------------------------------------
     sess_d = per_day(sessions).astype(np.int64)
-    secs_d = per_day(session_seconds).astype(np.int64)
+    secs_d = per_day(session_seconds).astype(float)  # exact sums of session lengths (not whole seconds)
     sessions_daily = pd.DataFrame({
         "activity_date": dates, "sessions": sess_d, "users": dau, "total_session_seconds": secs_d,
         "avg_session_seconds": _safe_div(secs_d, sess_d), "avg_time_per_user_seconds": _safe_div(secs_d, dau)})
@@ -556,6 +566,7 @@ def generate(n_users: int = 80, n_days: int = 70, start: date = date(2024, 1, 1)
         "lifecycle_daily": lifecycle, "demographics": demographics, "loyalty_daily": loyalty_daily,
         "loyalty_balances": loyalty_balances, "user_activity_daily": uad, "users": users,
         "retention_daily": retention_daily, "retention_weekly": retention_weekly, "funnel_daily": funnel,
+        "funnel_entries": funnel_entries,
         "revenue_daily": revenue_daily, "user_revenue": user_revenue, "sessions_daily": sessions_daily,
         "event_counts_daily": event_counts, "page_views_daily": page_views, "hourly_activity": hourly,
         "quiz_daily": quiz_daily, "course_progress": course_progress, "segment_summary": seg,

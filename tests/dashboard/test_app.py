@@ -137,7 +137,7 @@ def test_every_callback_degrades_gracefully_when_tables_are_missing(tmp_path, la
                               "loyalty_daily", "loyalty_balances", "revenue_daily", "user_revenue", "sessions_daily",
                               "event_counts_daily", "page_views_daily", "hourly_activity", "quiz_daily",
                               "course_progress", "segment_summary", "cluster_profiles", "quarantine_summary",
-                              "demographics", "lifecycle_daily", "revenue_by_currency_daily"))
+                              "demographics", "lifecycle_daily", "revenue_by_currency_daily", "funnel_entries"))
     create_app(tmp_path, users={}, warm=False)
     data.clear_caches()
     rng = data.lake_bounds()
@@ -147,7 +147,8 @@ def test_every_callback_degrades_gracefully_when_tables_are_missing(tmp_path, la
         ("overview", "update_kpis", args), ("overview", "update_charts", args),
         ("engagement", "update_engagement", args), ("engagement", "update_lifecycle", args),
         ("retention", "update_kpis", args), ("retention", "update_cohorts", args + ("week", "count", "unbounded")),
-        ("funnel", "update_funnel", args), ("revenue", "update_revenue", args), ("revenue", "update_split", args),
+        ("funnel", "update_funnel", args), ("funnel", "update_trend", args + (True,)),
+        ("revenue", "update_revenue", args), ("revenue", "update_split", args),
         ("revenue", "update_currency", args),
         ("demographics", "update_demographics", args + ("users",)), ("loyalty", "update_loyalty", args),
         ("loyalty", "update_balances", args), ("sessions", "update_sessions", args),
