@@ -16,7 +16,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import SparkSession
 
 from lakehouse import ops
-from lakehouse.tables import Lake
+from lakehouse.tables import Lake, local_path
 from lakehouse.transforms.silver import UNREADABLE_MARKER
 
 FEEDS = {
@@ -132,7 +132,7 @@ def damaged_gzip_files(paths: list[str]) -> dict[str, str]:
     for uri in paths:
         if not uri.lower().endswith(".gz") or not (uri.startswith("file:") or "://" not in uri):
             continue
-        local = uri.removeprefix("file://").removeprefix("file:")
+        local = local_path(uri)
         try:
             with gzip.open(local, "rb") as fh:
                 while fh.read(1 << 20):

@@ -27,10 +27,11 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse import currency, ops, quality
 from lakehouse.config import expectations_path
-from lakehouse.tables import GOLD, Lake, one_partition
+from lakehouse.tables import GOLD, Lake, local_path, one_partition
 from lakehouse.transforms import gold as G
 from lakehouse.transforms import product as P
 from lakehouse.transforms import segments as S
+from lakehouse.transforms.silver import SILVER_USERS_SCHEMA
 
 _TRACE = os.environ.get("LAKEHOUSE_GOLD_TRACE") == "1"
 _T0 = [0.0]
@@ -251,12 +252,12 @@ def _version_readable(lake: Lake, name: str, version: int) -> bool:
 
     path = lake.path(f"gold.{name}")
     try:
-        files = DeltaTable(ops._uri(lake, f"gold.{name}"), version=version).file_uris()
+        files = DeltaTable(lake.rs_uri(f"gold.{name}"), version=version).file_uris()
     except Exception:  # noqa: BLE001 - the version is gone from the log
         return False
     if "://" in path and not path.startswith("file:"):
         return True  # remote stores: trust the log
-    return all(os.path.exists(f.removeprefix("file://")) for f in files)
+    return all(os.path.exists(local_path(f)) for f in files)
 
 
 def _large(lake: Lake, name: str, version: int, min_rows: int) -> bool:
@@ -267,7 +268,7 @@ def _large(lake: Lake, name: str, version: int, min_rows: int) -> bool:
     """
     from deltalake import DeltaTable
 
-    actions = DeltaTable(ops._uri(lake, f"gold.{name}"), version=version).get_add_actions(flatten=True)
+    actions = DeltaTable(lake.rs_uri(f"gold.{name}"), version=version).get_add_actions(flatten=True)
     rows = actions.column("num_records").to_pylist() if "num_records" in actions.schema.names else []
     return sum(r or 0 for r in rows) > min_rows
 
@@ -331,9 +332,7 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
         return df.localCheckpoint(eager=True)
 
     silver = lake.read_pinned(spark, "silver.events")
-    from lakehouse.silver import _silver_users_schema
-
-    profiles = lake.read_or_empty(spark, "silver.users", _silver_users_schema(), pinned=True)
+    profiles = lake.read_or_empty(spark, "silver.users", SILVER_USERS_SCHEMA, pinned=True)
     sessions = read_sessions(spark, lake)
     new = keep(silver.filter(F.col("batch_id") > after_batch).select(*GOLD_EVENT_COLUMNS).transform(G.with_activity_date(tz)))
     is_active = ~F.col("event").isin(*excluded)
@@ -563,10 +562,8 @@ def empty_quarantine(spark: SparkSession) -> DataFrame:
 
 def read_silver(spark: SparkSession, lake: Lake) -> tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
     """silver.events, users, sessions and quarantine (empty frames where a table is missing)."""
-    from lakehouse.silver import _silver_users_schema
-
     events = lake.read_pinned(spark, "silver.events")
-    profiles = lake.read_or_empty(spark, "silver.users", _silver_users_schema(), pinned=True)
+    profiles = lake.read_or_empty(spark, "silver.users", SILVER_USERS_SCHEMA, pinned=True)
     quarantine = lake.read_pinned(spark, "silver.quarantine") if lake.exists(spark, "silver.quarantine") else empty_quarantine(spark)
     return events, profiles, read_sessions(spark, lake), quarantine.select("feed", "reason")
 

@@ -102,11 +102,6 @@ def erasure_hash(cfg: dict, user_id: str) -> str:
 
 # ---------------------------------------------------------------- tables
 
-def _uri(lake: Lake, name: str) -> str:
-    """A table's location as delta-rs understands it (plain path for local lakes)."""
-    return lake.path(name).removeprefix("file://").removeprefix("file:")
-
-
 def _lake_tables(lake: Lake) -> list[str]:
     """Every registered table that exists in the lake (read from the logs, no Spark job)."""
     return [n for n in sorted(REGISTRY) if ops.table_version(lake, n) is not None]
@@ -215,7 +210,7 @@ def _with_record_mates(df: DataFrame, name: str, hit: Column) -> Column:
 
 def _deletion_vectors(lake: Lake, name: str) -> bool:
     """Whether DELETE only marks rows as deleted (deletion vectors) instead of rewriting files."""
-    config = RsTable(_uri(lake, name)).metadata().configuration
+    config = RsTable(lake.rs_uri(name)).metadata().configuration
     return config.get("delta.enableDeletionVectors", "false").lower() == "true"
 
 
@@ -229,14 +224,14 @@ def _redact_ops(lake: Lake, names: list[str], ids: list[str]) -> list[str]:
     pattern = re.compile("|".join(rf"(?<![\w-]){re.escape(u)}(?![\w-])" for u in ids))
     redacted = []
     for name in [n for n in names if n.startswith("ops.") and n not in OPS_KEPT]:
-        data = RsTable(_uri(lake, name)).to_pyarrow_table()
+        data = RsTable(lake.rs_uri(name)).to_pyarrow_table()
         texts = [f.name for f in data.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
         rows = data.to_pylist()
         if not any(r[c] and pattern.search(r[c]) for r in rows for c in texts):
             continue
         for r in rows:
             r.update({c: pattern.sub(ERASED, r[c]) for c in texts if r[c]})
-        write_deltalake(_uri(lake, name), pa.Table.from_pylist(rows, schema=data.schema), mode="overwrite")
+        write_deltalake(lake.rs_uri(name), pa.Table.from_pylist(rows, schema=data.schema), mode="overwrite")
         redacted.append(name)
     return redacted
 
@@ -247,7 +242,7 @@ def _cut_history(spark: SparkSession, lake: Lake, name: str, hours: int, erasure
     Older commits hold the ids (DELETE predicates, min/max statistics, `.crc` file lists); the
     checkpoint keeps the table's metadata, live files and idempotent-write (`txn`) markers.
     """
-    uri = _uri(lake, name)
+    uri = lake.rs_uri(name)
     deleted = _vacuum(uri, hours)
     RsTable(uri).alter.set_table_properties({"lakehouse.last_erasure": erasure_id}, raise_if_not_exists=False)
     table = RsTable(uri)
@@ -417,7 +412,7 @@ def complete_erasures(cfg: dict, lake_root: str, now: dt.datetime | None = None)
 
     def vacuum(name: str):
         try:
-            return _vacuum(_uri(lake, name), hours)
+            return _vacuum(lake.rs_uri(name), hours)
         except Exception as exc:  # noqa: BLE001 - reported below, retried by the next call
             return exc
 
@@ -428,7 +423,7 @@ def complete_erasures(cfg: dict, lake_root: str, now: dt.datetime | None = None)
     if done:
         deleted_at = ops.now()
         listed = ", ".join(f"'{e}'" for e in done)  # erasure ids are hex
-        RsTable(_uri(lake, "ops.erasures")).update(
+        RsTable(lake.rs_uri("ops.erasures")).update(
             predicate=f"erasure_id IN ({listed}) AND files_deleted_at IS NULL", new_values={"files_deleted_at": deleted_at})
     for e in due:
         users = len(due[e])
@@ -464,7 +459,7 @@ class Maintained:
 def _compact(spark: SparkSession, lake: Lake, name: str, zorder: bool) -> str:
     """Bin-pack a table's small files, or cluster them with ZORDER BY; what was done."""
     if name.startswith("ops."):  # written by delta-rs: compacted by delta-rs
-        RsTable(_uri(lake, name)).optimize.compact()
+        RsTable(lake.rs_uri(name)).optimize.compact()
         return "compacted"
     columns = ZORDER.get(name, ()) if zorder else ()
     if columns:
@@ -476,7 +471,7 @@ def _compact(spark: SparkSession, lake: Lake, name: str, zorder: bool) -> str:
 
 def _maintain_table(spark: SparkSession, lake: Lake, name: str, hours: int, zorder_min_bytes: int) -> Maintained:
     """Compact a table with more than one live file, vacuum it, checkpoint it when delta-rs writes it."""
-    uri = _uri(lake, name)
+    uri = lake.rs_uri(name)
     before, size = _files(uri)
     action = _compact(spark, lake, name, size >= zorder_min_bytes) if before > 1 else "kept"
     vacuumed = _vacuum(uri, hours)
@@ -516,7 +511,7 @@ def after_run(spark: SparkSession, cfg: dict, lake_root: str) -> str:
     the tables with more than `maintenance.max_files_per_table` live files; "" when none (or 0)."""
     limit = setting(cfg, "max_files_per_table")
     lake = Lake(lake_root)
-    crowded = [n for n in _lake_tables(lake) if limit and _files(_uri(lake, n))[0] > limit]
+    crowded = [n for n in _lake_tables(lake) if limit and _files(lake.rs_uri(n))[0] > limit]
     if not crowded:
         return ""
     done = _maintain(spark, cfg, lake, crowded)

@@ -48,12 +48,6 @@ SCHEMAS = {
 }
 
 
-def _uri(lake: Lake, name: str) -> str:
-    """The table location as delta-rs understands it (plain path for local lakes)."""
-    path = lake.path(name)
-    return path.removeprefix("file://").removeprefix("file:")
-
-
 def now() -> dt.datetime:
     """The current UTC time, to the microsecond."""
     return dt.datetime.now(dt.timezone.utc)
@@ -62,7 +56,7 @@ def now() -> dt.datetime:
 def read(lake: Lake, name: str) -> list[dict]:
     """Every row of an ops table (empty when it does not exist yet)."""
     try:
-        return DeltaTable(_uri(lake, name)).to_pyarrow_table().to_pylist()
+        return DeltaTable(lake.rs_uri(name)).to_pyarrow_table().to_pylist()
     except TableNotFoundError:
         return []
 
@@ -77,12 +71,12 @@ def append(lake: Lake, name: str, rows: list[dict]) -> None:
         return
     schema = SCHEMAS[name]
     table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema)
-    write_deltalake(_uri(lake, name), table, mode="append", schema_mode="merge")
+    write_deltalake(lake.rs_uri(name), table, mode="append", schema_mode="merge")
 
 
 def last_commit_rows(lake: Lake, name: str) -> int:
     """Rows written by a table's latest commit, from its Delta log (no data scan)."""
-    history = DeltaTable(_uri(lake, name)).history(1)
+    history = DeltaTable(lake.rs_uri(name)).history(1)
     metrics = history[0].get("operationMetrics") or {} if history else {}
     return int(metrics.get("numOutputRows", 0) or 0)
 
@@ -90,7 +84,7 @@ def last_commit_rows(lake: Lake, name: str) -> int:
 def table_version(lake: Lake, name: str) -> int | None:
     """The latest version of any lake table, or None when it does not exist."""
     try:
-        return DeltaTable(_uri(lake, name)).version()
+        return DeltaTable(lake.rs_uri(name)).version()
     except TableNotFoundError:
         return None
 
@@ -99,7 +93,7 @@ def live_rows(lake: Lake, name: str) -> int | None:
     """Rows in a table's latest version, summed from its files' statistics (no data scan);
     0 for a missing table, None when a file has no row count."""
     try:
-        adds = pa.table(DeltaTable(_uri(lake, name)).get_add_actions(flatten=True))
+        adds = pa.table(DeltaTable(lake.rs_uri(name)).get_add_actions(flatten=True))
     except TableNotFoundError:
         return 0
     if "num_records" not in adds.column_names or adds.column("num_records").null_count:

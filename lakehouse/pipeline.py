@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 from lakehouse import bronze, gold, maintenance, ops, silver, sparkstats
 from lakehouse.progress import Line, Reporter, as_reporter
 from lakehouse.session import layer_conf, tuned
-from lakehouse.tables import GOLD, Lake
+from lakehouse.tables import GOLD, Lake, local_path
 
 LAYERS = ("bronze", "silver", "gold")
 
@@ -102,7 +102,7 @@ def lake_lock(lake_root: str, wait: bool = False) -> Iterator[None]:
         return
     import fcntl
 
-    root = lake_root.removeprefix("file://").removeprefix("file:")
+    root = local_path(lake_root)
     try:
         os.makedirs(root, exist_ok=True)
         handle = open(os.path.join(root, "_lakehouse.lock"), "w")

@@ -84,7 +84,7 @@ def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, r
     reasons = {r["reason"]: r["n"] for r in counts}  # records (profiles), each valid or quarantined whole
     record_lines = sum(r["lines"] for r in counts)
     valid = reasons.pop(None, 0)
-    current = lake.read_or_empty(spark, "silver.users", _silver_users_schema())
+    current = lake.read_or_empty(spark, "silver.users", T.SILVER_USERS_SCHEMA)
     merged = T.latest_profiles(current, parsed)
     lake.write(merged.coalesce(1), "silver.users", mode="overwrite", txn=("silver.users", batch_id))
     if reasons:
@@ -95,13 +95,6 @@ def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, r
     result.profile_headers += headers
     result.profile_continuation_lines += record_lines - valid - sum(reasons.values())
     result.quarantined.update({f"users:{k}": v for k, v in reasons.items()})
-
-
-def _silver_users_schema() -> str:
-    return (
-        "user_id string, registered_at timestamp, gender string, birth_date date, age int, country string, "
-        "city string, signup_channel string, email_hash string, updated_at timestamp, source_file string, batch_id long"
-    )
 
 
 def _sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int):

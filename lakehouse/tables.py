@@ -51,6 +51,11 @@ class UnknownTableError(KeyError):
         return f"unknown table {self.args[0]!r}; known tables: " + ", ".join(sorted(REGISTRY))
 
 
+def local_path(uri: str) -> str:
+    """A `file:` URI (`file:///x`, `file:/x`) as the plain path `/x`; any other path or URI unchanged."""
+    return uri.removeprefix("file://").removeprefix("file:")
+
+
 @dataclass(frozen=True)
 class Lake:
     """A lake root (local path or any Hadoop URI) and the tables under it."""
@@ -63,6 +68,10 @@ class Lake:
             raise UnknownTableError(name)
         layer, table = name.split(".", 1)
         return f"{self.root.rstrip('/')}/{layer}/{table}"
+
+    def rs_uri(self, name: str) -> str:
+        """The table's location as delta-rs understands it (a plain path for a local lake)."""
+        return local_path(self.path(name))
 
     def exists(self, spark: SparkSession, name: str) -> bool:
         """True when the table has a Delta log."""
@@ -94,7 +103,7 @@ class Lake:
             return delta
         from deltalake import DeltaTable
 
-        table = DeltaTable(path.removeprefix("file://").removeprefix("file:"), version=version)
+        table = DeltaTable(local_path(path), version=version)
         if table.protocol().min_reader_version > 1 or table.metadata().partition_columns:
             return delta
         files = table.file_uris()

@@ -117,7 +117,7 @@ def test_run_log_gains_its_new_column_on_a_lake_that_predates_it(tmp_path):
     old = pa.schema([f for f in new if f.name != "spark_json"])
     from deltalake import write_deltalake
 
-    write_deltalake(ops._uri(lake, "ops.pipeline_runs"), pa.Table.from_pylist([{"run_id": "old"}], schema=old))
+    write_deltalake(lake.rs_uri("ops.pipeline_runs"), pa.Table.from_pylist([{"run_id": "old"}], schema=old))
     ops.append(lake, "ops.pipeline_runs", [{"run_id": "new", "spark_json": '{"jobs": {"gold": 1}}'}])
     rows = {r["run_id"]: r for r in ops.read(lake, "ops.pipeline_runs")}
     assert rows["old"]["spark_json"] is None and rows["new"]["spark_json"] == '{"jobs": {"gold": 1}}'

@@ -398,7 +398,7 @@ def test_bad_yaml_rule_gives_a_clear_error_naming_table_and_rule(tmp_path, text,
 def test_shipped_rules_pass_on_gold_built_by_the_project_and_catch_a_tampered_table(spark, cfg):
     """Every shipped gold rule holds on gold built by the project's own transforms from tiny silver."""
     from lakehouse import gold as GS
-    from lakehouse.silver import _silver_users_schema
+    from lakehouse.transforms.silver import SILVER_USERS_SCHEMA
     from lakehouse.transforms import gold as G
     from lakehouse.transforms import product as P
     from lakehouse.transforms import segments as S
@@ -433,7 +433,7 @@ def test_shipped_rules_pass_on_gold_built_by_the_project_and_catch_a_tampered_ta
     profiles = spark.createDataFrame(
         [("u1", dt.datetime(2025, 12, 20), "female", D(1990, 5, 1), None, "DE", None, "ads", None, None, None, None),
          ("u5", dt.datetime(2026, 1, 2), "unknown", None, 17, None, None, None, None, None, None, None)],
-        _silver_users_schema())
+        SILVER_USERS_SCHEMA)
     sessions = spark.createDataFrame(
         [("u1", "s1", dt.datetime(2026, 1, 1, 9), dt.datetime(2026, 1, 1, 13), 5, 14400, False)],
         "user_id string, session_id string, session_start timestamp, session_end timestamp, events long, "

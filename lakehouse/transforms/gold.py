@@ -49,7 +49,7 @@ def money_sum(amount: Column) -> Column:
     return F.sum(amount.cast(MONEY)).cast("double")
 
 
-def _ratio(num: Column, den: Column) -> Column:
+def ratio(num: Column, den: Column) -> Column:
     """num / den as double, null on a zero or null denominator."""
     return F.when(den.isNull() | (den == 0), F.lit(None).cast("double")).otherwise(num.cast("double") / den)
 
@@ -313,7 +313,7 @@ def engagement_daily(cal: DataFrame, days: DataFrame, rolling: DataFrame, users:
     return out.select(
         "activity_date",
         *[F.col(c).cast("long").alias(c) for c in ("dau", "wau", "mau")],
-        _ratio(F.col("dau"), F.col("mau")).alias("stickiness"),
+        ratio(F.col("dau"), F.col("mau")).alias("stickiness"),
         F.col("new_users").cast("long").alias("new_users"),
         F.col("new_active_users").cast("long").alias("new_active_users"),
         (F.col("dau") - F.col("new_active_users")).cast("long").alias("existing_active_users"),
@@ -374,7 +374,7 @@ def engagement_monthly(days: DataFrame, users: DataFrame, daily: DataFrame, rng:
         F.col("new_active_users").cast("long").alias("new_active_users"),
         (F.col("mau") - F.col("new_active_users")).cast("long").alias("existing_active_users"),
         F.col("avg_dau").cast("double").alias("avg_dau"),
-        _ratio(F.col("avg_dau"), F.col("mau")).alias("stickiness"),
+        ratio(F.col("avg_dau"), F.col("mau")).alias("stickiness"),
         ((F.col("month") >= F.lit(rng.start)) & (last_day <= F.lit(rng.end))).alias("is_complete"),
     ).transform(in_order("month"))
 
@@ -430,7 +430,7 @@ def loyalty_daily(cal: DataFrame, points: DataFrame, daily: DataFrame, opening: 
     return out.select(
         "activity_date",
         *[F.col(c).cast("long").alias(c) for c in ("points_earned", "points_redeemed", "earners", "redeemers", "participants")],
-        _ratio(F.col("participants"), F.col("dau")).alias("participation_rate"),
+        ratio(F.col("participants"), F.col("dau")).alias("participation_rate"),
         (F.col("opening") + F.sum(F.col("points_earned") - F.col("points_redeemed")).over(running)).cast("long").alias("outstanding_points"),
     ).transform(in_order("activity_date"))
 

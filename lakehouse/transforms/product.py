@@ -13,7 +13,7 @@ from typing import Sequence
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
-from lakehouse.transforms.gold import DateRange, _ratio, in_order, local_date, money_sum
+from lakehouse.transforms.gold import DateRange, in_order, local_date, money_sum, ratio
 
 DEFAULT_FUNNEL_STEPS = ("item_view", "add_to_cart", "checkout_start", "purchase")
 UNKNOWN = "unknown"
@@ -83,7 +83,7 @@ def retention_daily(cal: DataFrame, users: DataFrame, days: DataFrame, rng: Date
         _long("cohort_size"),
         _long("retained_users"),
         _long("retained_users_unbounded"),
-        _ratio(F.col("retained_users"), F.col("cohort_size")).alias("retention_rate"),
+        ratio(F.col("retained_users"), F.col("cohort_size")).alias("retention_rate"),
     ).transform(in_order("cohort_date", "day_n"))
 
 
@@ -117,7 +117,7 @@ def retention_weekly(cal: DataFrame, users: DataFrame, days: DataFrame, rng: Dat
         F.col("week_n").cast("int").alias("week_n"),
         _long("cohort_size"),
         _long("retained_users"),
-        _ratio(F.coalesce(F.col("retained_users"), F.lit(0)), F.coalesce(F.col("cohort_size"), F.lit(0))).alias("retention_rate"),
+        ratio(F.coalesce(F.col("retained_users"), F.lit(0)), F.coalesce(F.col("cohort_size"), F.lit(0))).alias("retention_rate"),
     ).transform(in_order("cohort_week", "week_n"))
 
 
@@ -253,9 +253,9 @@ def revenue_daily(cal: DataFrame, active: DataFrame, days: DataFrame) -> DataFra
         F.col("revenue").cast("double").alias("revenue"),
         _long("buyers"),
         _long("failed_payments"),
-        _ratio(F.col("buyers"), F.col("dau")).alias("conversion_rate"),
-        _ratio(F.col("revenue"), F.col("dau")).alias("arpu"),
-        _ratio(F.col("revenue"), F.col("buyers")).alias("arppu"),
+        ratio(F.col("buyers"), F.col("dau")).alias("conversion_rate"),
+        ratio(F.col("revenue"), F.col("dau")).alias("arpu"),
+        ratio(F.col("revenue"), F.col("buyers")).alias("arppu"),
     ).transform(in_order("activity_date"))
 
 
@@ -326,8 +326,8 @@ def sessions_daily(cal: DataFrame, sessions: DataFrame, timezone: str) -> DataFr
         _long("sessions"),
         _long("users"),
         total.alias("total_session_seconds"),
-        _ratio(F.col("total_session_seconds"), F.col("sessions")).alias("avg_session_seconds"),
-        _ratio(F.col("total_session_seconds"), F.col("users")).alias("avg_time_per_user_seconds"),
+        ratio(F.col("total_session_seconds"), F.col("sessions")).alias("avg_session_seconds"),
+        ratio(F.col("total_session_seconds"), F.col("users")).alias("avg_time_per_user_seconds"),
     ).transform(in_order("activity_date"))
 
 
@@ -388,7 +388,7 @@ def quiz_daily(active: DataFrame, rng: DateRange) -> DataFrame:
     )
     return agg.select(
         "activity_date", "quiz_id", _long("attempts"), _long("participants"), _long("passes"),
-        _ratio(F.col("passes"), F.col("attempts")).alias("pass_rate"),
+        ratio(F.col("passes"), F.col("attempts")).alias("pass_rate"),
         F.col("avg_score_pct").cast("double").alias("avg_score_pct"),
         F.col("avg_duration_s").cast("double").alias("avg_duration_s"),
     ).transform(in_order("activity_date", "quiz_id"))
@@ -403,5 +403,5 @@ def course_progress(active: DataFrame) -> DataFrame:
     )
     return agg.select(
         "course_id", _long("learners"), _long("completions"),
-        _ratio(F.col("completions"), F.col("learners")).alias("completion_rate"),
+        ratio(F.col("completions"), F.col("learners")).alias("completion_rate"),
     ).transform(in_order("course_id"))

@@ -26,7 +26,7 @@ from pyspark.ml.feature import PCA, StandardScaler, VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 
-from lakehouse.transforms.gold import DateRange, _ratio, in_order
+from lakehouse.transforms.gold import DateRange, in_order, ratio
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def segment_summary(segmented: DataFrame) -> DataFrame:
     return out.select(
         "segment",
         F.coalesce("users", F.lit(0)).cast("long").alias("users"),
-        _ratio(F.coalesce("users", F.lit(0)), F.col("_total")).alias("share"),
+        ratio(F.coalesce("users", F.lit(0)), F.col("_total")).alias("share"),
         F.col("avg_revenue").cast("double").alias("avg_revenue"),
         F.col("avg_active_days").cast("double").alias("avg_active_days"),
         F.coalesce("_order", F.lit(len(SEGMENTS))).alias("_order"),

@@ -68,6 +68,12 @@ SILVER_EVENT_COLUMNS = (
 PROFILE_FIELDS = ("user_id", "registered_at", "gender", "birth_date", "age", "country", "city",
                   "signup_channel", "email", "updated_at")
 
+# silver.users as DDL (the profile columns, the e-mail hashed, and lineage): the schema of an empty table.
+SILVER_USERS_SCHEMA = (
+    "user_id string, registered_at timestamp, gender string, birth_date date, age int, country string, "
+    "city string, signup_channel string, email_hash string, updated_at timestamp, source_file string, batch_id long"
+)
+
 GENDER_MAP = {
     "female": ("f", "female", "woman", "w"),
     "male": ("m", "male", "man"),
