@@ -29,6 +29,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql.types import BinaryType, StringType
 
 from lakehouse import gold, ops
+from lakehouse.lock import lake_lock
 from lakehouse.tables import BRONZE, GOLD, REGISTRY, SILVER, Lake
 from lakehouse.transforms import silver as silver_transforms
 
@@ -328,7 +329,6 @@ class Erasure:
 def forget(spark: SparkSession, cfg: dict, lake_root: str, user_ids: Iterable[str], wait: bool = False,
            progress: Callable[[str], None] | None = None) -> str:
     """Erase users from every table of the lake and from the tables' history; returns a summary."""
-    from lakehouse.pipeline import lake_lock  # imported here: pipeline.run calls after_run (no cycle)
 
     say = progress or (lambda message: None)
     lake = Lake(lake_root)
@@ -492,7 +492,6 @@ def _maintain(spark: SparkSession, cfg: dict, lake: Lake, names: list[str]) -> l
 
 def maintain(spark: SparkSession, cfg: dict, lake_root: str, wait: bool = False) -> str:
     """Compact small files and vacuum every table of the lake; returns a summary per table."""
-    from lakehouse.pipeline import lake_lock  # imported here: pipeline.run calls after_run (no cycle)
 
     started = time.perf_counter()
     check_settings(cfg)

@@ -5,29 +5,21 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 from pyspark.sql import SparkSession
 
 from lakehouse import bronze, gold, maintenance, ops, silver, sparkstats
 from lakehouse.progress import Line, Reporter, as_reporter
 from lakehouse.session import layer_conf, tuned
-from lakehouse.tables import GOLD, Lake, local_path
+from lakehouse.lock import LakeBusyError, PipelineError, lake_lock  # noqa: F401 - part of this module's API
+from lakehouse.tables import GOLD, Lake
 
 LAYERS = ("bronze", "silver", "gold")
-
-
-class PipelineError(RuntimeError):
-    """An error the user can fix; the message says what."""
-
-
-class LakeBusyError(PipelineError):
-    """Another run holds the lake."""
 
 
 @dataclass
@@ -92,30 +84,6 @@ class RunSummary:
             out.append(f"  note: {self.message}")
         out += [f"  {line}" for line in self.erasures.splitlines()]
         return "\n".join(out)
-
-
-@contextlib.contextmanager
-def lake_lock(lake_root: str, wait: bool = False) -> Iterator[None]:
-    """One run at a time per lake (an OS file lock for local lakes; none for remote URIs)."""
-    if "://" in lake_root and not lake_root.startswith("file:"):
-        yield
-        return
-    import fcntl
-
-    root = local_path(lake_root)
-    try:
-        os.makedirs(root, exist_ok=True)
-        handle = open(os.path.join(root, "_lakehouse.lock"), "w")
-    except OSError as exc:
-        raise PipelineError(f"lake folder {lake_root} is not writable: {exc.strerror}") from exc
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError as exc:
-            raise LakeBusyError(f"another lakehouse run is using {lake_root}; try again when it ends (or pass --wait)") from exc
-        yield
-    finally:
-        handle.close()
 
 
 class _Layer:

@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 from pyspark.sql import SparkSession
 
 from lakehouse import bronze, maintenance, silver
+from lakehouse.lock import LakeBusyError, lake_lock
 from lakehouse.tables import Lake
 
 
@@ -116,7 +117,6 @@ def has_work(spark: SparkSession, lake: Lake, landing: str) -> bool:
 def _complete_erasures(cfg: dict, lake: Lake, n: int, progress: Callable[[str], None]) -> None:
     """An idle cycle still completes the erasures whose retention has passed (a cycle that runs the
     pipeline does it in the run). Without a due erasure: one delta-rs read of ops.erasures, no lock."""
-    from lakehouse.pipeline import LakeBusyError, lake_lock
 
     if not maintenance.due_erasures(lake, maintenance.retention_hours(cfg)):
         return
@@ -160,7 +160,6 @@ def watch(spark: SparkSession, cfg: dict, landing: str, lake_root: str, interval
     """
     if interval <= 0:
         raise ValueError(f"--interval: must be a number of seconds above 0, got {interval}")
-    from lakehouse.pipeline import LakeBusyError
 
     if run is None:
         from lakehouse.pipeline import run as run
