@@ -1401,30 +1401,26 @@ def _window_complete(df: pd.DataFrame) -> pd.Series:
     return df["is_window_complete"].fillna(True).astype(bool)
 
 
+def _funnel_table_rows(name: str, f: Filters) -> pd.DataFrame | None:
+    """A funnel gold table's rows in the range and for the selected devices (None: no such rows)."""
+    rng = resolve(f)
+    table = gold(name)
+    if rng is None or table is None:
+        return None
+    rows = _on_dates(table, *rng)
+    if f.device:
+        rows = rows[rows["device"].fillna("unknown").isin(f.device)]
+    return rows
+
+
 def funnel_rows(f: Filters) -> pd.DataFrame | None:
     """funnel_daily rows in the range and for the selected devices."""
-    rng = resolve(f)
-    fd = gold("funnel_daily")
-    if rng is None or fd is None:
-        return None
-    lo, hi = rng
-    m = fd["activity_date"].between(pd.Timestamp(lo), pd.Timestamp(hi))
-    if f.device:
-        m &= fd["device"].fillna("unknown").isin(f.device)
-    return fd[m]
+    return _funnel_table_rows("funnel_daily", f)
 
 
 def funnel_entry_rows(f: Filters) -> pd.DataFrame | None:
     """gold.funnel_entries (one row per entry) in the range and for the selected devices."""
-    rng = resolve(f)
-    fe = gold("funnel_entries")
-    if rng is None or fe is None:
-        return None
-    lo, hi = rng
-    m = fe["activity_date"].between(pd.Timestamp(lo), pd.Timestamp(hi))
-    if f.device:
-        m &= fe["device"].fillna("unknown").isin(f.device)
-    return fe[m]
+    return _funnel_table_rows("funnel_entries", f)
 
 
 def funnel_distinct_users(f: Filters, n_steps: int) -> np.ndarray:
