@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from lakehouse.config import ConfigError, load_config, parse_set
+from lakehouse.config import load_config, parse_set
 
 
 class UserError(RuntimeError):

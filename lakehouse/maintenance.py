@@ -29,6 +29,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql.types import BinaryType, StringType
 
 from lakehouse import gold, ops
+from lakehouse import catalog
 from lakehouse.lock import lake_lock
 from lakehouse.tables import BRONZE, GOLD, REGISTRY, SILVER, Lake
 from lakehouse.transforms import silver as silver_transforms
@@ -44,17 +45,15 @@ ERASED = "[erased]"
 
 # OPTIMIZE clusters these tables with ZORDER BY once they reach maintenance.zorder_min_mb: bronze
 # and quarantine by the batch silver reads, silver by what analysts filter on, gold by the
-# dashboard's filters. Smaller tables are only bin-packed (a ZORDER rewrites the whole table).
+# dashboard's filters (each gold table's `zorder` in lakehouse.catalog). Smaller tables are only
+# bin-packed (a ZORDER rewrites the whole table).
 ZORDER = {
     "bronze.events": ("batch_id",),
     "bronze.users": ("batch_id",),
     "silver.quarantine": ("batch_id",),
     "silver.events": ("user_id", "ts"),
     "silver.sessions": ("user_id", "session_start"),
-    "gold.user_activity_daily": ("activity_date", "country"),
-    "gold.users": ("country", "segment"),
-    "gold.funnel_daily": ("activity_date", "device"),
-    "gold.event_counts_daily": ("activity_date", "event"),
+    **{f"gold.{t.name}": t.zorder for t in catalog.GOLD_TABLES if t.zorder},
 }
 
 

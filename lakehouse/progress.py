@@ -164,3 +164,17 @@ def as_reporter(progress: Reporter | Line | None) -> Reporter:
     if progress is None:
         return _Silent()
     return Reporter(emit=progress)
+
+
+_TRACE = os.environ.get("LAKEHOUSE_GOLD_TRACE") == "1"
+_LAST_LAP = [0.0]
+
+
+def trace(step: str) -> None:
+    """With LAKEHOUSE_GOLD_TRACE=1, print to stderr the seconds since the previous call (profiling gold's steps)."""
+    if _TRACE:
+        import time
+
+        now = time.perf_counter()
+        print(f"gold trace: {step} {now - _LAST_LAP[0]:.1f}s", file=sys.stderr, flush=True)
+        _LAST_LAP[0] = now

@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 from lakehouse import ops
 from lakehouse.tables import Lake
 from lakehouse.transforms import silver as T
+from lakehouse.transforms.sessions import SECONDS, sessionize
 
 Step = Callable[[str], None]
 
@@ -103,15 +104,15 @@ def _sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int):
 
     A user's sessions depend on that user's events only, so this equals a full rebuild.
     """
-    sessionize = T.sessionize(cfg["session_gap_minutes"], tuple(cfg["excluded_events"]))
+    cut = sessionize(cfg["session_gap_minutes"], tuple(cfg["excluded_events"]))
     events = lake.read(spark, "silver.events")
     if not lake.exists(spark, "silver.sessions"):
-        return events.transform(sessionize)
-    if dict(lake.read(spark, "silver.sessions").dtypes).get("duration_s") != T.SECONDS:
+        return events.transform(cut)
+    if dict(lake.read(spark, "silver.sessions").dtypes).get("duration_s") != SECONDS:
         # Sessions written before lengths and gaps kept sub-second precision: derive them all again.
-        return events.transform(sessionize)
+        return events.transform(cut)
     touched = F.broadcast(events.filter(F.col("batch_id") == batch_id).select("user_id").distinct())
-    fresh = events.join(touched, "user_id", "left_semi").transform(sessionize)
+    fresh = events.join(touched, "user_id", "left_semi").transform(cut)
     kept = lake.read(spark, "silver.sessions").join(touched, "user_id", "left_anti")
     return kept.unionByName(fresh)
 

@@ -6,18 +6,13 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 
+from lakehouse.catalog import NAMES as CATALOGUE_NAMES
+
 LAYERS = ("bronze", "silver", "gold", "ops")
 
 BRONZE = ("events", "users")
 SILVER = ("events", "users", "sessions", "quarantine")
-GOLD = (
-    "engagement_daily", "engagement_monthly", "lifecycle_daily", "demographics",
-    "loyalty_daily", "loyalty_balances", "user_activity_daily", "users",
-    "retention_daily", "retention_weekly", "funnel_daily", "revenue_daily", "user_revenue",
-    "sessions_daily", "event_counts_daily", "page_views_daily", "hourly_activity",
-    "quiz_daily", "course_progress", "segment_summary", "cluster_profiles",
-    "quarantine_summary", "revenue_by_currency_daily", "funnel_entries",
-)
+GOLD = CATALOGUE_NAMES  # declared in lakehouse.catalog
 OPS = ("ingest_files", "progress", "pipeline_runs", "expectations", "erasures", "gold_state")
 
 REGISTRY = {f"bronze.{n}" for n in BRONZE} | {f"silver.{n}" for n in SILVER} | {f"gold.{n}" for n in GOLD} | {f"ops.{n}" for n in OPS}

@@ -22,8 +22,8 @@ from deltalake import DeltaTable
 
 from lakehouse import gold as gold_step
 from lakehouse import pipeline
-from lakehouse.transforms import product as P
-from lakehouse.transforms import segments as S
+from lakehouse.transforms.revenue import revenue_by_currency_daily, revenue_daily, user_revenue
+from lakehouse.transforms.segments import assign_segments
 
 D = dt.date
 EVENT_SCHEMA = (
@@ -121,11 +121,11 @@ def by_date(df, col="revenue"):
 def usd_gold(spark, cfg):
     x = gold_inputs(spark, cfg, THREE_CURRENCIES)
     yield {
-        "revenue_daily": P.revenue_daily(x.cal, x.money, x.days).collect(),
-        "user_revenue": {r["user_id"]: r for r in P.user_revenue(x.money).collect()},
+        "revenue_daily": revenue_daily(x.cal, x.money, x.days).collect(),
+        "user_revenue": {r["user_id"]: r for r in user_revenue(x.money).collect()},
         "users": {r["user_id"]: r["revenue"] for r in x.users.collect()},
         "user_days": {(r["user_id"], r["activity_date"]): r["revenue"] for r in x.days.collect()},
-        "by_currency": {(r["activity_date"], r["currency"]): r for r in P.revenue_by_currency_daily(x.money).collect()},
+        "by_currency": {(r["activity_date"], r["currency"]): r for r in revenue_by_currency_daily(x.money).collect()},
     }
     x.release()
 
@@ -177,7 +177,7 @@ def test_revenue_by_currency_keeps_the_original_amounts_per_currency(usd_gold):
 def test_no_currency_means_the_reporting_currency(spark, cfg):
     x = gold_inputs(spark, cfg, THREE_CURRENCIES, reporting_currency="eur")
     try:
-        daily = by_date(P.revenue_daily(x.cal, x.money, x.days))
+        daily = by_date(revenue_daily(x.cal, x.money, x.days))
     finally:
         x.release()
     # In EUR: the 20 without a currency stay 20, the 100 EUR stay 100.
@@ -191,9 +191,9 @@ def test_a_rates_file_overrides_the_package(spark, cfg, tmp_path):
     rates.write_text("date,currency,rate\n2026-03-05,gbp,0.5\n2026-01-01,XYZ,2.0\n")
     x = gold_inputs(spark, cfg, THREE_CURRENCIES, currency_rates_file=str(rates))
     try:
-        daily = by_date(P.revenue_daily(x.cal, x.money, x.days))
+        daily = by_date(revenue_daily(x.cal, x.money, x.days))
         unconverted = {(r["activity_date"], r["currency"]) for r in
-                       P.revenue_by_currency_daily(x.money).filter(~F.col("converted")).collect()}
+                       revenue_by_currency_daily(x.money).filter(~F.col("converted")).collect()}
     finally:
         x.release()
     assert daily[SATURDAY] == pytest.approx(50.0 / 0.5 * per_eur("USD", FRIDAY) + 30.0, abs=1e-5)
@@ -220,7 +220,7 @@ def test_high_value_segment_ranks_buyers_by_converted_revenue(spark, cfg):
     assert to_usd(10000.0, "JPY", WEEKDAY) < 100.0  # raw, 10000 "beats" 100
     x = gold_inputs(spark, cfg, events)
     try:
-        seg = {r["user_id"]: r["segment"] for r in S.assign_segments(x.users, x.days, x.rng, cfg["segments"]).collect()}
+        seg = {r["user_id"]: r["segment"] for r in assign_segments(x.users, x.days, x.rng, cfg["segments"]).collect()}
     finally:
         x.release()
     assert seg["usd"] == "high_value" and seg["jpy"] != "high_value"

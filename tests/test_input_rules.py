@@ -1,4 +1,4 @@
-"""Input read as the contract says (issue 11, findings 7 and 11): sub-second time arithmetic,
+"""Input read as the contract says: sub-second time arithmetic,
 numbers stored exactly as sent, every ISO-8601 spelling of an instant, CSV read as CSV."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from decimal import Decimal
 import pytest
 
 from lakehouse.transforms import silver as T
-from lakehouse.transforms.gold import DateRange, calendar
-from lakehouse.transforms.product import sessions_daily
+from lakehouse.transforms.sessions import sessionize
+from lakehouse.transforms.common import DateRange, calendar
+from lakehouse.transforms.sessions import sessions_daily
 
 INGESTED = dt.datetime(2026, 1, 10, 12, 0, 0)
 BRONZE_SCHEMA = "value string, source_file string, file_modified_at timestamp, line_id long, batch_id long, ingested_at timestamp"
@@ -56,14 +57,14 @@ EXACT_TOTAL = 600.1 + 1.34 + 9.5
 
 
 def test_session_gaps_and_lengths_use_the_full_timestamps(spark):
-    got = _events(spark, SUB_SECOND_EVENTS).transform(T.sessionize(30)).orderBy("user_id", "session_start").collect()
+    got = _events(spark, SUB_SECOND_EVENTS).transform(sessionize(30)).orderBy("user_id", "session_start").collect()
     assert [(r["user_id"], r["events"]) for r in got] == [("u1", 2), ("u1", 2), ("u2", 2)]
     assert [r["duration_s"] for r in got] == [Decimal("600.1"), Decimal("1.34"), Decimal("9.5")]
-    assert dict(_events(spark, SUB_SECOND_EVENTS).transform(T.sessionize(30)).dtypes)["duration_s"] == "decimal(18,6)"
+    assert dict(_events(spark, SUB_SECOND_EVENTS).transform(sessionize(30)).dtypes)["duration_s"] == "decimal(18,6)"
 
 
 def test_daily_session_seconds_come_from_the_exact_session_lengths(spark):
-    sessions = _events(spark, SUB_SECOND_EVENTS).transform(T.sessionize(30))
+    sessions = _events(spark, SUB_SECOND_EVENTS).transform(sessionize(30))
     row = sessions_daily(calendar(spark, DateRange(dt.date(2026, 1, 5), dt.date(2026, 1, 5))), sessions, "UTC").collect()[0]
     assert (row["sessions"], row["users"]) == (3, 2)
     assert row["avg_session_seconds"] == pytest.approx(EXACT_TOTAL / 3, abs=1e-9)       # 203.646...
@@ -71,7 +72,7 @@ def test_daily_session_seconds_come_from_the_exact_session_lengths(spark):
 
 
 def test_total_session_seconds_is_the_exact_sum_of_session_lengths(spark):
-    sessions = _events(spark, SUB_SECOND_EVENTS).transform(T.sessionize(30))
+    sessions = _events(spark, SUB_SECOND_EVENTS).transform(sessionize(30))
     row = sessions_daily(calendar(spark, DateRange(dt.date(2026, 1, 5), dt.date(2026, 1, 5))), sessions, "UTC").collect()[0]
     assert row["total_session_seconds"] == pytest.approx(EXACT_TOTAL, abs=1e-9)   # 610.94
 

@@ -399,9 +399,18 @@ def test_shipped_rules_pass_on_gold_built_by_the_project_and_catch_a_tampered_ta
     """Every shipped gold rule holds on gold built by the project's own transforms from tiny silver."""
     from lakehouse import gold as GS
     from lakehouse.transforms.silver import SILVER_USERS_SCHEMA
-    from lakehouse.transforms import gold as G
-    from lakehouse.transforms import product as P
-    from lakehouse.transforms import segments as S
+    from lakehouse.transforms.content import course_progress, event_counts_daily, hourly_activity, page_views_daily, quiz_daily
+    from lakehouse.transforms.demographics import demographics
+    from lakehouse.transforms.engagement import engagement_daily, engagement_monthly, rolling_active
+    from lakehouse.transforms.funnel import funnel_daily, funnel_user_entries
+    from lakehouse.transforms.health import quarantine_summary
+    from lakehouse.transforms.lifecycle import lifecycle_daily
+    from lakehouse.transforms.loyalty import loyalty_balances, loyalty_daily, loyalty_events
+    from lakehouse.transforms.retention import retention_daily, retention_weekly
+    from lakehouse.transforms.revenue import revenue_by_currency_daily, revenue_daily, user_revenue
+    from lakehouse.transforms.segments import assign_segments, segment_summary
+    from lakehouse.transforms.sessions import sessions_daily
+    from lakehouse.transforms.users import user_activity_daily, users_table
 
     schema = ("event_id string, event string, ts timestamp, user_id string, session_id string, device string, "
               "country string, page string, payment_status string, amount double, currency string, points long, "
@@ -441,37 +450,37 @@ def test_shipped_rules_pass_on_gold_built_by_the_project_and_catch_a_tampered_ta
     quarantine = spark.createDataFrame([("events", "not_json"), ("users", "missing_user_id")], "feed string, reason string")
     x = GS.prepare(spark, events, profiles, sessions, quarantine, cfg)
     try:
-        daily_df = G.engagement_daily(x.cal, x.days, G.rolling_active(x.cal, x.neighbours, x.rng, {"wau": 7, "mau": 30}),
+        daily_df = engagement_daily(x.cal, x.days, rolling_active(x.cal, x.neighbours, x.rng, {"wau": 7, "mau": 30}),
                                       x.users, x.events)
-        points = G.loyalty_events(x.events)
-        balances = G.loyalty_balances(points)
-        segmented = S.assign_segments(G.users_table(x.users, balances), x.days, x.rng)
+        points = loyalty_events(x.events)
+        balances = loyalty_balances(points)
+        segmented = assign_segments(users_table(x.users, balances), x.days, x.rng)
         tables = {
             "engagement_daily": daily_df,
-            "engagement_monthly": G.engagement_monthly(x.days, x.users, daily_df, x.rng),
-            "lifecycle_daily": G.lifecycle_daily(x.cal, x.neighbours, x.users, x.rng),
-            "demographics": G.demographics(x.users, x.rng),
-            "loyalty_daily": G.loyalty_daily(x.cal, points, daily_df),
+            "engagement_monthly": engagement_monthly(x.days, x.users, daily_df, x.rng),
+            "lifecycle_daily": lifecycle_daily(x.cal, x.neighbours, x.users, x.rng),
+            "demographics": demographics(x.users, x.rng),
+            "loyalty_daily": loyalty_daily(x.cal, points, daily_df),
             "loyalty_balances": balances,
-            "user_activity_daily": G.user_activity_daily(x.days, x.users),
+            "user_activity_daily": user_activity_daily(x.days, x.users),
             "users": segmented.withColumn("cluster", F.lit(0)),        # k-means is not what is tested here
-            "segment_summary": S.segment_summary(segmented),
+            "segment_summary": segment_summary(segmented),
             "cluster_profiles": spark.createDataFrame([(0, "all users", 5, 1.0, None)],
                                                       "cluster int, label string, users long, share double, silhouette double"),
-            "quarantine_summary": G.quarantine_summary(x.quarantine),
-            "retention_daily": P.retention_daily(x.cal, x.users, x.days, x.rng),
-            "retention_weekly": P.retention_weekly(x.cal, x.users, x.days, x.rng),
-            "funnel_daily": P.funnel_daily(x.active, x.rng.end),
-            "funnel_entries": P.funnel_user_entries(x.active, x.rng.end),
-            "revenue_daily": P.revenue_daily(x.cal, x.money, x.days),
-            "user_revenue": P.user_revenue(x.money),
-            "revenue_by_currency_daily": P.revenue_by_currency_daily(x.money),
-            "sessions_daily": P.sessions_daily(x.cal, x.sessions, "UTC"),
-            "event_counts_daily": P.event_counts_daily(x.cal, x.events, x.rng),
-            "page_views_daily": P.page_views_daily(x.active, x.rng),
-            "hourly_activity": P.hourly_activity(x.events),
-            "quiz_daily": P.quiz_daily(x.active, x.rng),
-            "course_progress": P.course_progress(x.active),
+            "quarantine_summary": quarantine_summary(x.quarantine),
+            "retention_daily": retention_daily(x.cal, x.users, x.days, x.rng),
+            "retention_weekly": retention_weekly(x.cal, x.users, x.days, x.rng),
+            "funnel_daily": funnel_daily(x.active, x.rng.end),
+            "funnel_entries": funnel_user_entries(x.active, x.rng.end),
+            "revenue_daily": revenue_daily(x.cal, x.money, x.days),
+            "user_revenue": user_revenue(x.money),
+            "revenue_by_currency_daily": revenue_by_currency_daily(x.money),
+            "sessions_daily": sessions_daily(x.cal, x.sessions, "UTC"),
+            "event_counts_daily": event_counts_daily(x.cal, x.events, x.rng),
+            "page_views_daily": page_views_daily(x.active, x.rng),
+            "hourly_activity": hourly_activity(x.events),
+            "quiz_daily": quiz_daily(x.active, x.rng),
+            "course_progress": course_progress(x.active),
         }
         tables = {f"gold.{k}": GS.with_reporting_currency(k, v, cfg) for k, v in tables.items()}
         shipped = Q.load_rules(SHIPPED)

@@ -7,14 +7,8 @@ import datetime as dt
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 
-from lakehouse.transforms.gold import DateRange
-from lakehouse.transforms.segments import (
-    SINGLE_CLUSTER_LABEL,
-    assign_segments,
-    cluster_users,
-    label_clusters,
-    segment_summary,
-)
+from lakehouse.transforms.common import DateRange
+from lakehouse.transforms.segments import SINGLE_CLUSTER_LABEL, assign_segments, cluster_users, label_clusters, segment_summary
 
 D = dt.date
 USERS_SCHEMA = "user_id string, first_seen_date date, last_active_date date, active_days long, revenue double"

@@ -9,6 +9,7 @@ import pyspark.sql.functions as F
 from chispa import assert_df_equality
 
 from lakehouse.transforms import silver as T
+from lakehouse.transforms.sessions import sessionize
 
 INGESTED = dt.datetime(2026, 1, 10, 12, 0, 0)
 BRONZE_SCHEMA = "value string, source_file string, file_modified_at timestamp, line_id long, batch_id long, ingested_at timestamp"
@@ -158,7 +159,7 @@ def test_sessions_split_after_30_minutes_and_keep_client_session_ids_whole(spark
         ("u2", "s1", t0 + dt.timedelta(hours=3), "page_view"),         # same client session despite the gap
     ]
     events = spark.createDataFrame(rows, "user_id string, session_id string, ts timestamp, event string")
-    got = events.transform(T.sessionize(30)).orderBy("user_id", "session_start")
+    got = events.transform(sessionize(30)).orderBy("user_id", "session_start")
     assert [(r["user_id"], r["events"], r["duration_s"], r["is_derived"]) for r in got.collect()] == [
         ("u1", 2, 1800, True), ("u1", 1, 0, True), ("u2", 2, 10800, False),
     ]

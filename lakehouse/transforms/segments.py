@@ -26,7 +26,7 @@ from pyspark.ml.feature import PCA, StandardScaler, VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 
-from lakehouse.transforms.gold import DateRange, in_order, ratio
+from lakehouse.transforms.common import DateRange, in_order, ratio
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
 
-from lakehouse.transforms.gold import with_activity_date
-from lakehouse.gold import funnel_rebuild_from
-from lakehouse.transforms.gold import DateRange
-from lakehouse.transforms.product import FUNNEL_ENTRIES_SCHEMA, FUNNEL_SCHEMA, funnel_daily, funnel_user_entries
+from lakehouse.transforms.common import with_activity_date
+from lakehouse.gold_incremental import funnel_rebuild_from
+from lakehouse.transforms.common import DateRange
+from lakehouse.transforms.funnel import FUNNEL_ENTRIES_SCHEMA, FUNNEL_SCHEMA, funnel_daily, funnel_user_entries
 
 D = dt.date
 STEPS = ["item_view", "add_to_cart", "checkout_start", "purchase"]

@@ -6,8 +6,8 @@ import datetime as dt
 
 from chispa import assert_df_equality
 
-from lakehouse.transforms.gold import DateRange, calendar
-from lakehouse.transforms.product import retention_daily, retention_weekly
+from lakehouse.transforms.common import DateRange, calendar
+from lakehouse.transforms.retention import retention_daily, retention_weekly
 
 D = dt.date
 DAILY_SCHEMA = "cohort_date date, day_n int, cohort_size long, retained_users long, retained_users_unbounded long, retention_rate double"

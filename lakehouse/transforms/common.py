@@ -1,0 +1,182 @@
+"""Shared foundations of the gold transforms: dates and timezones, the activity filter, the calendar,
+money columns, the user-day frame every family builds on, and the one-partition ordering gold tables end with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Callable
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame, Window
+
+
+Transform = Callable[[DataFrame], DataFrame]
+
+
+def in_order(*cols) -> Transform:
+    """A gold table's rows in one partition, sorted by `cols` (how every gold table is written).
+
+    A global `orderBy` is a range shuffle whose boundaries Spark samples in a job of its own, one
+    per table; gold tables are small, so one single-partition exchange and a sort of that partition
+    give the same rows in the same order without that job.
+    """
+    return lambda df: df.repartition(1).sortWithinPartitions(*cols)
+
+
+AGE_GROUPS = ((None, 18, "<18"), (18, 25, "18-24"), (25, 35, "25-34"), (35, 45, "35-44"),
+              (45, 55, "45-54"), (55, 65, "55-64"), (65, None, "65+"))
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """The lake's range: earliest and latest activity_date of any active event."""
+
+    start: dt.date
+    end: dt.date
+
+
+MONEY = "decimal(38,6)"
+
+
+def money_sum(amount: Column) -> Column:
+    """Sum of money as an exact decimal, returned as double: the total does not depend on the order
+    of the rows, so sums of partial sums (incremental runs) equal the sum of everything (a rebuild)."""
+    return F.sum(amount.cast(MONEY)).cast("double")
+
+
+def ratio(num: Column, den: Column) -> Column:
+    """num / den as double, null on a zero or null denominator."""
+    return F.when(den.isNull() | (den == 0), F.lit(None).cast("double")).otherwise(num.cast("double") / den)
+
+
+def local_date(ts: Column, timezone: str) -> Column:
+    """The calendar date of a UTC instant in the reporting timezone."""
+    return F.to_date(F.from_utc_timestamp(ts, timezone))
+
+
+def age_group(age: Column) -> Column:
+    """Whole-year age -> the age groups of metrics.md (null -> unknown)."""
+    out = None
+    for low, high, label in AGE_GROUPS:
+        cond = F.lit(True)
+        if low is not None:
+            cond = cond & (age >= low)
+        if high is not None:
+            cond = cond & (age < high)
+        out = F.when(cond, F.lit(label)) if out is None else out.when(cond, F.lit(label))
+    return F.when(age.isNull(), F.lit("unknown")).otherwise(out)
+
+
+def age_on(birth_date: Column, as_of: dt.date) -> Column:
+    """Whole years between birth_date and `as_of` (a Feb-29 birthday turns on Mar 1)."""
+    d = F.lit(as_of)
+    before_birthday = (F.month(d) < F.month(birth_date)) | (
+        (F.month(d) == F.month(birth_date)) & (F.dayofmonth(d) < F.dayofmonth(birth_date))
+    )
+    return (F.year(d) - F.year(birth_date) - F.when(before_birthday, 1).otherwise(0)).cast("int")
+
+
+def calendar(spark, rng: DateRange, column: str = "activity_date") -> DataFrame:
+    """One row per date of the range; no rows when it ends before it starts (Spark's `sequence`
+    would count down)."""
+    days = [(rng.start, rng.end)] if rng.start <= rng.end else []
+    return spark.createDataFrame(days, "s date, e date").select(F.explode(F.sequence("s", "e")).alias(column))
+
+
+def with_activity_date(timezone: str) -> Transform:
+    """Add `activity_date`, `hour` and `day_of_week` (1 = Monday) in the reporting timezone."""
+
+    def _transform(events: DataFrame) -> DataFrame:
+        local = F.from_utc_timestamp("ts", timezone)
+        return (
+            events.withColumn("activity_date", F.to_date(local))
+            .withColumn("hour", F.hour(local))
+            .withColumn("day_of_week", ((F.dayofweek(local) + 5) % 7 + 1).cast("int"))
+        )
+
+    return _transform
+
+
+def active_only(excluded_events: tuple[str, ...]) -> Transform:
+    """Keep active events (every event but the excluded names)."""
+
+    def _transform(events: DataFrame) -> DataFrame:
+        return events.filter(~F.col("event").isin(*excluded_events))
+
+    return _transform
+
+
+def date_range(active: DataFrame) -> DateRange | None:
+    """The lake's date range, or None when there is no active event."""
+    row = active.agg(F.min("activity_date").alias("s"), F.max("activity_date").alias("e")).collect()[0]
+    return None if row["s"] is None else DateRange(row["s"], row["e"])
+
+
+def user_days(active: DataFrame, sessions_by_day: DataFrame) -> DataFrame:
+    """One row per user and active date: counts, money, points and the day's main device."""
+    is_purchase = (F.col("event") == "purchase") & (F.col("payment_status") == "success")
+    per_device = active.groupBy("user_id", "activity_date", "device").agg(
+        F.count(F.lit(1)).alias("events"),
+        F.sum(F.when(is_purchase, 1).otherwise(0)).alias("purchases"),
+        money_sum(F.when(is_purchase, F.coalesce(F.col("amount"), F.lit(0.0))).otherwise(0.0)).alias("revenue"),
+        F.sum(F.when(F.col("event") == "points_earned", F.col("points")).otherwise(0)).alias("points_earned"),
+        F.sum(F.when(F.col("event") == "points_redeemed", F.col("points")).otherwise(0)).alias("points_redeemed"),
+    )
+    days = per_device.groupBy("user_id", "activity_date").agg(
+        F.sum("events").alias("events"),
+        F.sum("purchases").alias("purchases"),
+        money_sum(F.col("revenue")).alias("revenue"),
+        F.sum("points_earned").alias("points_earned"),
+        F.sum("points_redeemed").alias("points_redeemed"),
+        # Most events wins; a tie goes to the alphabetically first device; null devices last.
+        F.min(F.struct(F.col("device").isNull().alias("n"), (-F.col("events")).alias("c"), F.col("device").alias("d")))["d"].alias("device"),
+    )
+    return (
+        days.join(sessions_by_day, ["user_id", "activity_date"], "left")
+        .withColumn("sessions", F.coalesce("sessions", F.lit(0)).cast("long"))
+        .withColumn("device", F.coalesce("device", F.lit("unknown")))
+        .withColumn("events", F.col("events").cast("long"))
+        .withColumn("purchases", F.col("purchases").cast("long"))
+        .withColumn("points_earned", F.col("points_earned").cast("long"))
+        .withColumn("points_redeemed", F.col("points_redeemed").cast("long"))
+    )
+
+
+def sessions_per_day(sessions: DataFrame, timezone: str) -> DataFrame:
+    """Sessions counted on the date of their first event."""
+    return (
+        sessions.withColumn("activity_date", local_date(F.col("session_start"), timezone))
+        .groupBy("user_id", "activity_date")
+        .agg(F.count(F.lit(1)).alias("sessions"))
+    )
+
+
+def with_neighbours(days: DataFrame) -> DataFrame:
+    """Add each user-day's previous and next active dates (one window pass)."""
+    w = Window.partitionBy("user_id").orderBy("activity_date")
+    return days.withColumn("prev_date", F.lag("activity_date").over(w)).withColumn("next_date", F.lead("activity_date").over(w))
+
+
+def count_by(df: DataFrame, key: str, alias: str, out_key: str = "activity_date") -> DataFrame:
+    """Rows per key value, renamed for joining onto a calendar."""
+    return df.groupBy(F.col(key).alias(out_key)).agg(F.count(F.lit(1)).cast("long").alias(alias))
+
+
+UNKNOWN = "unknown"
+
+
+def is_success(col: str = "payment_status") -> Column:
+    """A successful payment (metrics.md: purchases count only payment_status = success)."""
+    return F.coalesce(F.col(col) == F.lit("success"), F.lit(False))
+
+
+def as_long(name: str) -> Column:
+    """Column `name` as a long, nulls as 0 (counts after a left join onto a calendar)."""
+    return F.coalesce(F.col(name), F.lit(0)).cast("long").alias(name)
+
+
+def in_range(df: DataFrame, rng: DateRange, col: str = "activity_date") -> DataFrame:
+    """The rows whose `col` date lies within `rng` (both ends included)."""
+    return df.filter(F.col(col).between(F.lit(rng.start), F.lit(rng.end)))

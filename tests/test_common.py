@@ -1,0 +1,61 @@
+"""Gold foundations (transforms/common.py): the calendar, local dates, the user-day frame, one-partition order."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from lakehouse.session import tuned
+from lakehouse.transforms.common import DateRange, calendar, in_order, with_activity_date
+
+from gold_rows import D, EVENT_SCHEMA, at, build, ev
+
+
+def test_calendar_has_one_row_per_date_and_none_when_the_range_ends_before_it_starts(spark):
+    # An incremental run whose first changed date is after the range's end rebuilds no date.
+    rows = lambda a, b: [r.activity_date for r in calendar(spark, DateRange(a, b)).collect()]  # noqa: E731
+    assert rows(dt.date(2024, 2, 28), dt.date(2024, 3, 1)) == [dt.date(2024, 2, 28), dt.date(2024, 2, 29), dt.date(2024, 3, 1)]
+    assert rows(dt.date(2024, 3, 1), dt.date(2024, 3, 1)) == [dt.date(2024, 3, 1)]
+    assert rows(dt.date(2024, 3, 2), dt.date(2024, 3, 1)) == []
+
+
+def test_activity_date_follows_the_reporting_timezone(spark):
+    # 23:30 UTC on Jan 1 is already Jan 2 in Tokyo and still Jan 1 in New York.
+    events = [ev("u1", dt.datetime(2026, 1, 1, 23, 30)), ev("u2", dt.datetime(2026, 1, 2, 3, 0))]
+    for tz, expected in [("UTC", [D(2026, 1, 1), D(2026, 1, 2)]),
+                         ("Asia/Tokyo", [D(2026, 1, 2), D(2026, 1, 2)]),
+                         ("America/New_York", [D(2026, 1, 1), D(2026, 1, 1)])]:
+        e = spark.createDataFrame(events, EVENT_SCHEMA).transform(with_activity_date(tz))
+        assert [r["activity_date"] for r in e.orderBy("user_id").collect()] == expected, tz
+
+
+def test_hour_and_weekday_are_local_with_monday_as_1(spark):
+    e = spark.createDataFrame([ev("u1", dt.datetime(2026, 1, 4, 23, 30))], EVENT_SCHEMA)  # Sunday 23:30 UTC
+    r = e.transform(with_activity_date("Europe/Paris")).collect()[0]                     # Monday 00:30 in Paris
+    assert (r["day_of_week"], r["hour"]) == (1, 0)
+
+
+def test_purchases_count_only_successful_payments(spark):
+    events = [ev("a", at(1), event="purchase", status="success", amount=10.0),
+              ev("a", at(1, 13), event="purchase", status="failed", amount=99.0)]
+    e, days, users, rng, cal = build(spark, events)
+    r = days.collect()[0]
+    assert (r["purchases"], r["revenue"]) == (1, 10.0)
+
+
+def test_a_gold_table_is_sorted_in_one_partition_without_a_sampling_job(spark):
+    # A global orderBy samples its range boundaries in a Spark job of its own, one per table;
+    # `in_order` gives the same rows in the same order in one partition, in one job.
+    df = spark.createDataFrame([(3, "c"), (1, "a"), (2, "b"), (1, "z")], "k int, v string").repartition(3)
+    scheduler = spark.sparkContext._jsc.sc().dagScheduler()
+
+    def jobs_to_collect(frame):
+        before = scheduler.nextJobId()
+        rows = [tuple(r) for r in frame.collect()]
+        return rows, scheduler.nextJobId() - before
+
+    with tuned(spark, {"spark.sql.adaptive.enabled": "false"}):  # as gold runs (spark.layers.gold)
+        ordered, ordered_jobs = jobs_to_collect(df.orderBy("k", "v"))
+        rows, jobs = jobs_to_collect(df.transform(in_order("k", "v")))
+    assert rows == ordered == [(1, "a"), (1, "z"), (2, "b"), (3, "c")]
+    assert df.transform(in_order("k", "v")).rdd.getNumPartitions() == 1
+    assert (jobs, ordered_jobs) == (1, 2)
