@@ -99,25 +99,3 @@ def publish(tmp: Path, final: Path, jvm_exit_code: int | None) -> None:
                 os.remove(leftover)
             except OSError:
                 pass
-
-
-def warm() -> str:
-    """Write the archive now (setup does this once): a small pipeline run over generated data in a
-    temporary folder, so the archive holds the classes every layer needs. Returns what it did."""
-    import tempfile
-
-    from lakehouse import generator, pipeline
-    from lakehouse.config import load_config
-    from lakehouse.session import build_spark
-
-    cfg = load_config()
-    with tempfile.TemporaryDirectory(prefix="lakehouse-cds-") as tmp:
-        generator.generate(f"{tmp}/landing", users=30, days=4, seed=1)
-        spark = build_spark(cfg)
-        pipeline.run(spark, cfg, f"{tmp}/landing", f"{tmp}/lake", progress=None)
-        pipeline.run(spark, cfg, f"{tmp}/landing", f"{tmp}/lake", progress=None)
-    return "class-data archive: written when this process exits"
-
-
-if __name__ == "__main__":
-    print(warm())

@@ -46,10 +46,10 @@ if [ ! -f .venv/.jars-ready ]; then
   touch .venv/.jars-ready
 fi
 
-# The driver JVM's class-data archive (lakehouse/classdata.py): one small pipeline run, once per venv.
+# The driver JVM's class-data archive (lakehouse/classdata.py, written by lakehouse/warmup.py): one small pipeline run, once per venv.
 if [ ! -f .venv/.cds-ready ]; then
   echo "setup: writing the JVM class-data archive (first time only, about a minute)"
-  if .venv/bin/python -m lakehouse.classdata >/dev/null 2>.venv/cds.log; then
+  if .venv/bin/python -m lakehouse.warmup >/dev/null 2>.venv/cds.log; then
     touch .venv/.cds-ready
   else
     echo "setup: no class-data archive (runs start a few seconds slower; see .venv/cds.log)" >&2
