@@ -1,6 +1,6 @@
 """The dashboard-wide filter state: parse it from / write it to the URL query string.
 
-Pure functions only (no lake access), so pages, data.py and tests share one
+Pure functions only (no lake access), so pages, the data package and tests share one
 definition of what a filter means.
 """
 
