@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from ..filters import DIMENSIONS, Filters
 from .lake import UAD, USERS, derived, gold, read_arrow
-from .periods import BIG, period_code
+from .periods import BIG, Periods, period_code
 
 
 # columns never shown, whatever a future gold.users carries
@@ -248,6 +248,34 @@ def row_index(act: Activity, f: Filters | None, lo: int, hi: int) -> np.ndarray:
                 lut = np.array([c in wanted for c in act.cats[dim]] + [False], dtype=bool)
                 rows = rows[lut[act.codes[dim][rows]]]
     return rows
+
+
+def period_rows(act: Activity, f: Filters, per: Periods) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """f's rows in the days of `per` (see row_index), their user codes and period codes."""
+    sel = row_index(act, f, per.lo, per.hi)
+    return sel, act.user[sel], act.period(per.grain)[sel]
+
+
+def distinct_per_period(user: np.ndarray, period: np.ndarray, per: Periods) -> np.ndarray:
+    """Distinct users per period of `per`, from rows sorted by (user, day) and their period codes."""
+    first = distinct_pairs(user, period)
+    return per.count(period[first] - per.codes[0])
+
+
+def users_per_period(act: Activity | None, f: Filters, per: Periods, **having: tuple[str, ...]
+                     ) -> dict[str, np.ndarray]:
+    """Distinct users per period under f: `active`, and for each name=(numeric columns) the users with one
+    of those columns > 0 on a day of the period (e.g. buyers=("purchases",)); NaN without the index."""
+    if act is None:
+        return {name: np.full(per.k, np.nan) for name in ("active", *having)}
+    sel, u, p = period_rows(act, f, per)
+    out = {"active": distinct_per_period(u, p, per)}
+    for name, columns in having.items():
+        m = np.zeros(len(sel), dtype=bool)
+        for c in columns:
+            m |= act.num[c][sel] > 0
+        out[name] = distinct_per_period(u[m], p[m], per)
+    return out
 
 
 def filter_options() -> dict[str, list[str]]:

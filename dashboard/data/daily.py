@@ -135,6 +135,16 @@ def daily_metrics(f: Filters, lo: date, hi: date) -> pd.DataFrame:
     return cached("daily", deps, ((), lo, hi), build)
 
 
+def per_day(daily: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Columns of daily_metrics as a metric's result at day grain: `period` first, then the columns, then
+    `partial` (never, for a day)."""
+    out = daily[columns].copy()
+    out.index.name = "period"
+    out = out.reset_index()
+    out["partial"] = False
+    return out
+
+
 def range_counts(f: Filters, lo: date, hi: date) -> dict[str, int] | None:
     """Distinct users in [lo, hi] under f's filters: active, new (first seen in the range), buyers, participants."""
     act = activity()

@@ -3,7 +3,9 @@ calendar-month periods, as the pipeline's gold tables define them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -57,14 +59,64 @@ def period_end(code, grain: str):
     return period_start(np.asarray(code, dtype=np.int64) + 1, grain) - 1
 
 
-def periods(lo: int, hi: int, grain: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Period codes touching [lo, hi], their first and last day."""
-    codes = np.arange(period_code(lo, grain), period_code(hi, grain) + 1)
-    return codes, period_start(codes, grain), period_end(codes, grain)
+@dataclass(frozen=True)
+class Periods:
+    """The periods (days, Monday-weeks or calendar months) touching the days [lo, hi] (day numbers), and
+    the ways a metric puts values on them: positions, counts, per-period aggregates, the result frame."""
 
+    lo: int
+    hi: int
+    grain: str
 
-def partial_periods(starts: np.ndarray, ends: np.ndarray, lo: int, hi: int, grain: str) -> np.ndarray:
-    """A week/month is partial when the range (clipped to the lake) does not cover all of its days."""
-    if grain == "day":
-        return np.zeros(len(starts), dtype=bool)
-    return (starts < lo) | (ends > hi)
+    @classmethod
+    def of(cls, lo: date, hi: date, grain: str) -> Periods:
+        """The periods of the dates [lo, hi] at a grain (day | week | month)."""
+        return cls(d2i(lo), d2i(hi), grain)
+
+    @cached_property
+    def codes(self) -> np.ndarray:
+        """Period codes (see period_code), ascending."""
+        return np.arange(period_code(self.lo, self.grain), period_code(self.hi, self.grain) + 1)
+
+    @cached_property
+    def starts(self) -> np.ndarray:
+        """First day number of each period."""
+        return period_start(self.codes, self.grain)
+
+    @cached_property
+    def ends(self) -> np.ndarray:
+        """Last day number of each period."""
+        return period_end(self.codes, self.grain)
+
+    @property
+    def k(self) -> int:
+        """How many periods."""
+        return len(self.codes)
+
+    def partial(self, first: int | None = None) -> np.ndarray:
+        """A week/month is partial when [first (default lo), hi] does not cover all of its days."""
+        if self.grain == "day":
+            return np.zeros(self.k, dtype=bool)
+        return (self.starts < (self.lo if first is None else first)) | (self.ends > self.hi)
+
+    def frame(self, partial_from: int | None = None, **columns) -> pd.DataFrame:
+        """A metric's result: `period` (first day, as a datetime), the given columns, then `partial`
+        (counted from `partial_from` instead of lo when given)."""
+        return pd.DataFrame({"period": day_stamps(self.starts), **columns, "partial": self.partial(partial_from)})
+
+    def position(self, days) -> np.ndarray:
+        """0-based period of each day number."""
+        return period_code(days, self.grain) - self.codes[0]
+
+    def count(self, positions: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """How many (or the sum of `weights`) per period, as floats, from 0-based positions."""
+        return np.bincount(positions, weights, minlength=self.k)[: self.k].astype(float)
+
+    def of_daily(self, daily: pd.DataFrame, columns: list[str]):
+        """Columns of a per-day frame (indexed by date) grouped by period (a pandas GroupBy)."""
+        days = np.array([d2i(x.date()) for x in daily.index])
+        return pd.DataFrame(daily[columns].to_numpy(dtype=float), columns=columns).groupby(self.position(days))
+
+    def align(self, per_position: pd.Series) -> np.ndarray:
+        """A per-position aggregate as one value per period (NaN where a period has none)."""
+        return per_position.reindex(range(self.k)).to_numpy()

@@ -7,11 +7,11 @@ import pandas as pd
 
 from ...definitions import LABELS
 from ...filters import Filters
-from ..activity import activity, distinct_pairs, row_index
+from ..activity import activity, distinct_pairs, period_rows
 from ..daily import daily_metrics
 from ..kpi import Kpi, compare_periods, current_and_previous, last_of, mean_of, of_active, prev_of, ratio, sum_of
 from ..lake import UAD, USERS, cached, resolve
-from ..periods import BIG, d2i, day_stamps, partial_periods, period_code, periods
+from ..periods import BIG, Periods, day_stamps, period_code
 from .retention import retention_kpi
 from .revenue import reporting_currency
 
@@ -71,29 +71,21 @@ def engagement(f: Filters) -> pd.DataFrame | None:
 
     def build():
         act = activity()
-        a, b = d2i(lo), d2i(hi)
-        codes, starts, ends = periods(a, b, f.grain)
-        k = len(codes)
-        out = pd.DataFrame({"period": day_stamps(starts), "period_end": day_stamps(ends),
-                            "partial": partial_periods(starts, ends, a, b, f.grain)})
-        daily = daily_metrics(f, lo, hi)
-        dcode = period_code(np.array([d2i(x.date()) for x in daily.index]), f.grain) - codes[0]
-        for col, how in (("avg_dau", "dau"), ("stickiness", "stickiness")):
-            s = pd.Series(daily[how].to_numpy(dtype=float)).groupby(dcode).mean()
-            out[col] = s.reindex(range(k)).to_numpy()
-        nu = pd.Series(daily["new_users"].to_numpy(dtype=float)).groupby(dcode).sum(min_count=1)
-        out["new_users"] = nu.reindex(range(k)).to_numpy()
+        per = Periods.of(lo, hi, f.grain)
+        out = per.frame(period_end=day_stamps(per.ends))
+        g = per.of_daily(daily_metrics(f, lo, hi), ["dau", "stickiness", "new_users"])
+        out["avg_dau"] = per.align(g["dau"].mean())
+        out["stickiness"] = per.align(g["stickiness"].mean())
+        out["new_users"] = per.align(g["new_users"].sum(min_count=1))
         if act is None:
             for c in ("active", "new_active_users", "existing_active_users", "new_ratio"):
                 out[c] = np.nan
             return out
-        sel = row_index(act, f, a, b)
-        u, p = act.user[sel], act.period(f.grain)[sel]
+        _, u, p = period_rows(act, f, per)
         first = distinct_pairs(u, p)
-        up, pp = u[first], p[first] - codes[0]
-        active = np.bincount(pp, minlength=k)[:k].astype(float)
-        new = np.bincount(pp[period_code(act.first_seen[up].clip(0, BIG // 2), f.grain) == pp + codes[0]],
-                          minlength=k)[:k].astype(float)
+        up, pp = u[first], p[first] - per.codes[0]
+        active = per.count(pp)
+        new = per.count(pp[period_code(act.first_seen[up].clip(0, BIG // 2), f.grain) == pp + per.codes[0]])
         out["active"] = active
         out["new_active_users"] = new
         out["existing_active_users"] = active - new

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ...filters import Filters
 from ..lake import gold_range, resolve
-from ..periods import d2i, day_stamps, partial_periods, period_code, periods
+from ..periods import Periods
 
 
 def _window_complete(df: pd.DataFrame) -> pd.Series:
@@ -94,26 +94,22 @@ def funnel_over_time(f: Filters, include_open: bool = False) -> pd.DataFrame | N
     rng = resolve(f)
     if rows is None or rng is None:
         return None
-    lo, hi = rng
-    a, b = d2i(lo), d2i(hi)
-    codes, starts, ends = periods(a, b, f.grain)
-    k = len(codes)
+    per = Periods.of(*rng, f.grain)
     first_step, last_step = (rows["step_index"].min(), rows["step_index"].max()) if len(rows) else (0, 0)
     days = (rows["activity_date"].to_numpy().astype("datetime64[D]").astype(np.int64))
-    pc_ = period_code(days, f.grain) - codes[0]
+    pos = per.position(days)
     users = rows["users"].to_numpy(dtype=float)
     step = rows["step_index"].to_numpy()
     is_open = ~_window_complete(rows).to_numpy()
     counted = np.ones(len(rows), bool) if include_open else ~is_open
 
     def per_period(m):
-        return np.bincount(pc_[m], users[m], minlength=k)[:k]
+        return per.count(pos[m], users[m])
 
     entries = per_period((step == first_step) & counted)
     done = per_period((step == last_step) & counted)
     open_entries = per_period((step == first_step) & is_open)
-    out = pd.DataFrame({"period": day_stamps(starts), "entries": entries, "completions": done,
-                        "open_entries": open_entries, "window_open": (open_entries > 0) & include_open,
-                        "partial": partial_periods(starts, ends, a, b, f.grain)})
+    out = per.frame(entries=entries, completions=done, open_entries=open_entries,
+                    window_open=(open_entries > 0) & include_open)
     out["conversion_rate"] = out["completions"] / out["entries"].where(out["entries"] > 0)
     return out

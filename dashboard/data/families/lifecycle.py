@@ -8,7 +8,9 @@ import pandas as pd
 from ...filters import Filters
 from ..activity import activity, distinct_pairs, row_index
 from ..lake import UAD, USERS, cached, gold_range, lake_bounds, resolve
-from ..periods import BIG, d2i, day_stamps, partial_periods, period_code, period_start, periods
+from ..periods import BIG, Periods, d2i, period_code, period_start
+
+LIFECYCLE_COLUMNS = ["new", "returning", "resurrecting", "dormant"]
 
 
 def lifecycle(f: Filters) -> pd.DataFrame | None:
@@ -18,10 +20,8 @@ def lifecycle(f: Filters) -> pd.DataFrame | None:
     if rng is None or bounds is None:
         return None
     lo, hi = rng
-    a, b = d2i(lo), d2i(hi)
-    cols = ["new", "returning", "resurrecting", "dormant"]
     if f.grain == "day" and not f.user_filtered and (lc := gold_range("lifecycle_daily", f)) is not None:
-        out = lc.rename(columns={"activity_date": "period"})[["period"] + cols].copy()
+        out = lc.rename(columns={"activity_date": "period"})[["period"] + LIFECYCLE_COLUMNS].copy()
         out["period"] = pd.DatetimeIndex(out["period"])
         out["partial"] = False
         return out.reset_index(drop=True)
@@ -30,10 +30,9 @@ def lifecycle(f: Filters) -> pd.DataFrame | None:
         act = activity()
         if act is None:
             return None
-        codes, starts, ends = periods(a, b, f.grain)
-        k = len(codes)
-        c0 = codes[0]
-        sel = row_index(act, f, int(period_start(c0 - 1, f.grain)), b)
+        per = Periods.of(lo, hi, f.grain)
+        k, c0 = per.k, per.codes[0]
+        sel = row_index(act, f, int(period_start(c0 - 1, f.grain)), per.hi)
         u, p = act.user[sel], act.period(f.grain)[sel]
         first = distinct_pairs(u, p)
         u, p = u[first], p[first]
@@ -50,11 +49,10 @@ def lifecycle(f: Filters) -> pd.DataFrame | None:
             q = q[(q >= 0) & (q < k)]
             return np.bincount(q, minlength=k)[:k].astype(float)
 
-        out = pd.DataFrame({"period": day_stamps(starts), "new": count(is_new), "returning": count(had_prev & ~is_new),
-                            "resurrecting": count(~had_prev & ~is_new), "dormant": count(leaves, 1)})
-        out["partial"] = partial_periods(starts, ends, d2i(bounds[0]), b, f.grain)
+        out = per.frame(partial_from=d2i(bounds[0]), new=count(is_new), returning=count(had_prev & ~is_new),
+                        resurrecting=count(~had_prev & ~is_new), dormant=count(leaves, 1))
         first_lake = period_code(d2i(bounds[0]), f.grain)
-        out.loc[codes == first_lake, cols] = np.nan
+        out.loc[per.codes == first_lake, LIFECYCLE_COLUMNS] = np.nan
         return out
 
     return cached("lifecycle", (UAD, USERS, ("gold", "lifecycle_daily")), (f.key(), lo, hi), build)

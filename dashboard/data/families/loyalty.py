@@ -7,11 +7,11 @@ import pandas as pd
 
 from ...definitions import LABELS
 from ...filters import Filters
-from ..activity import activity, distinct_pairs, row_index, users_frame, users_mask
-from ..daily import daily_metrics
+from ..activity import activity, users_frame, users_mask, users_per_period
+from ..daily import daily_metrics, per_day
 from ..kpi import Kpi, compare_periods, current_and_previous, last_of, of_active, prev_of, ratio, sum_of
 from ..lake import UAD, USERS, cached, gold, has, resolve
-from ..periods import d2i, day_stamps, partial_periods, period_code, periods
+from ..periods import Periods
 
 
 def loyalty_kpis(f: Filters) -> list[Kpi] | None:
@@ -47,37 +47,18 @@ def loyalty(f: Filters) -> pd.DataFrame | None:
     cols = ["points_earned", "points_redeemed", "earners", "redeemers", "participants", "outstanding_points",
             "dau"]
     if f.grain == "day":
-        out = daily[cols].copy()
-        out["active"] = out["dau"]
-        out.index.name = "period"
-        out = out.reset_index()
-        out["partial"] = False
+        out = per_day(daily.assign(active=daily["dau"]), cols + ["active"])
     else:
         def build():
-            act = activity()
-            a, b = d2i(lo), d2i(hi)
-            codes, starts, ends = periods(a, b, f.grain)
-            k = len(codes)
-            dcode = period_code(np.array([d2i(x.date()) for x in daily.index]), f.grain) - codes[0]
-            g = pd.DataFrame(daily[cols].to_numpy(dtype=float), columns=cols).groupby(dcode)
-            res = pd.DataFrame({"period": day_stamps(starts), "partial": partial_periods(starts, ends, a, b, f.grain)})
+            per = Periods.of(lo, hi, f.grain)
+            g = per.of_daily(daily, cols)
+            res = per.frame()
             for c in ("points_earned", "points_redeemed"):
-                res[c] = g[c].sum().reindex(range(k)).to_numpy()
-            res["outstanding_points"] = g["outstanding_points"].last().reindex(range(k)).to_numpy()
+                res[c] = per.align(g[c].sum())
+            res["outstanding_points"] = per.align(g["outstanding_points"].last())
             # distinct participants / active users of the period
-            if act is not None:
-                sel = row_index(act, f, a, b)
-                u, p = act.user[sel], act.period(f.grain)[sel]
-                part = (act.num["points_earned"][sel] > 0) | (act.num["points_redeemed"][sel] > 0)
-                first = distinct_pairs(u, p)
-                res["active"] = np.bincount(p[first] - codes[0], minlength=k)[:k].astype(float)
-                up, pp = u[part], p[part]
-                fp = distinct_pairs(up, pp)
-                res["participants"] = np.bincount(pp[fp] - codes[0], minlength=k)[:k].astype(float)
-            else:
-                res["active"] = np.nan
-                res["participants"] = np.nan
-            return res
+            having = {"participants": ("points_earned", "points_redeemed")}
+            return res.assign(**users_per_period(activity(), f, per, **having))
         out = cached("loyalty", (UAD, USERS, ("gold", "loyalty_daily")), (f.key(), lo, hi), build)
     out = out.copy()
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -8,11 +8,11 @@ import pandas as pd
 
 from ...definitions import LABELS
 from ...filters import Filters
-from ..activity import activity, distinct_pairs, row_index, user_filter_key
-from ..daily import daily_metrics, range_counts
+from ..activity import activity, distinct_per_period, period_rows, row_index, user_filter_key, users_per_period
+from ..daily import daily_metrics, per_day, range_counts
 from ..kpi import Kpi, compare_periods, current_and_previous, of_active, prev_of, ratio, sum_of
-from ..lake import UAD, USERS, cached, derived, gold, gold_range, has, lake_bounds, read_arrow, resolve
-from ..periods import d2i, day_stamps, partial_periods, period_code, periods
+from ..lake import UAD, USERS, cached, derived, gold, gold_range, has, read_arrow, resolve
+from ..periods import Periods, d2i
 
 
 def revenue_kpis(f: Filters) -> list[Kpi] | None:
@@ -67,36 +67,17 @@ def revenue(f: Filters) -> pd.DataFrame | None:
         return None
     daily = daily_metrics(f, lo, hi)
     if f.grain == "day":
-        out = daily[["orders", "revenue", "buyers", "failed_payments", "dau"]].copy()
-        out = out.rename(columns={"dau": "active"})
-        out.index.name = "period"
-        out = out.reset_index()
-        out["partial"] = False
+        out = per_day(daily.rename(columns={"dau": "active"}),
+                      ["orders", "revenue", "buyers", "failed_payments", "active"])
     else:
         def build():
-            act = activity()
-            a, b = d2i(lo), d2i(hi)
-            codes, starts, ends = periods(a, b, f.grain)
-            k = len(codes)
-            dcode = period_code(np.array([d2i(x.date()) for x in daily.index]), f.grain) - codes[0]
-            g = pd.DataFrame(daily[["orders", "revenue", "failed_payments"]].to_numpy(dtype=float),
-                             columns=["orders", "revenue", "failed_payments"]).groupby(dcode)
-            res = pd.DataFrame({"period": day_stamps(starts), "partial": partial_periods(starts, ends, a, b, f.grain)})
-            for c in ("orders", "revenue", "failed_payments"):
-                res[c] = g[c].sum(min_count=1).reindex(range(k)).to_numpy()
-            if act is not None:
-                sel = row_index(act, f, a, b)
-                u, p = act.user[sel], act.period(f.grain)[sel]
-                first = distinct_pairs(u, p)
-                res["active"] = np.bincount(p[first] - codes[0], minlength=k)[:k].astype(float)
-                buy = act.num["purchases"][sel] > 0
-                bu, bp = u[buy], p[buy]
-                fb = distinct_pairs(bu, bp)
-                res["buyers"] = np.bincount(bp[fb] - codes[0], minlength=k)[:k].astype(float)
-            else:
-                res["active"] = np.nan
-                res["buyers"] = np.nan
-            return res
+            per = Periods.of(lo, hi, f.grain)
+            sums = ["orders", "revenue", "failed_payments"]
+            g = per.of_daily(daily, sums)
+            res = per.frame()
+            for c in sums:
+                res[c] = per.align(g[c].sum(min_count=1))
+            return res.assign(**users_per_period(activity(), f, per, buyers=("purchases",)))
         out = cached("revenue", (UAD, USERS, ("gold", "revenue_daily")), (f.key(), lo, hi), build)
     out = out.copy()
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -112,43 +93,33 @@ def conversion_by_device(f: Filters) -> pd.DataFrame | None:
     act = activity()
     if rng is None or act is None:
         return None
-    lo, hi = rng
+    per = Periods.of(*rng, f.grain)
 
     def build():
-        a, b = d2i(lo), d2i(hi)
-        codes, starts, ends = periods(a, b, f.grain)
-        k = len(codes)
-        sel = row_index(act, f, a, b)
-        u, p, dev = act.user[sel], act.period(f.grain)[sel], act.codes["device"][sel]
+        sel, u, p = period_rows(act, f, per)
+        dev = act.codes["device"][sel]
         buy = act.num["purchases"][sel] > 0
         frames = []
         for j, name in enumerate(act.cats["device"]):
             m = dev == j
             if not m.any():
                 continue
-            du, dp = u[m], p[m]
-            fa = distinct_pairs(du, dp)
-            active = np.bincount(dp[fa] - codes[0], minlength=k)[:k].astype(float)
-            bm = buy[m]
-            fb = distinct_pairs(du[bm], dp[bm])
-            buyers = np.bincount(dp[bm][fb] - codes[0], minlength=k)[:k].astype(float)
-            frames.append(pd.DataFrame({"period": day_stamps(starts), "device": name, "active": active,
-                                        "buyers": buyers,
-                                        "partial": partial_periods(starts, ends, a, b, f.grain)}))
+            bm = m & buy
+            frames.append(per.frame(device=name, active=distinct_per_period(u[m], p[m], per),
+                                    buyers=distinct_per_period(u[bm], p[bm], per)))
         if not frames:
             return pd.DataFrame(columns=["period", "device", "active", "buyers", "partial", "conversion_rate"])
         out = pd.concat(frames, ignore_index=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             out["conversion_rate"] = out["buyers"] / out["active"].where(out["active"] > 0)
         return out
-    return cached("conv_device", (UAD, USERS), (f.key(), lo, hi), build)
+    return cached("conv_device", (UAD, USERS), (f.key(), *rng), build)
 
 
 def pareto(f: Filters) -> pd.DataFrame | None:
     """Paying users ranked by revenue in the range with cumulative shares of users and revenue."""
-    rng = resolve(f)
-    bounds = lake_bounds()
-    if rng is None or bounds is None:
+    rng = resolve(f)  # None also when the lake has no bounds
+    if rng is None:
         return None
     lo, hi = rng
     act = activity()

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 
 from ...filters import Filters
-from ..activity import activity, distinct_pairs, row_index, users_frame, users_mask
+from ..activity import activity, distinct_pairs, period_rows, users_frame, users_mask
 from ..lake import UAD, USERS, cached, gold, resolve
-from ..periods import d2i, day_stamps, partial_periods, periods
+from ..periods import Periods
 
 
 def segments(f: Filters) -> pd.DataFrame | None:
@@ -50,21 +50,17 @@ def segment_trend(f: Filters) -> pd.DataFrame | None:
     lo, hi = rng
 
     def build():
-        a, b = d2i(lo), d2i(hi)
-        codes, starts, ends = periods(a, b, f.grain)
-        k = len(codes)
+        per = Periods.of(lo, hi, f.grain)
+        k = per.k
         seg_names, seg_codes = np.unique(users["segment"].fillna("unknown").to_numpy(dtype=object),
                                          return_inverse=True)
         seg_of = np.full(act.n_users, len(seg_names), dtype=np.int64)
         seg_of[: len(users)] = seg_codes
-        sel = row_index(act, f, a, b)
-        u, p = act.user[sel], act.period(f.grain)[sel]
+        _, u, p = period_rows(act, f, per)
         first = distinct_pairs(u, p)
-        s, q = seg_of[u[first]], p[first] - codes[0]
+        s, q = seg_of[u[first]], p[first] - per.codes[0]
         grid = np.bincount(s * k + q, minlength=(len(seg_names) + 1) * k).reshape(-1, k)
-        frames = [pd.DataFrame({"period": day_stamps(starts), "segment": name, "active": grid[i].astype(float),
-                                "partial": partial_periods(starts, ends, a, b, f.grain)})
-                  for i, name in enumerate(seg_names)]
+        frames = [per.frame(segment=name, active=grid[i].astype(float)) for i, name in enumerate(seg_names)]
         return pd.concat(frames, ignore_index=True) if frames else None
     return cached("segment_trend", (UAD, USERS), (f.key(), lo, hi), build)
 
