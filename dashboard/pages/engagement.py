@@ -5,7 +5,8 @@ import dash_bootstrap_components as dbc
 from dash import Output, html
 
 from dashboard import components as c
-from dashboard import data, figures
+from dashboard import figures
+from dashboard.data.families import engagement, lifecycle
 
 dash.register_page(__name__, path="/engagement", name="Engagement", order=1, title="Engagement · Lakehouse",
                    icon="activity")
@@ -42,7 +43,7 @@ def update_engagement(start, end, grain, country, device, gender, age, theme):
     """Active users, stickiness and new-vs-existing for the filter."""
     f = c.filters_from(start, end, grain, country, device, gender, age)
     t = c.theme_of(theme)
-    df = data.engagement(f)
+    df = engagement.engagement(f)
     return (figures.active_users(df, f.grain, t), figures.stickiness(df, f.grain, t),
             figures.new_vs_existing(df, f.grain, t), c.range_caption(f))
 
@@ -51,4 +52,4 @@ def update_engagement(start, end, grain, country, device, gender, age, theme):
 def update_lifecycle(start, end, grain, country, device, gender, age, theme):
     """Lifecycle bars for the filter."""
     f = c.filters_from(start, end, grain, country, device, gender, age)
-    return figures.lifecycle(data.lifecycle(f), f.grain, c.theme_of(theme))
+    return figures.lifecycle(lifecycle.lifecycle(f), f.grain, c.theme_of(theme))
