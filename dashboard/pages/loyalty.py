@@ -7,6 +7,7 @@ from dash import Output, html
 from dashboard import components as c
 from dashboard import figures
 from dashboard.data.families import loyalty
+from dashboard.filters import Filters
 
 dash.register_page(__name__, path="/loyalty", name="Loyalty", order=6, title="Loyalty · Lakehouse", icon="gift")
 
@@ -39,13 +40,11 @@ def layout(theme=None, **query):
     ]), (update_loyalty, args), (update_balances, args))
 
 
-@c.page_callback(Output("loy-kpis", "children"), Output({"type": "chart", "id": "loy-points"}, "figure"),
-          Output({"type": "chart", "id": "loy-outstanding"}, "figure"),
-          Output({"type": "chart", "id": "loy-participation"}, "figure"), *c.FILTER_INPUTS)
-def update_loyalty(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output("loy-kpis", "children"), Output({"type": "chart", "id": "loy-points"}, "figure"),
+                   Output({"type": "chart", "id": "loy-outstanding"}, "figure"),
+                   Output({"type": "chart", "id": "loy-participation"}, "figure"))
+def update_loyalty(f: Filters, t: str):
     """Loyalty KPIs and time series for the filter."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
     df = loyalty.loyalty(f)
     if df is None:
         miss = c.absent("loyalty_daily", t)
@@ -55,12 +54,10 @@ def update_loyalty(start, end, grain, country, device, gender, age, theme):
         figures.participation(df, f.grain, t)
 
 
-@c.page_callback(Output({"type": "chart", "id": "loy-hist"}, "figure"), Output({"type": "table", "id": "loy-top"}, "children"),
-          *c.FILTER_INPUTS)
-def update_balances(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output({"type": "chart", "id": "loy-hist"}, "figure"),
+                   Output({"type": "table", "id": "loy-top"}, "children"))
+def update_balances(f: Filters, t: str):
     """Balance histogram and the largest balances."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
     b = loyalty.balances(f)
     if b is None:
         return figures.missing("loyalty_balances", t), c.table_view("loy-top", None, TOP_COLUMNS,

@@ -8,6 +8,7 @@ from dashboard import components as c
 from dashboard import figures
 from dashboard.data import lake
 from dashboard.data.families import revenue
+from dashboard.filters import Filters
 
 dash.register_page(__name__, path="/revenue", name="Revenue", order=4, title="Revenue · Lakehouse",
                    icon="cash-coin")
@@ -49,14 +50,12 @@ def layout(theme=None, **query):
     ]), (update_revenue, args), (update_split, args), (update_currency, args))
 
 
-@c.page_callback(Output("rev-kpis", "children"), Output({"type": "chart", "id": "rev-trend"}, "figure"),
-          Output({"type": "chart", "id": "rev-arpu"}, "figure"),
-          Output({"type": "chart", "id": "rev-conversion"}, "figure"),
-          Output({"type": "chart", "id": "rev-failed"}, "figure"), *c.FILTER_INPUTS)
-def update_revenue(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output("rev-kpis", "children"), Output({"type": "chart", "id": "rev-trend"}, "figure"),
+                   Output({"type": "chart", "id": "rev-arpu"}, "figure"),
+                   Output({"type": "chart", "id": "rev-conversion"}, "figure"),
+                   Output({"type": "chart", "id": "rev-failed"}, "figure"))
+def update_revenue(f: Filters, t: str):
     """Revenue KPIs and time series."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
     df = revenue.revenue(f)
     if df is None:
         miss = c.absent("revenue_daily", t)
@@ -67,12 +66,10 @@ def update_revenue(start, end, grain, country, device, gender, age, theme):
             figures.conversion(df, f.grain, t), figures.failed_payments(df, f.grain, t))
 
 
-@c.page_callback(Output({"type": "chart", "id": "rev-device"}, "figure"), Output({"type": "chart", "id": "rev-pareto"}, "figure"),
-          Output("rev-shares", "children"), *c.FILTER_INPUTS)
-def update_split(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output({"type": "chart", "id": "rev-device"}, "figure"),
+                   Output({"type": "chart", "id": "rev-pareto"}, "figure"), Output("rev-shares", "children"))
+def update_split(f: Filters, t: str):
     """Conversion by device and the Pareto view of revenue per user."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
     p = revenue.pareto(f)
     shares = revenue.top_shares(p)
     cards = [dbc.Card(dbc.CardBody([
@@ -88,11 +85,9 @@ def update_split(start, end, grain, country, device, gender, age, theme):
             figures.pareto(p, t, revenue.reporting_currency()), cards)
 
 
-@c.page_callback(Output({"type": "chart", "id": "rev-currency"}, "figure"), *c.FILTER_INPUTS)
-def update_currency(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output({"type": "chart", "id": "rev-currency"}, "figure"))
+def update_currency(f: Filters, t: str):
     """Revenue, orders and original amounts per currency sent, over the range."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
     if not lake.has("revenue_by_currency_daily"):
         return c.absent("revenue_by_currency_daily", t)
     return figures.revenue_by_currency(revenue.revenue_by_currency(f), t, revenue.reporting_currency())

@@ -61,12 +61,12 @@ def empty_text(table) -> str:
         else "No users in any segment for this filter"
 
 
-@c.page_callback(Output({"type": "chart", "id": "seg-sizes"}, "figure"), Output({"type": "table", "id": "seg-profiles"}, "children"),
-          Output({"type": "chart", "id": "seg-trend"}, "figure"), *c.FILTER_INPUTS, State("f-preset", "value"))
-def update_segments(start, end, grain, country, device, gender, age, theme, preset=None):
+@c.filter_callback(Output({"type": "chart", "id": "seg-sizes"}, "figure"),
+                   Output({"type": "table", "id": "seg-profiles"}, "children"),
+                   Output({"type": "chart", "id": "seg-trend"}, "figure"), State("f-preset", "value"),
+                   ignore=("device",))
+def update_segments(f: Filters, t: str, preset=None):
     """Segment sizes, profiles (with links to their users) and trend."""
-    f = c.filters_from(start, end, grain, country, None, gender, age)
-    t = c.theme_of(theme)
     seg = segments.segments(f)
     prof = segments.segment_profiles(f)
     merged = None
@@ -79,12 +79,11 @@ def update_segments(start, end, grain, country, device, gender, age, theme, pres
     return sizes, rows, figures.segment_trend(segments.segment_trend(f), f.grain, t)
 
 
-@c.page_callback(Output({"type": "chart", "id": "seg-clusters"}, "figure"),
-          Output({"type": "table", "id": "seg-cluster-table"}, "children"), *c.FILTER_INPUTS, State("f-preset", "value"))
-def update_clusters(start, end, grain, country, device, gender, age, theme, preset=None):
+@c.filter_callback(Output({"type": "chart", "id": "seg-clusters"}, "figure"),
+                   Output({"type": "table", "id": "seg-cluster-table"}, "children"), State("f-preset", "value"),
+                   ignore=("device",))
+def update_clusters(f: Filters, t: str, preset=None):
     """Cluster scatter and profiles (with links to their users)."""
-    f = c.filters_from(start, end, grain, country, None, gender, age)
-    t = c.theme_of(theme)
     cp = segments.clusters(f)
     if cp is not None:
         cp = cp.assign(link=[("Users →", users_link(f, preset, cluster=int(x))) for x in cp["cluster"]])
