@@ -1,6 +1,6 @@
 """Segments and clusters: sizes, trend, profiles, clusters on two principal axes, links to their users."""
 
-from urllib.parse import urlencode
+from dataclasses import replace
 
 import dash
 import dash_bootstrap_components as dbc
@@ -50,9 +50,7 @@ def users_link(f: Filters, preset: str | None = None, **extra) -> str:
     granularity, country, gender, age group), so that the link keeps what the user selected."""
     if preset and preset != "custom":
         f = Filters(preset=preset, grain=f.grain, country=f.country, gender=f.gender, age_group=f.age_group)
-    params = {k: v for k, v in f.to_params().items() if k != "device"}
-    params.update({k: str(v) for k, v in extra.items()})
-    return "/users?" + urlencode(params, safe=",")
+    return "/users" + replace(f, device=()).to_query(extra)
 
 
 def empty_text(table) -> str:
