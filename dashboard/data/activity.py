@@ -187,6 +187,7 @@ def users_mask(users: pd.DataFrame, f: Filters) -> np.ndarray:
 
 
 def user_filter_key(f: Filters) -> tuple:
+    """The part of a filter that changes distinct-user counts of a given range (a cache key)."""
     return (f.country, f.device, f.gender, f.age_group)
 
 

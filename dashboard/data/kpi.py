@@ -57,21 +57,25 @@ class Kpi:
 
 
 def mean_of(s: pd.Series) -> float | None:
+    """Mean of the known values (None when there is none)."""
     v = s.astype(float).dropna()
     return float(v.mean()) if len(v) else None
 
 
 def last_of(s: pd.Series) -> float | None:
+    """The last known value (None when there is none): a level such as MAU or outstanding points."""
     v = s.astype(float).dropna()
     return float(v.iloc[-1]) if len(v) else None
 
 
 def sum_of(s: pd.Series) -> float | None:
+    """Sum of the known values (None when every value is unknown)."""
     v = s.astype(float)
     return float(v.sum()) if v.notna().any() else None
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
+    """a / b, None when either is unknown or b is 0."""
     if a is None or b is None or not b:
         return None
     return a / b
@@ -96,6 +100,8 @@ def compare_periods(f: Filters):
 
 
 def current_and_previous(f: Filters, p) -> tuple[pd.DataFrame, pd.DataFrame | None, dict, dict]:
+    """For the periods `p` of compare_periods: daily metrics of the range and of the previous period (None
+    outside the lake), and their distinct-user counts (range_counts; {} when unknown)."""
     lo, hi, plo, phi, has_prev = p
     daily = daily_metrics(f, plo if has_prev else lo, hi)
     cur = daily.loc[pd.Timestamp(lo):pd.Timestamp(hi)]
@@ -106,4 +112,5 @@ def current_and_previous(f: Filters, p) -> tuple[pd.DataFrame, pd.DataFrame | No
 
 
 def prev_of(prev: pd.DataFrame | None, fn, col):
+    """fn (mean_of, last_of, sum_of) of a column of the previous period (None without one)."""
     return fn(prev[col]) if prev is not None and len(prev) else None

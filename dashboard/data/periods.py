@@ -11,8 +11,6 @@ import numpy as np
 import pandas as pd
 
 
-
-
 EPOCH = date(1970, 1, 1)
 
 

@@ -144,6 +144,7 @@ class Fig:
 
 
 def jsonable_dict(d: dict) -> dict:
+    """jsonable applied to every value of a (nested) dict."""
     return {k: (jsonable_dict(v) if isinstance(v, dict) else jsonable(v)) for k, v in d.items()}
 
 
@@ -219,6 +220,7 @@ def is_empty(df: pd.DataFrame | None, cols: list[str] | None = None) -> bool:
 
 
 def hover_fmt(fmt: str) -> str:
+    """The d3 format of a value kind (int, pct, money, float, sec) in hover templates; other text as is."""
     return FMT.get(fmt, fmt)
 
 
@@ -233,6 +235,7 @@ def titled(text: str, unit: str) -> str:
 
 
 def rgba(hex_color: str, a: float) -> str:
+    """'#rrggbb' with opacity a as a CSS rgba() colour."""
     h = hex_color.lstrip("#")
     r, g, b = int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
     return f"rgba({r},{g},{b},{a})"
