@@ -119,6 +119,7 @@ def layout() -> html.Div:
     return html.Div([
         dcc.Store(id="theme-store", storage_type="local", data="light"),
         dcc.Store(id="nav-paths", data=[p["path"] for p in pages]),
+        dcc.Store(id="url-query"),  # the filter bar's URL, built by url_query below
         sidebar(),
         html.Div([topbar(), open_banner(), html.Div(dash.page_container, className="page")],
                  className="app-main"),
@@ -134,13 +135,23 @@ def _register_callbacks(app: Dash) -> None:
         Output("theme-toggle", "value"), Output("theme-store", "data"),
         Input("theme-toggle", "value"), Input("theme-store", "data"),
     )
-    app.clientside_callback(
-        ClientsideFunction("lakehouse", "syncUrl"),
-        [Output(i, "href") for i in nav_ids],
+    @app.callback(
+        Output("url-query", "data"),
         Input("f-preset", "value"), Input("f-dates", "start_date"), Input("f-dates", "end_date"),
         Input("f-grain", "value"), Input("f-country", "value"), Input("f-device", "value"),
         Input("f-gender", "value"), Input("f-age", "value"), Input("page-params", "data"),
-        State("nav-paths", "data"),
+    )
+    def url_query(preset, start, end, grain, country, device, gender, age, page_params):
+        """The query of the address bar (the filters, then the page's own parameters) and of the nav links
+        (the filters), both from Filters.to_query; the browser only puts them in place (syncUrl)."""
+        return url_queries(Filters.from_inputs(start, end, grain, country, device, gender, age, preset=preset),
+                           page_params)
+
+    app.clientside_callback(
+        ClientsideFunction("lakehouse", "syncUrl"),
+        [Output(i, "href") for i in nav_ids],
+        Input("url-query", "data"), State("nav-paths", "data"),
+        prevent_initial_call=True,
     )
     app.clientside_callback(
         ClientsideFunction("lakehouse", "navActive"),
@@ -190,6 +201,11 @@ def _register_callbacks(app: Dash) -> None:
             if (start or "")[:10] == lo.isoformat() and (end or "")[:10] == hi.isoformat():
                 return [no_update] * 8
         return ["custom", no_update, no_update] + keep
+
+
+def url_queries(f: Filters, page_params: dict | None) -> dict[str, str]:
+    """{"page": query of the address bar, "nav": query of the links to other pages} for a selection."""
+    return {"page": f.to_query(page_params), "nav": f.to_query()}
 
 
 def create_app(lake_dir: str | Path, users: dict[str, str] | None = None, warm: bool = True) -> Dash:

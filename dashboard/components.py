@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import re
 from urllib.parse import quote
@@ -42,6 +43,25 @@ def page_callback(*specs, prefill: bool = True):
         wrapped = dash.callback(*specs, prevent_initial_call=prefill)(fn)
         wrapped.lakehouse_outputs = outputs
         return wrapped
+    return deco
+
+
+def filter_callback(*specs, ignore: tuple[str, ...] = (), prefill: bool = True):
+    """page_callback for a callback of the filter bar: `fn(f, theme, *extra)` gets the bar's selection as
+    one `Filters` (built here, the one place the bar's values become a selection; the dimensions in
+    `ignore` are left out) and the theme ('light' | 'dark'), then the values of any further inputs in
+    `specs`. The registered callback takes the bar's values positionally (FILTER_INPUTS, then the
+    further inputs), as Dash and `initial_args` pass them."""
+    outputs = [s for s in specs if isinstance(s, Output)]
+    more = [s for s in specs if not isinstance(s, Output)]
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def from_bar(start, end, grain, country, device, gender, age, theme, *extra):
+            dims = {"country": country, "device": device, "gender": gender, "age_group": age}
+            dims.update({d: None for d in ignore})
+            return fn(Filters.from_inputs(start, end, grain, **dims), theme_of(theme), *extra)
+        return page_callback(*outputs, *FILTER_INPUTS, *more, prefill=prefill)(from_bar)
     return deco
 
 

@@ -1,4 +1,4 @@
-"""Where the dashboard finds its lake: set once by create_app, read by data.py."""
+"""Where the dashboard finds its lake: set once by create_app, read by dashboard.data.lake."""
 
 from __future__ import annotations
 

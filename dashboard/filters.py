@@ -1,6 +1,6 @@
 """The dashboard-wide filter state: parse it from / write it to the URL query string.
 
-Pure functions only (no lake access), so pages, data.py and tests share one
+Pure functions only (no lake access), so pages, the data package and tests share one
 definition of what a filter means.
 """
 
@@ -148,9 +148,11 @@ class Filters:
                 out[PARAM[dim]] = ",".join(values)
         return out
 
-    def to_query(self) -> str:
-        """`?a=b&...` (or '') for links and bookmarks."""
+    def to_query(self, extra: dict | None = None) -> str:
+        """`?a=b&...` (or '') for links, bookmarks and the address bar: this selection's parameters, then a
+        page's own (`extra`; None and '' left out). The one place a dashboard URL's query is built."""
         params = self.to_params()
+        params.update({k: str(v) for k, v in (extra or {}).items() if v is not None and v != ""})
         return "?" + urlencode(params, safe=",") if params else ""
 
     @classmethod

@@ -2,8 +2,8 @@
 with DuckDB on Arrow.
 
 The gold tables are loaded into DuckDB; the two silver tables are pyarrow datasets over their current
-Delta version, limited to the columns data.py offers (no personal data, no lineage), scanned in place
-with DuckDB's projection and filter pushdown. silver.users, bronze and ops are refused by name, and a
+Delta version, limited to the columns dashboard.data.catalog offers (no personal data, no lineage),
+scanned in place with DuckDB's projection and filter pushdown. silver.users, bronze and ops are refused by name, and a
 withheld column (city, referrer, properties, …) gets a message saying why.
 
 Two layers of protection. DuckDB's own parser decides what a query is: it must
@@ -234,8 +234,8 @@ def _database(tables: dict) -> duckdb.DuckDBPyConnection:
     """A locked-down in-memory DuckDB holding the gold tables as `gold.<name>` (plus views `<name>`)
     and views `silver.<name>` over the silver datasets.
 
-    Built once per set of gold table versions (data.py hands out one Arrow object per version, so the
-    objects' identities are the key; the entry keeps them alive so an id cannot be reused) and silver
+    Built once per set of gold table versions (dashboard.data.lake hands out one Arrow object per version, so
+    the objects' identities are the key; the entry keeps them alive so an id cannot be reused) and silver
     schemas. Silver is never loaded: each cursor registers the datasets of the current versions (see
     `connect`), so a new silver version needs no rebuild. Queries run on cursors of it, so they do not
     pay for loading and can run side by side.

@@ -1,31 +1,6 @@
-/* Client-side callbacks of the lakehouse dashboard: theme, URL <-> filters, CSV downloads. */
+/* Client-side callbacks of the lakehouse dashboard: theme, putting the server-built URL in place, CSV downloads. */
 (function () {
     "use strict";
-    var DEFAULT_PRESET = "30d";
-    var MULTI = ["country", "device", "gender", "age"];
-
-    function filterParams(preset, start, end, grain, country, device, gender, age) {
-        var p = new URLSearchParams();
-        if (preset === "custom") {
-            if (start) { p.set("start", String(start).slice(0, 10)); }
-            if (end) { p.set("end", String(end).slice(0, 10)); }
-        } else if (preset && preset !== DEFAULT_PRESET) {
-            p.set("range", preset);
-        }
-        if (grain && grain !== "day") { p.set("grain", grain); }
-        var values = [country, device, gender, age];
-        for (var i = 0; i < MULTI.length; i++) {
-            var v = values[i];
-            if (v && v.length) { p.set(MULTI[i], v.slice().sort().join(",")); }
-        }
-        return p;
-    }
-
-    function toQuery(p) {
-        var s = p.toString().replace(/%2C/g, ",");
-        return s ? "?" + s : "";
-    }
-
     function csvCell(v) {
         if (v === null || v === undefined) { return ""; }
         if (typeof v === "number" && !isFinite(v)) { return ""; }
@@ -94,21 +69,16 @@
                 return [(theme === "dark") === Boolean(toggle) ? nu : theme === "dark",
                         theme === stored ? nu : theme];
             },
-            syncUrl: function (preset, start, end, grain, country, device, gender, age, pageParams, paths) {
-                var fp = filterParams(preset, start, end, grain, country, device, gender, age);
-                var full = new URLSearchParams(fp.toString());
-                var extra = pageParams || {};
-                Object.keys(extra).forEach(function (k) {
-                    var v = extra[k];
-                    if (v !== null && v !== undefined && v !== "") { full.set(k, v); }
-                });
+            // the queries come built from the server (app.url_queries, Filters.to_query): only put them in place
+            syncUrl: function (query, paths) {
+                var nu = window.dash_clientside.no_update;
+                if (!query) { return (paths || []).map(function () { return nu; }); }
                 var loc = window.location;
-                var url = loc.pathname + toQuery(full) + loc.hash;
+                var url = loc.pathname + query.page + loc.hash;
                 if (url !== loc.pathname + loc.search + loc.hash) {
                     window.history.replaceState(window.history.state, "", url);
                 }
-                var q = toQuery(fp);
-                return (paths || []).map(function (p) { return p + q; });
+                return (paths || []).map(function (p) { return p + query.nav; });
             },
             navActive: function (pathname, paths) {
                 var here = (pathname || "/").replace(/\/+$/, "") || "/";

@@ -5,7 +5,9 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, html
 
 from dashboard import components as c
-from dashboard import data, figures
+from dashboard import figures
+from dashboard.data.families import demographics
+from dashboard.filters import Filters
 
 dash.register_page(__name__, path="/demographics", name="Demographics", order=5, title="Demographics · Lakehouse",
                    icon="people")
@@ -40,15 +42,13 @@ def layout(theme=None, **query):
     ]), (update_demographics, args + ("active_users",)))
 
 
-@c.page_callback(Output({"type": "chart", "id": "demo-gender"}, "figure"), Output({"type": "chart", "id": "demo-age"}, "figure"),
-          Output({"type": "chart", "id": "demo-country"}, "figure"),
-          Output({"type": "chart", "id": "demo-heatmap"}, "figure"),
-          *c.FILTER_INPUTS, Input("demo-measure", "value"))
-def update_demographics(start, end, grain, country, device, gender, age, theme, measure):
+@c.filter_callback(Output({"type": "chart", "id": "demo-gender"}, "figure"),
+                   Output({"type": "chart", "id": "demo-age"}, "figure"),
+                   Output({"type": "chart", "id": "demo-country"}, "figure"),
+                   Output({"type": "chart", "id": "demo-heatmap"}, "figure"), Input("demo-measure", "value"))
+def update_demographics(f: Filters, t: str, measure):
     """All demographic charts for the filter."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
-    df = data.demographics(f)
+    df = demographics.demographics(f)
     return (figures.by_dimension(df, "gender", t), figures.by_dimension(df, "age_group", t),
             figures.by_dimension(df, "country", t, top=20, horizontal=True),
             figures.demographic_heatmap(df, measure or "active_users", t))

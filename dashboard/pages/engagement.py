@@ -5,7 +5,9 @@ import dash_bootstrap_components as dbc
 from dash import Output, html
 
 from dashboard import components as c
-from dashboard import data, figures
+from dashboard import figures
+from dashboard.data.families import engagement, lifecycle
+from dashboard.filters import Filters
 
 dash.register_page(__name__, path="/engagement", name="Engagement", order=1, title="Engagement · Lakehouse",
                    icon="activity")
@@ -34,21 +36,17 @@ def layout(theme=None, **query):
     ]), (update_engagement, args), (update_lifecycle, args))
 
 
-@c.page_callback(Output({"type": "chart", "id": "eng-active"}, "figure"),
-          Output({"type": "chart", "id": "eng-stickiness"}, "figure"),
-          Output({"type": "chart", "id": "eng-new"}, "figure"), Output("eng-caption", "children"),
-          *c.FILTER_INPUTS)
-def update_engagement(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output({"type": "chart", "id": "eng-active"}, "figure"),
+                   Output({"type": "chart", "id": "eng-stickiness"}, "figure"),
+                   Output({"type": "chart", "id": "eng-new"}, "figure"), Output("eng-caption", "children"))
+def update_engagement(f: Filters, t: str):
     """Active users, stickiness and new-vs-existing for the filter."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
-    df = data.engagement(f)
+    df = engagement.engagement(f)
     return (figures.active_users(df, f.grain, t), figures.stickiness(df, f.grain, t),
             figures.new_vs_existing(df, f.grain, t), c.range_caption(f))
 
 
-@c.page_callback(Output({"type": "chart", "id": "eng-lifecycle"}, "figure"), *c.FILTER_INPUTS)
-def update_lifecycle(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output({"type": "chart", "id": "eng-lifecycle"}, "figure"))
+def update_lifecycle(f: Filters, t: str):
     """Lifecycle bars for the filter."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    return figures.lifecycle(data.lifecycle(f), f.grain, c.theme_of(theme))
+    return figures.lifecycle(lifecycle.lifecycle(f), f.grain, t)

@@ -5,8 +5,10 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, html
 
 from dashboard import components as c
-from dashboard import data, figures
+from dashboard import figures
+from dashboard.data.families import funnel
 from dashboard.definitions import LABELS
+from dashboard.filters import Filters
 from dashboard.wording import count
 
 dash.register_page(__name__, path="/funnel", name="Funnel", order=3, title="Funnel · Lakehouse", icon="funnel")
@@ -58,14 +60,12 @@ def _users(steps, i) -> str:
     return count(int(n), "distinct user") if n == n else "distinct users: —"
 
 
-@c.page_callback(Output("fun-cards", "children"), Output({"type": "chart", "id": "fun-funnel"}, "figure"),
-          Output({"type": "chart", "id": "fun-device"}, "figure"), Output({"type": "table", "id": "fun-steps"}, "children"),
-          *c.FILTER_INPUTS)
-def update_funnel(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output("fun-cards", "children"), Output({"type": "chart", "id": "fun-funnel"}, "figure"),
+                   Output({"type": "chart", "id": "fun-device"}, "figure"),
+                   Output({"type": "table", "id": "fun-steps"}, "children"))
+def update_funnel(f: Filters, t: str):
     """Cards, funnel, device split and step table for the date range and devices."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
-    steps = data.funnel_steps(f)
+    steps = funnel.funnel_steps(f)
     if steps is None:
         miss, why = c.absent("funnel_daily", t), c.absent_text("funnel_daily")
         return ([dbc.Col(c.empty_state(why))], miss, miss, c.table_view("fun-steps", None, STEP_COLUMNS, empty=why))
@@ -87,16 +87,14 @@ def update_funnel(start, end, grain, country, device, gender, age, theme):
         ]
     else:
         cards = [dbc.Col(c.empty_state("No funnel entries for this filter"), width=12)]
-    return (cards, figures.funnel(steps, t), figures.funnel_by_device(data.funnel_by_device(f), t),
+    return (cards, figures.funnel(steps, t), figures.funnel_by_device(funnel.funnel_by_device(f), t),
             c.table_view("fun-steps", steps, STEP_COLUMNS))
 
 
-@c.page_callback(Output({"type": "chart", "id": "fun-trend"}, "figure"), *c.FILTER_INPUTS, Input("fun-open", "value"))
-def update_trend(start, end, grain, country, device, gender, age, theme, include_open):
+@c.filter_callback(Output({"type": "chart", "id": "fun-trend"}, "figure"), Input("fun-open", "value"))
+def update_trend(f: Filters, t: str, include_open):
     """Funnel conversion over time; entries whose window is not yet closed only when asked for."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
-    over_time = data.funnel_over_time(f, include_open=bool(include_open))
+    over_time = funnel.funnel_over_time(f, include_open=bool(include_open))
     if over_time is None:
         return c.absent("funnel_daily", t)
     return figures.funnel_rate(over_time, f.grain, t)

@@ -5,7 +5,9 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
 
 from dashboard import components as c
-from dashboard import data, figures
+from dashboard import figures
+from dashboard.data import health
+from dashboard.data.families import revenue
 
 dash.register_page(__name__, path="/health", name="Pipeline health", order=11, title="Pipeline health · Lakehouse",
                    icon="heart-pulse")
@@ -67,12 +69,12 @@ def _card(label, value, sub="", icon="info-circle", color="primary", cid=None):
 def update_health(_tick, theme):
     """Re-read table versions and runs (cheap: listing _delta_log) on load and every 30 s."""
     t = c.theme_of(theme)
-    tables = data.table_health()
+    tables = health.table_health()
     tables = tables.assign(size_mb=tables["size_bytes"] / 1e6)
-    runs = data.pipeline_runs()
-    last = data.last_run()
-    q = data.quarantine()
-    unconverted = data.unconverted_orders()
+    runs = health.pipeline_runs()
+    last = health.last_run()
+    q = health.quarantine()
+    unconverted = revenue.unconverted_orders()
     present = int((tables["status"] == "ok").sum())
     missing = int((tables["status"] == "missing").sum())
     if last:
@@ -86,7 +88,7 @@ def update_health(_tick, theme):
                          cid="health-last-run")
     cards = [
         run_card,
-        _card("Reporting timezone", data.reporting_timezone(), "from the latest run", "globe2", cid="health-tz"),
+        _card("Reporting timezone", health.reporting_timezone(), "from the latest run", "globe2", cid="health-tz"),
         _card("Tables", f"{present}", f"{missing} expected gold table(s) missing" if missing else "all gold tables present",
               "table", "warning" if missing else "success", cid="health-table-count"),
         _card("Quarantined lines", f"{int(q['lines'].sum()):,}" if q is not None else "—",
@@ -102,8 +104,8 @@ def update_health(_tick, theme):
     return (cards, c.table_view("health-tables", tables.drop(columns=["size_bytes"]), TABLE_COLUMNS, max_rows=200,
                                 row_class=status_class),
             figures.quarantine(q, t) if q is not None else figures.missing("quarantine_summary", t),
-            figures.durations(data.run_durations(last), t), runs_view,
-            c.table_view("health-erasures", data.erasures(), ERASURE_COLUMNS, max_rows=50,
+            figures.durations(health.run_durations(last), t), runs_view,
+            c.table_view("health-erasures", health.erasures(), ERASURE_COLUMNS, max_rows=50,
                          row_class=lambda r: "table-warning" if r["old_files"] == "overdue" else None,
                          empty="No erasures yet"),
             c.table_view("health-unconverted", unconverted, UNCONVERTED_COLUMNS, max_rows=100,
@@ -119,6 +121,6 @@ def _unconverted_card(u):
     n = int(u["orders"].sum())
     codes = ", ".join(sorted(set(u["currency"].astype(str))))
     return _card("Orders without a rate", f"{n:,}",
-                 f"left out of revenue ({data.reporting_currency() or 'reporting currency'}): {codes}" if n
-                 else f"all converted to {data.reporting_currency() or 'the reporting currency'}",
+                 f"left out of revenue ({revenue.reporting_currency() or 'reporting currency'}): {codes}" if n
+                 else f"all converted to {revenue.reporting_currency() or 'the reporting currency'}",
                  "currency-exchange", "warning" if n else "success", cid="health-unconverted-orders")

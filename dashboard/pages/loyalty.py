@@ -5,7 +5,9 @@ import dash_bootstrap_components as dbc
 from dash import Output, html
 
 from dashboard import components as c
-from dashboard import data, figures
+from dashboard import figures
+from dashboard.data.families import loyalty
+from dashboard.filters import Filters
 
 dash.register_page(__name__, path="/loyalty", name="Loyalty", order=6, title="Loyalty · Lakehouse", icon="gift")
 
@@ -38,29 +40,25 @@ def layout(theme=None, **query):
     ]), (update_loyalty, args), (update_balances, args))
 
 
-@c.page_callback(Output("loy-kpis", "children"), Output({"type": "chart", "id": "loy-points"}, "figure"),
-          Output({"type": "chart", "id": "loy-outstanding"}, "figure"),
-          Output({"type": "chart", "id": "loy-participation"}, "figure"), *c.FILTER_INPUTS)
-def update_loyalty(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output("loy-kpis", "children"), Output({"type": "chart", "id": "loy-points"}, "figure"),
+                   Output({"type": "chart", "id": "loy-outstanding"}, "figure"),
+                   Output({"type": "chart", "id": "loy-participation"}, "figure"))
+def update_loyalty(f: Filters, t: str):
     """Loyalty KPIs and time series for the filter."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
-    df = data.loyalty(f)
+    df = loyalty.loyalty(f)
     if df is None:
         miss = c.absent("loyalty_daily", t)
         return [dbc.Col(c.empty_state(c.absent_text("loyalty_daily")))], miss, miss, miss
-    cards = [dbc.Col(c.kpi_card(k, t, c.compare_label(f), "loy-")) for k in (data.loyalty_kpis(f) or [])]
+    cards = [dbc.Col(c.kpi_card(k, t, c.compare_label(f), "loy-")) for k in (loyalty.loyalty_kpis(f) or [])]
     return cards, figures.points(df, f.grain, t), figures.outstanding(df, f.grain, t), \
         figures.participation(df, f.grain, t)
 
 
-@c.page_callback(Output({"type": "chart", "id": "loy-hist"}, "figure"), Output({"type": "table", "id": "loy-top"}, "children"),
-          *c.FILTER_INPUTS)
-def update_balances(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output({"type": "chart", "id": "loy-hist"}, "figure"),
+                   Output({"type": "table", "id": "loy-top"}, "children"))
+def update_balances(f: Filters, t: str):
     """Balance histogram and the largest balances."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
-    b = data.balances(f)
+    b = loyalty.balances(f)
     if b is None:
         return figures.missing("loyalty_balances", t), c.table_view("loy-top", None, TOP_COLUMNS,
                                                                      empty="gold.loyalty_balances does not exist yet")

@@ -5,7 +5,9 @@ import dash_bootstrap_components as dbc
 from dash import Output, html
 
 from dashboard import components as c
-from dashboard import data, figures
+from dashboard import figures
+from dashboard.data.families import engagement
+from dashboard.filters import Filters
 
 dash.register_page(__name__, path="/", name="Overview", order=0, title="Overview · Lakehouse", icon="speedometer2")
 
@@ -29,21 +31,18 @@ def layout(theme=None, **query):
     ]), (update_kpis, args), (update_charts, args))
 
 
-@c.page_callback(Output("ov-kpis", "children"), Output("ov-caption", "children"), *c.FILTER_INPUTS)
-def update_kpis(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output("ov-kpis", "children"), Output("ov-caption", "children"))
+def update_kpis(f: Filters, t: str):
     """KPI cards for the range."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    cards = data.kpis(f)
-    grid = [dbc.Col(c.kpi_card(k, c.theme_of(theme), c.compare_label(f), "ov-")) for k in cards] if cards \
+    cards = engagement.kpis(f)
+    grid = [dbc.Col(c.kpi_card(k, t, c.compare_label(f), "ov-")) for k in cards] if cards \
         else [dbc.Col(c.empty_state("No data for this filter"), width=12)]
     return grid, c.range_caption(f, compare=True)
 
 
-@c.page_callback(Output({"type": "chart", "id": "ov-active"}, "figure"), Output({"type": "chart", "id": "ov-new"}, "figure"),
-          *c.FILTER_INPUTS)
-def update_charts(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output({"type": "chart", "id": "ov-active"}, "figure"),
+                   Output({"type": "chart", "id": "ov-new"}, "figure"))
+def update_charts(f: Filters, t: str):
     """Active users and new-vs-existing charts."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
-    df = data.engagement(f)
+    df = engagement.engagement(f)
     return figures.active_users(df, f.grain, t), figures.new_vs_existing(df, f.grain, t)

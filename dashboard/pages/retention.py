@@ -5,7 +5,9 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, html
 
 from dashboard import components as c
-from dashboard import data, figures
+from dashboard import figures
+from dashboard.data.families import retention
+from dashboard.filters import Filters
 
 dash.register_page(__name__, path="/retention", name="Retention", order=2, title="Retention · Lakehouse",
                    icon="arrow-repeat")
@@ -66,27 +68,25 @@ def remember_in_url(cohort, measure, mode):
     return view_params(cohort, measure, mode)
 
 
-@c.page_callback(Output("ret-kpis", "children"), *c.FILTER_INPUTS)
-def update_kpis(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output("ret-kpis", "children"))
+def update_kpis(f: Filters, t: str):
     """D1/D7/D30 for the cohorts in range, vs the previous period's cohorts."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    cards = data.retention_kpis(f)
+    cards = retention.retention_kpis(f)
     if not cards:
         return [dbc.Col(c.empty_state("No retention data for this filter"), width=12)]
-    return [dbc.Col(c.kpi_card(k, c.theme_of(theme), c.compare_label(f), "ret-")) for k in cards]
+    return [dbc.Col(c.kpi_card(k, t, c.compare_label(f), "ret-")) for k in cards]
 
 
-@c.page_callback(Output({"type": "chart", "id": "ret-heatmap"}, "figure"), Output({"type": "chart", "id": "ret-curve"}, "figure"),
-          *c.FILTER_INPUTS, Input("ret-cohort", "value"), Input("ret-measure", "value"), Input("ret-mode", "value"))
-def update_cohorts(start, end, grain, country, device, gender, age, theme, cohort, measure, mode):
+@c.filter_callback(Output({"type": "chart", "id": "ret-heatmap"}, "figure"),
+                   Output({"type": "chart", "id": "ret-curve"}, "figure"), Input("ret-cohort", "value"),
+                   Input("ret-measure", "value"), Input("ret-mode", "value"))
+def update_cohorts(f: Filters, t: str, cohort, measure, mode):
     """Cohort triangle and curve for the chosen cohort size, measure and retention mode."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
-    table = data.retention(f, cohort or "day")
+    table = retention.retention(f, cohort or "day")
     if table is None:
         name = "retention_weekly" if cohort == "week" else "retention_daily"
         return c.absent(name, t, 520), c.absent(name, t)
     unbounded = mode == "unbounded" and cohort != "week"
-    curve = data.retention_curve(table, unbounded)
+    curve = retention.retention_curve(table, unbounded)
     return (figures.retention_heatmap(table, measure or "rate", mode == "unbounded", cohort or "day", t),
             figures.retention_curve(curve, cohort or "day", unbounded, t))

@@ -5,7 +5,10 @@ import dash_bootstrap_components as dbc
 from dash import Output, html
 
 from dashboard import components as c
-from dashboard import data, figures
+from dashboard import figures
+from dashboard.data import lake
+from dashboard.data.families import revenue
+from dashboard.filters import Filters
 
 dash.register_page(__name__, path="/revenue", name="Revenue", order=4, title="Revenue · Lakehouse",
                    icon="cash-coin")
@@ -47,50 +50,44 @@ def layout(theme=None, **query):
     ]), (update_revenue, args), (update_split, args), (update_currency, args))
 
 
-@c.page_callback(Output("rev-kpis", "children"), Output({"type": "chart", "id": "rev-trend"}, "figure"),
-          Output({"type": "chart", "id": "rev-arpu"}, "figure"),
-          Output({"type": "chart", "id": "rev-conversion"}, "figure"),
-          Output({"type": "chart", "id": "rev-failed"}, "figure"), *c.FILTER_INPUTS)
-def update_revenue(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output("rev-kpis", "children"), Output({"type": "chart", "id": "rev-trend"}, "figure"),
+                   Output({"type": "chart", "id": "rev-arpu"}, "figure"),
+                   Output({"type": "chart", "id": "rev-conversion"}, "figure"),
+                   Output({"type": "chart", "id": "rev-failed"}, "figure"))
+def update_revenue(f: Filters, t: str):
     """Revenue KPIs and time series."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
-    df = data.revenue(f)
+    df = revenue.revenue(f)
     if df is None:
         miss = c.absent("revenue_daily", t)
         return [dbc.Col(c.empty_state(c.absent_text("revenue_daily")))], miss, miss, miss, miss
-    cards = [dbc.Col(c.kpi_card(k, t, c.compare_label(f), "rev-")) for k in (data.revenue_kpis(f) or [])]
-    cur = data.reporting_currency()
+    cards = [dbc.Col(c.kpi_card(k, t, c.compare_label(f), "rev-")) for k in (revenue.revenue_kpis(f) or [])]
+    cur = revenue.reporting_currency()
     return (cards, figures.revenue_orders(df, f.grain, t, cur), figures.arpu(df, f.grain, t, cur),
             figures.conversion(df, f.grain, t), figures.failed_payments(df, f.grain, t))
 
 
-@c.page_callback(Output({"type": "chart", "id": "rev-device"}, "figure"), Output({"type": "chart", "id": "rev-pareto"}, "figure"),
-          Output("rev-shares", "children"), *c.FILTER_INPUTS)
-def update_split(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output({"type": "chart", "id": "rev-device"}, "figure"),
+                   Output({"type": "chart", "id": "rev-pareto"}, "figure"), Output("rev-shares", "children"))
+def update_split(f: Filters, t: str):
     """Conversion by device and the Pareto view of revenue per user."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
-    p = data.pareto(f)
-    shares = data.top_shares(p)
+    p = revenue.pareto(f)
+    shares = revenue.top_shares(p)
     cards = [dbc.Card(dbc.CardBody([
         html.Div([html.Span(f"Top {int(k * 100)}% of paying users", className="kpi-label"),
                   *c.info("pareto", f"pareto-{int(k * 100)}")], className="d-flex align-items-center"),
         html.Div(c.fmt_value(v, "pct"), className="kpi-value", id=f"rev-top-{int(k * 100)}"),
         html.Div("of revenue in the range", className="small text-body-secondary"),
     ], className="p-3"), className="kpi-card mb-3") for k, v in shares.items()]
-    cards.append(html.Div([c.paying_users_text(0 if p is None else len(p), data.buyers_in_range(f)),
+    cards.append(html.Div([c.paying_users_text(0 if p is None else len(p), revenue.buyers_in_range(f)),
                            *c.info("paying_users", "rev-paying")],
                           className="small text-body-secondary", id="rev-paying"))
-    return (figures.conversion_by_device(data.conversion_by_device(f), f.grain, t),
-            figures.pareto(p, t, data.reporting_currency()), cards)
+    return (figures.conversion_by_device(revenue.conversion_by_device(f), f.grain, t),
+            figures.pareto(p, t, revenue.reporting_currency()), cards)
 
 
-@c.page_callback(Output({"type": "chart", "id": "rev-currency"}, "figure"), *c.FILTER_INPUTS)
-def update_currency(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output({"type": "chart", "id": "rev-currency"}, "figure"))
+def update_currency(f: Filters, t: str):
     """Revenue, orders and original amounts per currency sent, over the range."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
-    if not data.has("revenue_by_currency_daily"):
+    if not lake.has("revenue_by_currency_daily"):
         return c.absent("revenue_by_currency_daily", t)
-    return figures.revenue_by_currency(data.revenue_by_currency(f), t, data.reporting_currency())
+    return figures.revenue_by_currency(revenue.revenue_by_currency(f), t, revenue.reporting_currency())

@@ -1,13 +1,14 @@
 """Segments and clusters: sizes, trend, profiles, clusters on two principal axes, links to their users."""
 
-from urllib.parse import urlencode
+from dataclasses import replace
 
 import dash
 import dash_bootstrap_components as dbc
 from dash import Output, State, html
 
 from dashboard import components as c
-from dashboard import data, figures
+from dashboard import figures
+from dashboard.data.families import segments
 from dashboard.filters import Filters
 
 dash.register_page(__name__, path="/segments", name="Segments", order=8, title="Segments · Lakehouse",
@@ -49,9 +50,7 @@ def users_link(f: Filters, preset: str | None = None, **extra) -> str:
     granularity, country, gender, age group), so that the link keeps what the user selected."""
     if preset and preset != "custom":
         f = Filters(preset=preset, grain=f.grain, country=f.country, gender=f.gender, age_group=f.age_group)
-    params = {k: v for k, v in f.to_params().items() if k != "device"}
-    params.update({k: str(v) for k, v in extra.items()})
-    return "/users?" + urlencode(params, safe=",")
+    return "/users" + replace(f, device=()).to_query(extra)
 
 
 def empty_text(table) -> str:
@@ -60,14 +59,14 @@ def empty_text(table) -> str:
         else "No users in any segment for this filter"
 
 
-@c.page_callback(Output({"type": "chart", "id": "seg-sizes"}, "figure"), Output({"type": "table", "id": "seg-profiles"}, "children"),
-          Output({"type": "chart", "id": "seg-trend"}, "figure"), *c.FILTER_INPUTS, State("f-preset", "value"))
-def update_segments(start, end, grain, country, device, gender, age, theme, preset=None):
+@c.filter_callback(Output({"type": "chart", "id": "seg-sizes"}, "figure"),
+                   Output({"type": "table", "id": "seg-profiles"}, "children"),
+                   Output({"type": "chart", "id": "seg-trend"}, "figure"), State("f-preset", "value"),
+                   ignore=("device",))
+def update_segments(f: Filters, t: str, preset=None):
     """Segment sizes, profiles (with links to their users) and trend."""
-    f = c.filters_from(start, end, grain, country, None, gender, age)
-    t = c.theme_of(theme)
-    seg = data.segments(f)
-    prof = data.segment_profiles(f)
+    seg = segments.segments(f)
+    prof = segments.segment_profiles(f)
     merged = None
     if seg is not None:
         extra = [x for x in prof.columns if x == "segment" or x not in seg.columns] if prof is not None else []
@@ -75,19 +74,18 @@ def update_segments(start, end, grain, country, device, gender, age, theme, pres
         merged = merged.assign(link=[("Users →", users_link(f, preset, segment=s)) for s in merged["segment"]])
     rows = c.table_view("seg-profiles", merged, c.money_columns(PROFILE_COLUMNS), empty=empty_text(seg))
     sizes = figures.segment_sizes(seg, t) if seg is not None else figures.missing("segment_summary", t)
-    return sizes, rows, figures.segment_trend(data.segment_trend(f), f.grain, t)
+    return sizes, rows, figures.segment_trend(segments.segment_trend(f), f.grain, t)
 
 
-@c.page_callback(Output({"type": "chart", "id": "seg-clusters"}, "figure"),
-          Output({"type": "table", "id": "seg-cluster-table"}, "children"), *c.FILTER_INPUTS, State("f-preset", "value"))
-def update_clusters(start, end, grain, country, device, gender, age, theme, preset=None):
+@c.filter_callback(Output({"type": "chart", "id": "seg-clusters"}, "figure"),
+                   Output({"type": "table", "id": "seg-cluster-table"}, "children"), State("f-preset", "value"),
+                   ignore=("device",))
+def update_clusters(f: Filters, t: str, preset=None):
     """Cluster scatter and profiles (with links to their users)."""
-    f = c.filters_from(start, end, grain, country, None, gender, age)
-    t = c.theme_of(theme)
-    cp = data.clusters(f)
+    cp = segments.clusters(f)
     if cp is not None:
         cp = cp.assign(link=[("Users →", users_link(f, preset, cluster=int(x))) for x in cp["cluster"]])
     rows = c.table_view("seg-cluster-table", cp, CLUSTER_COLUMNS,
                         empty="No clusters yet (gold.cluster_profiles / users.cluster)" if cp is None
                         else "No users in any cluster for this filter")
-    return figures.cluster_scatter(data.cluster_points(f), cp, t), rows
+    return figures.cluster_scatter(segments.cluster_points(f), cp, t), rows

@@ -5,7 +5,10 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, html
 
 from dashboard import components as c
-from dashboard import data, figures
+from dashboard import figures
+from dashboard.data import lake
+from dashboard.data.families import content, sessions
+from dashboard.filters import Filters
 
 dash.register_page(__name__, path="/sessions", name="Sessions & content", order=7,
                    title="Sessions & content · Lakehouse", icon="clock")
@@ -44,50 +47,45 @@ def layout(theme=None, **query):
     ]), (update_sessions, args), (update_content, args), (update_quizzes, args + (1,)))
 
 
-@c.page_callback(Output({"type": "chart", "id": "ses-sessions"}, "figure"), Output({"type": "chart", "id": "ses-length"}, "figure"),
-          *c.FILTER_INPUTS)
-def update_sessions(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output({"type": "chart", "id": "ses-sessions"}, "figure"),
+                   Output({"type": "chart", "id": "ses-length"}, "figure"))
+def update_sessions(f: Filters, t: str):
     """Sessions per period and their length (length needs sessions_daily: no user filters)."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
-    df = data.sessions(f)
+    df = sessions.sessions(f)
     if df is None:
         miss = c.absent("sessions_daily", t)
         return miss, miss
     return figures.sessions(df, f.grain, t), figures.session_length(df, f.grain, t)
 
 
-@c.page_callback(Output({"type": "chart", "id": "ses-events"}, "figure"), Output({"type": "chart", "id": "ses-pages"}, "figure"),
-          Output({"type": "chart", "id": "ses-uninstalls"}, "figure"),
-          Output({"type": "chart", "id": "ses-purchases"}, "figure"),
-          Output({"type": "chart", "id": "ses-courses"}, "figure"), *c.FILTER_INPUTS)
-def update_content(start, end, grain, country, device, gender, age, theme):
+@c.filter_callback(Output({"type": "chart", "id": "ses-events"}, "figure"),
+                   Output({"type": "chart", "id": "ses-pages"}, "figure"),
+                   Output({"type": "chart", "id": "ses-uninstalls"}, "figure"),
+                   Output({"type": "chart", "id": "ses-purchases"}, "figure"),
+                   Output({"type": "chart", "id": "ses-courses"}, "figure"))
+def update_content(f: Filters, t: str):
     """Content charts (date range only: these tables are not split by user)."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
 
     def or_missing(name, fig_fn, df):
-        return figures.missing(name, t) if df is None and not data.has(name) else fig_fn(df)
+        return figures.missing(name, t) if df is None and not lake.has(name) else fig_fn(df)
 
     return (
         or_missing("event_counts_daily", lambda d: figures.top_bar(d, "event", "events", "events", "events", t),
-                   data.top_events(f)),
+                   content.top_events(f)),
         or_missing("page_views_daily", lambda d: figures.top_bar(d, "page", "views", "views", "views", t),
-                   data.top_pages(f)),
+                   content.top_pages(f)),
         or_missing("hourly_activity", lambda d: figures.hourly_heatmap(d, "uninstalls", t),
-                   data.hourly("app_uninstall")),
-        or_missing("hourly_activity", lambda d: figures.hourly_heatmap(d, "purchases", t), data.hourly("purchase")),
-        or_missing("course_progress", lambda d: figures.course_completion(d, t), data.courses()),
+                   content.hourly("app_uninstall")),
+        or_missing("hourly_activity", lambda d: figures.hourly_heatmap(d, "purchases", t), content.hourly("purchase")),
+        or_missing("course_progress", lambda d: figures.course_completion(d, t), content.courses()),
     )
 
 
-@c.page_callback(Output({"type": "chart", "id": "ses-quiz"}, "figure"), Output("ses-quiz-page", "max_value"),
-                 *c.FILTER_INPUTS, Input("ses-quiz-page", "active_page"))
-def update_quizzes(start, end, grain, country, device, gender, age, theme, page):
+@c.filter_callback(Output({"type": "chart", "id": "ses-quiz"}, "figure"), Output("ses-quiz-page", "max_value"),
+                   Input("ses-quiz-page", "active_page"))
+def update_quizzes(f: Filters, t: str, page):
     """One page of quizzes, the most attempted first; the pager reaches the rest."""
-    f = c.filters_from(start, end, grain, country, device, gender, age)
-    t = c.theme_of(theme)
-    q = data.quizzes(f)
-    if q is None and not data.has("quiz_daily"):
+    q = content.quizzes(f)
+    if q is None and not lake.has("quiz_daily"):
         return figures.missing("quiz_daily", t), 1
     return figures.quizzes(q, t, page or 1), figures.quiz_pages(q)

@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 
 from dashboard import components as c
-from dashboard import data
+from dashboard.data import catalog
 from dashboard import sql_lab as engine
 
 dash.register_page(__name__, path="/sql-lab", name="SQL Lab", order=10, title="SQL Lab · Lakehouse",
@@ -25,7 +25,7 @@ def _table_item(qualified, schema, rows, icon):
 
 
 def _schema_browser():
-    tables = data.sql_tables()
+    tables = catalog.sql_tables()
     if not tables:
         return c.empty_state("No gold tables yet")
     gold = sorted(k for k in tables if k.startswith("gold."))
@@ -33,9 +33,9 @@ def _schema_browser():
     items = [_table_item(k, tables[k].schema, tables[k].num_rows, "bi-table") for k in gold]
     if silver:
         items.append(html.Div("silver (scanned in place; no personal data)", className="small text-muted mt-2 mb-1",
-                              title="Left out: " + ", ".join(sorted(data.SQL_WITHHELD_COLUMNS)) + "; and "
-                                    + ", ".join(sorted(data.SQL_NOT_OFFERED)) + ". See docs/dashboard.md."))
-        items += [_table_item(k, tables[k].schema, data.sql_table_rows(k), "bi-table") for k in silver]
+                              title="Left out: " + ", ".join(sorted(catalog.SQL_WITHHELD_COLUMNS)) + "; and "
+                                    + ", ".join(sorted(catalog.SQL_NOT_OFFERED)) + ". See docs/dashboard.md."))
+        items += [_table_item(k, tables[k].schema, catalog.sql_table_rows(k), "bi-table") for k in silver]
     return html.Div(items, className="schema-browser", id="sql-schema")
 
 
@@ -111,7 +111,7 @@ def _rows(table):
 def run(_n, sql):
     """Run the query (refused queries and timeouts give a clear message)."""
     try:
-        res = engine.run_query(sql or "", data.sql_tables())
+        res = engine.run_query(sql or "", catalog.sql_tables())
     except engine.QuerySyntaxError as exc:
         return [], [], dbc.Alert([html.I(className="bi bi-exclamation-triangle me-2"), str(exc)], color="danger",
                                  className="py-2 mb-2", id="sql-error")
@@ -139,7 +139,7 @@ def run(_n, sql):
 def download(_n, sql):
     """Run the query again for the CSV (same rules, up to 1,000,000 rows)."""
     try:
-        res = engine.run_query(sql or "", data.sql_tables(), max_rows=engine.MAX_EXPORT_ROWS,
+        res = engine.run_query(sql or "", catalog.sql_tables(), max_rows=engine.MAX_EXPORT_ROWS,
                                max_bytes=engine.MAX_EXPORT_BYTES, max_cell_chars=engine.MAX_EXPORT_CELL_CHARS)
     except Exception:  # noqa: BLE001 - the Run button shows the reason
         return no_update

@@ -6,7 +6,10 @@ import pandas as pd
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 
 from dashboard import components as c
-from dashboard import data, figures
+from dashboard import figures
+from dashboard.data import lake
+from dashboard.data.activity import users_frame
+from dashboard.data.families import revenue, users
 from dashboard.wording import count
 
 dash.register_page(__name__, path="/users", name="Users", order=9, title="Users · Lakehouse", icon="person-lines-fill")
@@ -33,7 +36,7 @@ def _one(v):
 
 def scope_text(active_only: bool, f) -> str:
     """What the list holds: every known user, or those active in the selected dates."""
-    rng = data.resolve(f)
+    rng = lake.resolve(f)
     if not active_only:
         return "All known users, whatever the dates (the dates apply to the profile's chart)"
     if rng is None:
@@ -45,10 +48,10 @@ def layout(segment=None, cluster=None, user=None, q=None, active=None, **query):
     """Filter bar, search controls, the users table and the profile panel."""
     segment, cluster, user, q = _one(segment), _one(cluster), _one(user), _one(q)
     active_only = _one(active) == "1"
-    users = data.users_frame()
-    segs = sorted(users["segment"].dropna().unique()) if users is not None and "segment" in users.columns else []
-    clusters = sorted(int(x) for x in users["cluster"].dropna().unique()) \
-        if users is not None and "cluster" in users.columns else []
+    known = users_frame()
+    segs = sorted(known["segment"].dropna().unique()) if known is not None and "segment" in known.columns else []
+    clusters = sorted(int(x) for x in known["cluster"].dropna().unique()) \
+        if known is not None and "cluster" in known.columns else []
     params = {k: v for k, v in {"segment": segment, "cluster": cluster, "user": user, "q": q,
                                 "active": "1" if active_only else None}.items() if v}
     controls = dbc.Row([
@@ -107,7 +110,7 @@ def _filters(start, end, country, gender, age):
 def update_table(start, end, country, gender, age, search, segment, cluster, page, sort_by, active_only=False):
     """One page of users for the filters, search, sort order and (when asked) activity in the dates."""
     f = _filters(start, end, country, gender, age)
-    res = data.users_page(f, search or "", segment, cluster, sort_by, page or 0, PAGE_SIZE, bool(active_only))
+    res = users.users_page(f, search or "", segment, cluster, sort_by, page or 0, PAGE_SIZE, bool(active_only))
     if res is None:
         return [], 1, "gold.users does not exist yet", ""
     rows, total = res
@@ -145,7 +148,7 @@ def _fmt(key, v):
     if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
         return "—"
     if key == "revenue":
-        cur = data.reporting_currency()
+        cur = revenue.reporting_currency()
         return f"{float(v):,.2f}" + (f" {cur}" if cur else "")
     if isinstance(v, pd.Timestamp):
         return f"{v:%Y-%m-%d}"
@@ -164,16 +167,16 @@ def show_profile(user_id, start, end, theme):
     if not user_id:
         return dbc.Card(dbc.CardBody(c.empty_state("Select a user in the table to see their profile",
                                                    "person-badge")), className="chart-card")
-    prof = data.user_profile(user_id)
+    prof = users.user_profile(user_id)
     if prof is None:
         return dbc.Card(dbc.CardBody(c.empty_state(f"No user {user_id}", "person-x")), className="chart-card")
     f = c.filters_from(start, end, "day", None, None, None, None)
-    rng = data.resolve(f)
-    act = data.user_activity(user_id, *rng) if rng else None  # no day of the lake in range: nothing
+    rng = lake.resolve(f)
+    act = users.user_activity(user_id, *rng) if rng else None  # no day of the lake in range: nothing
     attrs = html.Dl([item for key, label in PROFILE_FIELDS if key in prof
                      for item in (html.Dt(label, className="col-5"), html.Dd(_fmt(key, prof[key]), className="col-7"))],
                     className="row profile-attr mb-0")
-    fig = figures.user_activity(act, t, data.reporting_currency())
+    fig = figures.user_activity(act, t, revenue.reporting_currency())
     head = html.Div([html.Span(["Profile ", html.Code(user_id)], className="card-title-text"),
                      html.Span(className="ms-auto"), c.csv_button("csv", "user-activity")],
                     className="d-flex align-items-center")
@@ -197,7 +200,7 @@ def download_users(n, start, end, country, gender, age, search, segment, cluster
     """The whole filtered list as CSV (not just the visible page)."""
     if not n:
         return no_update
-    df = data.users_export(_filters(start, end, country, gender, age), search or "", segment, cluster, sort_by,
+    df = users.users_export(_filters(start, end, country, gender, age), search or "", segment, cluster, sort_by,
                            bool(active_only))
     if df is None:
         return no_update

@@ -1,0 +1,1 @@
+"""One module of figure functions per metric family (as dashboard.data.families)."""
