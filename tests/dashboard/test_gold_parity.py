@@ -490,6 +490,57 @@ def test_health_page_equals_the_lakes_delta_logs_and_ops_tables(built_lake, gold
     assert data.erasures() is None  # no forget was run
 
 
+def everyone() -> Filters:
+    """Every country selected: the whole population, but through the data layer's own computation from
+    user_activity_daily (numpy) instead of the gold aggregates."""
+    return Filters(preset="all", country=tuple(data.filter_options()["country"]))
+
+
+def test_the_filtered_computation_selecting_everyone_equals_gold(gold):
+    """The numpy path that serves every filtered view gives gold's numbers when the filter keeps everyone:
+    the same DAU, WAU, MAU, stickiness (the issue's example), new users, lifecycle, revenue, loyalty and
+    retention as the Spark-built tables."""
+    f = everyone()
+    assert f.user_filtered
+    ed, rd, ld = gold("engagement_daily"), gold("revenue_daily"), gold("loyalty_daily")
+    eng = data.engagement(f)
+    for col in ("dau", "wau", "mau", "stickiness", "new_users", "new_active_users", "existing_active_users"):
+        same(eng[col], ed[col], f"computed {col}")
+    month = data.engagement(Filters(preset="all", grain="month", country=f.country))
+    em = gold("engagement_monthly")
+    for mine, theirs in (("active", "mau"), ("avg_dau", "avg_dau"), ("stickiness", "stickiness")):
+        same(month[mine], em[theirs], f"computed monthly {mine}")
+    lc = data.lifecycle(f)
+    for col in ("new", "returning", "resurrecting", "dormant"):
+        same(lc[col], gold("lifecycle_daily")[col], f"computed lifecycle {col}")
+    rev = data.revenue(f)
+    for col in ("orders", "revenue", "buyers", "conversion_rate", "arpu", "arppu"):
+        same(rev[col], rd[col], f"computed revenue {col}")
+    loy = data.loyalty(f)
+    for col in ("points_earned", "points_redeemed", "earners", "redeemers", "participants", "outstanding_points",
+                "participation_rate"):
+        same(loy[col], ld[col], f"computed loyalty {col}")
+    ses = data.sessions(f)
+    same(ses["sessions"], gold("sessions_daily")["sessions"], "computed sessions")
+    same(ses["sessions_per_user"], gold("sessions_daily")["sessions"] / gold("sessions_daily")["users"],
+         "computed sessions per active user")
+    ret = data.retention(f, "day")
+    want = gold("retention_daily").query("cohort_size > 0").sort_values(["cohort_date", "day_n"])
+    same_dates(ret["cohort"], want["cohort_date"], "computed cohorts")
+    for mine, theirs in (("n", "day_n"), ("cohort_size", "cohort_size"), ("retained", "retained_users"),
+                         ("retained_unbounded", "retained_users_unbounded")):
+        same(ret[mine], want[theirs], f"computed retention {mine}")
+    retw = data.retention(f, "week")
+    want = gold("retention_weekly").query("cohort_size > 0").sort_values(["cohort_week", "week_n"])
+    for mine, theirs in (("n", "week_n"), ("cohort_size", "cohort_size"), ("retained", "retained_users")):
+        same(retw[mine], want[theirs], f"computed weekly retention {mine}")
+    dims = ["gender", "age_group", "country"]
+    demo = data.demographics(Filters(device=tuple(data.filter_options()["device"]))).set_index(dims).sort_index()
+    gd = gold("demographics").set_index(dims).sort_index()
+    for mine, theirs in (("users", "users"), ("active_users", "active_users_30d"), ("new_users", "new_users_30d")):
+        same(demo[mine], gd[theirs], f"computed demographics {mine} (last 30 days)")
+
+
 # --------------------------------------------------------------------------- every page's data calls are walked
 
 # data.<name> the pages call that only read the lake's range or presence, not a number
