@@ -172,6 +172,35 @@ def test_overview_kpis_equal_gold_aggregates(gold):
     same(cards["conversion_rate"].spark, rd["conversion_rate"].where(ed["dau"] > 0), "daily buyer conversion")
 
 
+@pytest.mark.parametrize("preset", ["30d", "7d"])
+def test_default_and_last_week_cards_equal_gold_over_their_days_and_the_days_before(gold, preset):
+    """The cards a user sees first (last 30 days, no filter) and the last 7 days, whose previous period
+    lies in the lake; the D7 card of the last 7 days, whose cohorts are not 7 days old yet, uses the 7
+    latest cohorts that are (metrics.md, Dn retention)."""
+    ed, rd = gold("engagement_daily").set_index("activity_date"), gold("revenue_daily").set_index("activity_date")
+    n = int(preset[:-1])
+    last = ed.index.max()
+    lo, plo = last - pd.Timedelta(days=n - 1), last - pd.Timedelta(days=2 * n - 1)
+    cur, prev = ed.loc[lo:], ed.loc[plo:lo - pd.Timedelta(days=1)]
+    cards = kpi_map(data.kpis(Filters(preset=preset)))
+    has_prev = plo >= ed.index.min()
+    for key, fn in (("dau", lambda d: _mean(d["dau"])), ("wau", lambda d: d["wau"].iloc[-1]),
+                    ("mau", lambda d: d["mau"].iloc[-1]), ("stickiness", lambda d: _mean(d["stickiness"])),
+                    ("new_users", lambda d: d["new_users"].sum())):
+        same(cards[key].value, fn(cur), f"{preset} card {key}")
+        if has_prev:
+            same(cards[key].previous, fn(prev), f"{preset} card {key}, previous period")
+        else:
+            assert cards[key].previous is None
+    same(cards["revenue"].value, rd.loc[lo:, "revenue"].sum(), f"{preset} revenue card")
+    r7 = gold("retention_daily").query("day_n == 7").set_index("cohort_date")
+    newest = last - pd.Timedelta(days=7)
+    clo, chi = (lo, newest) if lo <= newest else (newest - pd.Timedelta(days=n - 1), newest)
+    r = r7.loc[clo:chi]
+    same(cards["d7"].value, r["retained_users"].sum() / r["cohort_size"].sum(), f"{preset} D7 card")
+    assert bool(cards["d7"].note) == (lo > newest)
+
+
 def test_engagement_daily_series_equal_engagement_daily(gold):
     """Overview and Engagement charts, day granularity: DAU, WAU, MAU, stickiness, new and existing."""
     ed = gold("engagement_daily")
