@@ -1,6 +1,6 @@
-"""Parity with gold, proven (issue 12 point 5).
+"""Parity with gold, proven: the dashboard's numbers equal the Spark-built gold.
 
-One small lake is built once for the module by the real pipeline (generator -> bronze -> silver ->
+One small lake is built once per test run by the real pipeline (generator -> bronze -> silver ->
 gold, Spark). The dashboard's data layer is pointed at it and every data call of every page is
 walked:
 
@@ -13,11 +13,8 @@ walked:
 
 The data layer is only called through public names of `dashboard.data` (`data.<name>`).
 
-The lake build is a full pipeline run (two dozen gold tables, each a few Spark jobs, so its time is
-Spark's per-table overhead, hardly the data's size): 287 s and 456 s, Spark start included, on the
-shared two-core machine where it was written; the tests themselves take seconds. So the module is
-marked `trust`, as test_maintenance.py marks its lake builds: `make test-trust` runs it, `make test`
-does not.
+The lake is the one tests/test_e2e.py checks (the session fixture `generated_build` in
+tests/conftest.py), so the module adds only its own seconds to `make test`.
 """
 
 from __future__ import annotations
@@ -36,27 +33,22 @@ from deltalake import DeltaTable
 from dashboard import data
 from dashboard.config import configure
 from dashboard.filters import Filters
-from lakehouse import pipeline
-from lakehouse.generator import generate
 
-pytestmark = [pytest.mark.e2e, pytest.mark.trust]
+pytestmark = [pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
-USERS, DAYS, SEED = 300, 45, 7  # 2025-11-17 .. 2025-12-31: ~16k events, 10 currencies, 14 countries
+# The shared lake: 300 users x 45 days, seed 7 (2025-11-17 .. 2025-12-31: ~16k events, 10 currencies, 14 countries)
 ALL = Filters(preset="all")
 
 
 # --------------------------------------------------------------------------- the lake
 
 @pytest.fixture(scope="module")
-def built_lake(spark, cfg, tmp_path_factory) -> Path:
-    """A lake built by the pipeline from generated events (read-only for the tests)."""
-    root = tmp_path_factory.mktemp("parity")
-    generate(str(root / "landing"), users=USERS, days=DAYS, seed=SEED)
-    result = pipeline.run(spark, cfg, str(root / "landing"), str(root / "lake"), progress=None)
-    assert result.status == "success"
+def built_lake(generated_build) -> Path:
+    """The lake the pipeline builds from generated events, shared with test_e2e (tests/conftest.py)."""
+    assert generated_build["result"].status == "success"
     data.clear_caches()
-    return root / "lake"
+    return generated_build["lake"]
 
 
 @pytest.fixture(autouse=True)
