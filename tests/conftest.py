@@ -50,3 +50,30 @@ def rees46_data() -> Path:
     if not (path / "events").is_dir():
         pytest.skip(f"{REES46_ENV}={value} has no events/ folder; point it at the REES46 sample's landing folder")
     return path
+
+
+@pytest.fixture(scope="session")
+def generated_build(spark, cfg, tmp_path_factory) -> dict:
+    """One lake the pipeline builds from 300 generated users x 45 days (seed 7), once per test run.
+
+    Shared by tests/test_e2e.py and tests/dashboard/test_gold_parity.py; read-only for them (a
+    test that runs the pipeline again on it must leave gold as it was). Returns {"lake": Path,
+    "summary": generator summary, "result": pipeline result, "tuned": the Spark settings each
+    layer ran with, in order}.
+    """
+    from lakehouse import pipeline
+    from lakehouse.generator import generate
+
+    root = tmp_path_factory.mktemp("generated")
+    summary = generate(str(root / "landing"), users=300, days=45, seed=7)
+    tuned: list[dict] = []
+    real = pipeline.tuned
+
+    def spy(session, conf):  # records the settings each layer ran with
+        tuned.append(dict(conf or {}))
+        return real(session, conf)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "tuned", spy)
+        result = pipeline.run(spark, cfg, str(root / "landing"), str(root / "lake"), progress=lambda m: None)
+    return {"lake": root / "lake", "summary": summary, "result": result, "tuned": tuned}

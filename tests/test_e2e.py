@@ -12,7 +12,6 @@ import pytest
 from deltalake import DeltaTable
 
 from lakehouse import pipeline
-from lakehouse.generator import generate
 from lakehouse.tables import GOLD
 
 pytestmark = pytest.mark.e2e
@@ -32,27 +31,14 @@ def gold(lake: Path, name: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def generated_lake(spark, cfg, tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    summary = generate(str(root / "landing"), users=300, days=45, seed=7)
-    real = pipeline.tuned
-
-    def spy(session, conf):  # records the settings each layer ran with
-        TUNED.append(dict(conf or {}))
-        return real(session, conf)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pipeline, "tuned", spy)
-        result = pipeline.run(spark, cfg, str(root / "landing"), str(root / "lake"), progress=lambda m: None)
-    return root / "lake", summary, result
+def generated_lake(generated_build):
+    """(lake, generator summary, pipeline result) of the shared generated lake (tests/conftest.py)."""
+    return generated_build["lake"], generated_build["summary"], generated_build["result"]
 
 
-TUNED: list[dict] = []
-
-
-def test_small_silver_and_gold_run_with_the_small_run_settings_then_the_session_gets_its_own_back(spark, cfg, generated_lake):
+def test_small_silver_and_gold_run_with_the_small_run_settings_then_the_session_gets_its_own_back(spark, cfg, generated_build):
     small = cfg["spark"]["small_runs"]["conf"]
-    assert TUNED == [small, small]  # silver (a few MB landed), then gold (far below 2M events)
+    assert generated_build["tuned"] == [small, small]  # silver (a few MB landed), then gold (far below 2M events)
     assert spark.conf.get("spark.sql.adaptive.enabled") == "true"
     assert spark.conf.get("spark.sql.codegen.factoryMode", None) in (None, "FALLBACK")
 
