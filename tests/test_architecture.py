@@ -89,3 +89,8 @@ def test_the_dashboard_reads_the_lake_without_the_pipelines_steps():
         if m.startswith("dashboard"):
             used = {_internal(i) for i, _ in _imports(m)} - {None}
             assert {u for u in used if u.startswith("lakehouse")} <= allowed | {u for u in used if u.startswith("lakehouse.transforms")}, m
+
+
+def test_no_module_is_over_about_600_lines():
+    long = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert {m: n for m, n in long.items() if m not in LARGER_ALLOWED} == {}

@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
+from lakehouse.catalog import NAMES as CATALOGUE_NAMES
+
 from ..config import CONFIG
 from ..filters import Filters
 
@@ -33,13 +35,7 @@ log = logging.getLogger(__name__)
 
 LAYERS = ("bronze", "silver", "gold", "ops")
 # the gold tables the dashboard reads (health lists a missing one; warm_up loads them)
-GOLD_TABLES = (
-    "engagement_daily", "engagement_monthly", "lifecycle_daily", "retention_daily", "retention_weekly",
-    "funnel_daily", "demographics", "loyalty_daily", "loyalty_balances", "revenue_daily", "user_revenue",
-    "sessions_daily", "user_activity_daily", "users", "segment_summary", "cluster_profiles",
-    "event_counts_daily", "page_views_daily", "hourly_activity", "quiz_daily", "course_progress",
-    "quarantine_summary", "funnel_entries",
-)
+GOLD_TABLES = CATALOGUE_NAMES  # every gold table, as declared in lakehouse.catalog
 
 
 UAD = ("gold", "user_activity_daily")

@@ -1,4 +1,4 @@
-"""Issue 11, finding 2: funnel counts name their unit (entries vs distinct users), and entries whose
+"""Funnel counts name their unit (entries vs distinct users), and entries whose
 conversion window is not yet closed are left out of the conversion trend unless asked for."""
 
 from __future__ import annotations

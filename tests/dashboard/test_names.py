@@ -1,4 +1,4 @@
-"""Issue 11, findings 6 and 8: one name per number, changes of rates in points, and the small things users hit."""
+"""One name per number, changes of rates in points, and the small things users hit."""
 
 from __future__ import annotations
 
