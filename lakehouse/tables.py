@@ -141,6 +141,42 @@ class Lake:
             writer = writer.partitionBy(*partition_by)
         writer.save(self.path(name))
 
+    @property
+    def is_local(self) -> bool:
+        """True when the lake is a local folder (a plain path or a `file:` URI)."""
+        return "://" not in self.root or self.root.startswith("file:")
+
+    def write_small(self, df: DataFrame, name: str, txn: tuple[str, int] | None = None) -> bool:
+        """Overwrite a small table whole with delta-rs from the driver; False when `txn` was already written.
+
+        For tables of a few thousand rows, a Spark Delta write costs several Spark jobs (the log
+        replay of the table's snapshot, the write, the commit's bookkeeping) for a file of a few
+        kilobytes; here the frame (cached and in one partition, computed by Spark) is fetched as
+        Arrow in one job and committed by delta-rs, with the same idempotence: `txn=(app_id,
+        version)` is recorded as the commit's application transaction, and a retry that finds it
+        writes nothing (the Spark writer's txnAppId/txnVersion). The schema is replaced, like an
+        overwrite with `overwriteSchema`. Only for a local lake (see `is_local`); the caller
+        keeps rows well below what the driver should hold.
+        """
+        from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+        from deltalake.exceptions import TableNotFoundError
+
+        uri = self.rs_uri(name)
+        if txn is not None:
+            try:
+                done = DeltaTable(uri).transaction_version(txn[0])
+            except TableNotFoundError:
+                done = None
+            if done is not None and done >= txn[1]:
+                return False
+        data = df.toArrow()
+        write_deltalake(
+            uri, data, mode="overwrite", schema_mode="overwrite",
+            configuration=GOLD_PROPERTIES if name.startswith("gold.") else None,
+            commit_properties=CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]) if txn else None,
+        )
+        return True
+
     def last_operation_rows(self, spark: SparkSession, name: str) -> int:
         """Rows written by the table's latest commit, from Delta's operation metrics (no scan)."""
         from delta.tables import DeltaTable
