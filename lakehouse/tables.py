@@ -93,18 +93,21 @@ class Lake:
         if version is not None:
             reader = reader.option("versionAsOf", version)
         path = self.path(name)
-        delta = reader.load(path)
-        if "://" in path and not path.startswith("file:"):
-            return delta
+        if not self.is_local:
+            return reader.load(path)
+        import pyarrow as pa
         from deltalake import DeltaTable
+        from pyspark.sql.pandas.types import from_arrow_schema
 
         table = DeltaTable(local_path(path), version=version)
         if table.protocol().min_reader_version > 1 or table.metadata().partition_columns:
-            return delta
+            return reader.load(path)
+        # The schema from the same log (no Spark job: the Delta source would replay the log in Spark).
+        schema = from_arrow_schema(pa.schema(table.schema().to_arrow()))
         files = table.file_uris()
         if not files:
-            return spark.createDataFrame([], delta.schema)
-        return spark.read.schema(delta.schema).parquet(*files)
+            return spark.createDataFrame([], schema)
+        return spark.read.schema(schema).parquet(*files)
 
     def read_or_empty(self, spark: SparkSession, name: str, schema: str, pinned: bool = False) -> DataFrame:
         """The table (through `read_pinned` when `pinned`), or an empty frame of `schema` when it
@@ -185,10 +188,17 @@ class Lake:
         metrics = row["operationMetrics"] or {}
         return int(metrics.get("numOutputRows", metrics.get("numTargetRowsInserted", 0)) or 0)
 
-    def register(self, spark: SparkSession, names: list[str] | None = None) -> list[str]:
-        """Register existing tables as `<layer>.<table>` in the session catalog."""
+    def register(self, spark: SparkSession, names: list[str] | None = None, only_missing: bool = False) -> list[str]:
+        """Register existing tables as `<layer>.<table>` in the session catalog; the names registered.
+
+        With `only_missing`, a name the catalog already has is left as it is (a table's location
+        never changes, and a Delta table is read at its latest version when queried), so a
+        long-lived session registers each table once.
+        """
         done = []
         for name in sorted(names or REGISTRY):
+            if only_missing and spark.catalog.tableExists(name):
+                continue
             if not self.exists(spark, name):
                 continue
             layer = name.split(".", 1)[0]

@@ -65,3 +65,21 @@ def test_a_small_table_written_by_delta_rs_reads_back_in_spark_in_one_job_and_a_
     t = DeltaTable(lake.rs_uri("gold.engagement_daily"))
     assert (t.version(), t.transaction_version("gold.engagement_daily")) == (1, 8)
     assert t.metadata().configuration["delta.enableDeletionVectors"] == "false"  # gold stays readable by delta-rs
+
+
+def test_a_pinned_read_is_planned_without_a_spark_job(spark, tmp_path):
+    lake = Lake(str(tmp_path))
+    lake.write(spark.createDataFrame([("a", 1)], "user_id string, n long"), "silver.users", mode="overwrite")
+    jobs = spark.sparkContext._jsc.sc().dagScheduler()
+    before = jobs.nextJobId()
+    df = lake.read_pinned(spark, "silver.users", 0)  # log and schema from delta-rs (the Delta source: a log-replay job)
+    assert df.columns == ["user_id", "n"] and jobs.nextJobId() == before
+
+
+def test_registering_only_missing_tables_leaves_registered_ones_alone(spark, tmp_path):
+    lake = Lake(str(tmp_path))
+    lake.write(spark.createDataFrame([("a", 1)], "user_id string, n long"), "silver.users", mode="overwrite")
+    spark.sql("DROP TABLE IF EXISTS silver.users")
+    assert lake.register(spark, ["silver.users"], only_missing=True) == ["silver.users"]
+    assert lake.register(spark, ["silver.users"], only_missing=True) == []  # already there: no log read, no job
+    assert spark.sql("SELECT n FROM silver.users").collect()[0]["n"] == 1
