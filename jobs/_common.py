@@ -25,7 +25,8 @@ def run_layer(only: str | None, argv: list[str] | None = None) -> int:
         overrides = parse_set(args.set) | ({"timezone": args.timezone} if args.timezone else {})
         cfg = load_config(env=args.env, overrides=overrides)
         spark = build_spark(cfg, app_name=f"lakehouse-{only or 'pipeline'}")
-        summary = pipeline.run(spark, cfg, args.landing, args.lake, only=only, full_refresh=args.full_refresh)
+        summary = pipeline.run(spark, cfg, args.landing, args.lake, only=only, full_refresh=args.full_refresh,
+                               register=False)
         print(summary.render())
         return 0
     except Exception as exc:  # noqa: BLE001 - one line, non-zero exit

@@ -136,7 +136,7 @@ def cmd_run(args) -> int:
     # A live display on a terminal; plain lines (one per step and gold table, with seconds) in logs and CI.
     with progress.auto() as reporter:
         summary = pipeline.run(spark, cfg, args.landing, args.lake, only=args.only, full_refresh=args.full_refresh,
-                               wait=args.wait, progress=reporter)
+                               wait=args.wait, progress=reporter, register=False)
     print(summary.render())
     print(f"total {time.perf_counter() - t0:.1f}s")
     return 0

@@ -182,18 +182,24 @@ def _large(lake: Lake, name: str, version: int, min_rows: int) -> bool:
 # ---------------------------------------------------------------- publishing
 
 def publish(lake: Lake, tables: dict[str, tuple[DataFrame, str | None]], txn_version: int | None,
-            threads: int = 4, on_table: Callable[[str, float], None] | None = None) -> list[str]:
+            threads: int = 4, on_table: Callable[[str, float], None] | None = None,
+            small: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """Write each gold table: the whole table, or (with a predicate) the rows it replaces; the names written.
 
     Idempotent when `txn_version` is given: a retried run skips the tables it had already written.
+    Tables named in `small` (whole-table writes of a few thousand rows) are committed by delta-rs
+    from the driver (`Lake.write_small`: one Spark job instead of a Spark Delta write's several).
     `on_table(name, seconds)` is called from the writing thread after each table's write.
     """
 
     def _write(item):
         name, (df, predicate) = item
         start = time.perf_counter()
-        lake.write(one_partition(df), f"gold.{name}", mode="overwrite", replace_where=predicate,
-                   txn=(f"gold.{name}", txn_version) if txn_version else None)
+        txn = (f"gold.{name}", txn_version) if txn_version else None
+        if name in small and predicate is None:
+            lake.write_small(one_partition(df), f"gold.{name}", txn=txn)
+        else:
+            lake.write(one_partition(df), f"gold.{name}", mode="overwrite", replace_where=predicate, txn=txn)
         if on_table is not None:
             on_table(name, time.perf_counter() - start)
         return name
@@ -305,7 +311,11 @@ def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run
                 out[n] = (df.filter(F.expr(pred)), pred)  # replace just the rebuilt rows
             else:
                 out[n] = (df, None)  # a small table: rewriting it whole is cheaper than a Delta DELETE
-        written = publish(lake, out, txn_version, on_table=on_table)
+        # Small whole tables go through delta-rs (fewer Spark jobs); sizes come from the check's counts.
+        small_max = int((cfg.get("gold") or {}).get("small_table_max_rows", 50_000))
+        small = {n for n, (_, pred) in out.items()
+                 if pred is None and lake.is_local and result.rows.get(f"gold.{n}", small_max + 1) <= small_max}
+        written = publish(lake, out, txn_version, on_table=on_table, small=small)
         trace("published")
         from lakehouse import silver as silver_step
 

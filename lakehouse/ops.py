@@ -78,7 +78,8 @@ def last_commit_rows(lake: Lake, name: str) -> int:
     """Rows written by a table's latest commit, from its Delta log (no data scan)."""
     history = DeltaTable(lake.rs_uri(name)).history(1)
     metrics = history[0].get("operationMetrics") or {} if history else {}
-    return int(metrics.get("numOutputRows", 0) or 0)
+    # Spark's Delta writer records numOutputRows, delta-rs num_added_rows.
+    return int(metrics.get("numOutputRows", metrics.get("num_added_rows", 0)) or 0)
 
 
 def table_version(lake: Lake, name: str) -> int | None:

@@ -138,11 +138,15 @@ def _log_run(lake: Lake, cfg: dict, summary: RunSummary) -> None:
 
 
 def run(spark: SparkSession, cfg: dict, landing: str | None, lake_root: str, only: str | None = None,
-        full_refresh: bool = False, wait: bool = False, progress: Reporter | Line | None = print) -> RunSummary:
+        full_refresh: bool = False, wait: bool = False, progress: Reporter | Line | None = print,
+        register: bool = True) -> RunSummary:
     """Run the layers (all, or `only` one) and return the summary; nothing new changes nothing.
 
     `progress` is a `lakehouse.progress.Reporter` (the CLI's live display or plain lines), or any
-    callable taking one line of text (plain lines through it), or None for silence.
+    callable taking one line of text (plain lines through it), or None for silence. With
+    `register`, the session that keeps going after the run (watch mode, a notebook, a test) has
+    every table as `layer.table` in its catalog; a process that ends with the run passes False
+    (registering reads each table's Delta log: a Spark job per table nobody would query).
     """
     progress = as_reporter(progress)
     if only is not None and only not in LAYERS:
@@ -169,7 +173,8 @@ def run(spark: SparkSession, cfg: dict, landing: str | None, lake_root: str, onl
                 maintain.finish(note)
             else:
                 maintain.forget()
-            lake.register(spark)
+            if register:
+                lake.register(spark, only_missing=True)
         # Erasures past their retention: delete the old files that still hold erased rows (delta-rs, no Spark job).
         summary.erasures = maintenance.complete_erasures(cfg, lake_root)
     return summary

@@ -97,6 +97,7 @@ class QualityResult:
     results: list[dict] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)  # rows of each checked table (counted by the check)
 
     @property
     def ok(self) -> bool:
@@ -510,7 +511,9 @@ def apply(tables: Mapping[str, DataFrame], rules: Mapping[str, list[Rule]], run_
             union = union.unionByName(f)
         for r in union.collect():
             _, flags, outcomes, _ = planned[r["table"]]
-            _outcomes(json.loads(r["counts"]), flags, outcomes, samples)
+            counts = json.loads(r["counts"])
+            result.rows[r["table"]] = int(counts.get("__rows", 0))
+            _outcomes(counts, flags, outcomes, samples)
 
     for name in names:
         if name not in tables:

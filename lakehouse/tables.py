@@ -93,18 +93,21 @@ class Lake:
         if version is not None:
             reader = reader.option("versionAsOf", version)
         path = self.path(name)
-        delta = reader.load(path)
-        if "://" in path and not path.startswith("file:"):
-            return delta
+        if not self.is_local:
+            return reader.load(path)
+        import pyarrow as pa
         from deltalake import DeltaTable
+        from pyspark.sql.pandas.types import from_arrow_schema
 
         table = DeltaTable(local_path(path), version=version)
         if table.protocol().min_reader_version > 1 or table.metadata().partition_columns:
-            return delta
+            return reader.load(path)
+        # The schema from the same log (no Spark job: the Delta source would replay the log in Spark).
+        schema = from_arrow_schema(pa.schema(table.schema().to_arrow()))
         files = table.file_uris()
         if not files:
-            return spark.createDataFrame([], delta.schema)
-        return spark.read.schema(delta.schema).parquet(*files)
+            return spark.createDataFrame([], schema)
+        return spark.read.schema(schema).parquet(*files)
 
     def read_or_empty(self, spark: SparkSession, name: str, schema: str, pinned: bool = False) -> DataFrame:
         """The table (through `read_pinned` when `pinned`), or an empty frame of `schema` when it
@@ -141,6 +144,42 @@ class Lake:
             writer = writer.partitionBy(*partition_by)
         writer.save(self.path(name))
 
+    @property
+    def is_local(self) -> bool:
+        """True when the lake is a local folder (a plain path or a `file:` URI)."""
+        return "://" not in self.root or self.root.startswith("file:")
+
+    def write_small(self, df: DataFrame, name: str, txn: tuple[str, int] | None = None) -> bool:
+        """Overwrite a small table whole with delta-rs from the driver; False when `txn` was already written.
+
+        For tables of a few thousand rows, a Spark Delta write costs several Spark jobs (the log
+        replay of the table's snapshot, the write, the commit's bookkeeping) for a file of a few
+        kilobytes; here the frame (cached and in one partition, computed by Spark) is fetched as
+        Arrow in one job and committed by delta-rs, with the same idempotence: `txn=(app_id,
+        version)` is recorded as the commit's application transaction, and a retry that finds it
+        writes nothing (the Spark writer's txnAppId/txnVersion). The schema is replaced, like an
+        overwrite with `overwriteSchema`. Only for a local lake (see `is_local`); the caller
+        keeps rows well below what the driver should hold.
+        """
+        from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+        from deltalake.exceptions import TableNotFoundError
+
+        uri = self.rs_uri(name)
+        if txn is not None:
+            try:
+                done = DeltaTable(uri).transaction_version(txn[0])
+            except TableNotFoundError:
+                done = None
+            if done is not None and done >= txn[1]:
+                return False
+        data = df.toArrow()
+        write_deltalake(
+            uri, data, mode="overwrite", schema_mode="overwrite",
+            configuration=GOLD_PROPERTIES if name.startswith("gold.") else None,
+            commit_properties=CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]) if txn else None,
+        )
+        return True
+
     def last_operation_rows(self, spark: SparkSession, name: str) -> int:
         """Rows written by the table's latest commit, from Delta's operation metrics (no scan)."""
         from delta.tables import DeltaTable
@@ -149,10 +188,17 @@ class Lake:
         metrics = row["operationMetrics"] or {}
         return int(metrics.get("numOutputRows", metrics.get("numTargetRowsInserted", 0)) or 0)
 
-    def register(self, spark: SparkSession, names: list[str] | None = None) -> list[str]:
-        """Register existing tables as `<layer>.<table>` in the session catalog."""
+    def register(self, spark: SparkSession, names: list[str] | None = None, only_missing: bool = False) -> list[str]:
+        """Register existing tables as `<layer>.<table>` in the session catalog; the names registered.
+
+        With `only_missing`, a name the catalog already has is left as it is (a table's location
+        never changes, and a Delta table is read at its latest version when queried), so a
+        long-lived session registers each table once.
+        """
         done = []
         for name in sorted(names or REGISTRY):
+            if only_missing and spark.catalog.tableExists(name):
+                continue
             if not self.exists(spark, name):
                 continue
             layer = name.split(".", 1)[0]

@@ -1,5 +1,7 @@
 """Lake.read_pinned: a table version read as Parquet gives exactly what the Delta source gives."""
 
+import datetime as dt
+
 from chispa import assert_df_equality
 
 from lakehouse.session import tuned
@@ -41,3 +43,43 @@ def test_a_pinned_read_lists_the_files_once_so_further_queries_run_no_listing_jo
     with tuned(spark, {"spark.sql.adaptive.enabled": False}):  # one job per count (as in gold runs)
         assert jobs_of_three_counts(lake.read_pinned(spark, "silver.users")) == 3
         assert jobs_of_three_counts(lake.read(spark, "silver.users")) == 6  # the Delta source lists the files per query
+
+
+def test_a_small_table_written_by_delta_rs_reads_back_in_spark_in_one_job_and_a_retry_writes_nothing(spark, tmp_path):
+    lake = Lake(str(tmp_path))
+    df = spark.createDataFrame([(dt.date(2026, 1, d), d * 10, d / 4) for d in range(1, 4)],
+                               "activity_date date, dau long, stickiness double").coalesce(1).cache()
+    df.count()  # cached and in one partition, as gold's checked tables are
+    jobs = spark.sparkContext._jsc.sc().dagScheduler()
+    before = jobs.nextJobId()
+    assert lake.write_small(df, "gold.engagement_daily", txn=("gold.engagement_daily", 7)) is True
+    assert jobs.nextJobId() - before == 1  # the Arrow fetch; the commit is delta-rs's (a Spark Delta write: several)
+    assert_df_equality(lake.read(spark, "gold.engagement_daily"), df, ignore_nullable=True, ignore_row_order=True)
+    # A retried run (same txn version) writes nothing; a later run overwrites.
+    assert lake.write_small(df.limit(1), "gold.engagement_daily", txn=("gold.engagement_daily", 7)) is False
+    assert lake.read(spark, "gold.engagement_daily").count() == 3
+    assert lake.write_small(df.limit(1), "gold.engagement_daily", txn=("gold.engagement_daily", 8)) is True
+    assert lake.read(spark, "gold.engagement_daily").count() == 1
+    from deltalake import DeltaTable
+
+    t = DeltaTable(lake.rs_uri("gold.engagement_daily"))
+    assert (t.version(), t.transaction_version("gold.engagement_daily")) == (1, 8)
+    assert t.metadata().configuration["delta.enableDeletionVectors"] == "false"  # gold stays readable by delta-rs
+
+
+def test_a_pinned_read_is_planned_without_a_spark_job(spark, tmp_path):
+    lake = Lake(str(tmp_path))
+    lake.write(spark.createDataFrame([("a", 1)], "user_id string, n long"), "silver.users", mode="overwrite")
+    jobs = spark.sparkContext._jsc.sc().dagScheduler()
+    before = jobs.nextJobId()
+    df = lake.read_pinned(spark, "silver.users", 0)  # log and schema from delta-rs (the Delta source: a log-replay job)
+    assert df.columns == ["user_id", "n"] and jobs.nextJobId() == before
+
+
+def test_registering_only_missing_tables_leaves_registered_ones_alone(spark, tmp_path):
+    lake = Lake(str(tmp_path))
+    lake.write(spark.createDataFrame([("a", 1)], "user_id string, n long"), "silver.users", mode="overwrite")
+    spark.sql("DROP TABLE IF EXISTS silver.users")
+    assert lake.register(spark, ["silver.users"], only_missing=True) == ["silver.users"]
+    assert lake.register(spark, ["silver.users"], only_missing=True) == []  # already there: no log read, no job
+    assert spark.sql("SELECT n FROM silver.users").collect()[0]["n"] == 1
