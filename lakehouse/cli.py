@@ -143,10 +143,11 @@ def cmd_run(args) -> int:
 
 
 def _check_lake_writable(lake: str) -> None:
-    if "://" in lake and not lake.startswith("file:"):
+    from lakehouse.tables import Lake, local_path
+
+    if not Lake(lake).is_local:
         return
-    path = lake.removeprefix("file://").removeprefix("file:")
-    probe = path
+    probe = local_path(lake)
     while probe and not os.path.exists(probe):
         probe = os.path.dirname(probe.rstrip("/")) or "."
     if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
@@ -202,7 +203,9 @@ def cmd_dashboard(args) -> int:
 
 def _maintenance_config(args) -> dict:
     """The config with --retention-hours applied, after checking the lake folder exists."""
-    if "://" not in args.lake and not os.path.isdir(args.lake.removeprefix("file://").removeprefix("file:")):
+    from lakehouse.tables import Lake, local_path
+
+    if Lake(args.lake).is_local and not os.path.isdir(local_path(args.lake)):
         raise UserError(f"lake folder not found: {args.lake}")
     cfg = _config(args)
     if args.retention_hours is not None:

@@ -82,12 +82,11 @@ def _version_readable(lake: Lake, name: str, version: int) -> bool:
     """True when every data file of that table version is still there (VACUUM may have removed them)."""
     from deltalake import DeltaTable
 
-    path = lake.path(f"gold.{name}")
     try:
         files = DeltaTable(lake.rs_uri(f"gold.{name}"), version=version).file_uris()
     except Exception:  # noqa: BLE001 - the version is gone from the log
         return False
-    if "://" in path and not path.startswith("file:"):
+    if not lake.is_local:
         return True  # remote stores: trust the log
     return all(os.path.exists(local_path(f)) for f in files)
 

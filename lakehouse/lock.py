@@ -8,7 +8,7 @@ import contextlib
 import os
 from typing import Iterator
 
-from lakehouse.tables import local_path
+from lakehouse.tables import is_local, local_path
 
 
 class PipelineError(RuntimeError):
@@ -22,7 +22,7 @@ class LakeBusyError(PipelineError):
 @contextlib.contextmanager
 def lake_lock(lake_root: str, wait: bool = False) -> Iterator[None]:
     """One run at a time per lake (an OS file lock for local lakes; none for remote URIs)."""
-    if "://" in lake_root and not lake_root.startswith("file:"):
+    if not is_local(lake_root):
         yield
         return
     import fcntl

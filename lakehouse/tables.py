@@ -46,6 +46,11 @@ class UnknownTableError(KeyError):
         return f"unknown table {self.args[0]!r}; known tables: " + ", ".join(sorted(REGISTRY))
 
 
+def is_local(uri: str) -> bool:
+    """True for a local path or a `file:` URI; False for any other URI (s3a://, hdfs://...)."""
+    return "://" not in uri or uri.startswith("file:")
+
+
 def local_path(uri: str) -> str:
     """A `file:` URI (`file:///x`, `file:/x`) as the plain path `/x`; any other path or URI unchanged."""
     return uri.removeprefix("file://").removeprefix("file:")
@@ -147,7 +152,7 @@ class Lake:
     @property
     def is_local(self) -> bool:
         """True when the lake is a local folder (a plain path or a `file:` URI)."""
-        return "://" not in self.root or self.root.startswith("file:")
+        return is_local(self.root)
 
     def write_small(self, df: DataFrame, name: str, txn: tuple[str, int] | None = None) -> bool:
         """Overwrite a small table whole with delta-rs from the driver; False when `txn` was already written.
