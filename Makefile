@@ -7,7 +7,7 @@ DEMO_DIR ?= demo
 HOST ?= 127.0.0.1
 PORT ?= 8050
 
-.PHONY: setup setup-browser demo demo-data lake dashboard test test-fast test-trust bench bench-pipeline bench-10m bench-dashboard bench-maintenance screenshots clean
+.PHONY: setup setup-browser demo demo-data lake dashboard wheel test test-fast test-trust bench bench-pipeline bench-10m bench-dashboard bench-maintenance screenshots clean
 
 setup:
 	@bash scripts/setup.sh
@@ -25,6 +25,10 @@ dashboard: setup
 	$(VENV)/lakehouse dashboard --lake $(DEMO_DIR)/lake --host $(HOST) --port $(PORT)
 
 demo: lake dashboard
+
+# The wheel Databricks and Kubernetes deployments install (docs/deploy.md), in dist/.
+wheel: setup
+	$(VENV)/python -m build --wheel --outdir dist .
 
 test: setup-browser
 	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not trust" --durations=10
