@@ -15,11 +15,13 @@ PyHive, impyla) connect to it and see the lake's Delta tables as the databases `
   analysed plan before it runs and refuses anything but queries and metadata commands (SHOW,
   DESCRIBE, EXPLAIN, SET, USE): INSERT, DELETE, UPDATE, MERGE, CREATE/DROP/ALTER of any kind,
   OPTIMIZE, VACUUM, CACHE, ADD JAR, CREATE FUNCTION, `reflect()`. It is an allow-list, so a command
-  it does not know is refused too.
+  it does not know is refused too. Statements Delta runs during analysis (RESTORE) are refused when
+  parsed. Behind both, the lake's Delta log store is `lakehouse.serve.ReadOnlyLogStore`, which
+  reads like Delta's own and refuses every commit.
 - New versions: each query reads the latest Delta snapshot (`spark.databricks.delta.stalenessLimit`
   is 0), so a pipeline run is seen by the next query without a restart. Tables created after the
   start (a layer the lake did not have yet) need a restart.
-- The two Java sources are compiled once with the JDK's `javac` against pyspark's jars, into a jar
+- The Java sources are compiled once with the JDK's `javac` against pyspark's and Delta's jars, into a jar
   cached beside the class-data archive (inside the virtual environment, else ~/.cache/lakehouse).
 - Authentication: `NONE` (SASL PLAIN, any user name and password) unless `serve_sql.users_file`
   names a password file (`lakehouse serve-sql-user`), then `CUSTOM` with
@@ -124,21 +126,23 @@ def _javac() -> str:
     return javac
 
 
-def guard_jar() -> Path:
-    """The jar of lakehouse/java/ compiled against this pyspark's jars (built once, then cached).
+def guard_jar(delta: list[str]) -> Path:
+    """The jar of lakehouse/java/ compiled against this pyspark's jars and the `delta` jar files
+    (built once, then cached).
 
-    Its name is a hash of the sources and the pyspark version, so an upgrade of either compiles again.
+    Its name is a hash of the sources, the pyspark version and the Delta jar names, so a change of
+    any of them compiles again.
     """
     import pyspark
 
     sources = sorted(JAVA_SOURCES.rglob("*.java"))
     digest = hashlib.sha256(pyspark.__version__.encode())
-    for src in sources:
-        digest.update(src.name.encode() + src.read_bytes())
+    for item in [os.path.basename(j) for j in delta] + sources:
+        digest.update(item.name.encode() + item.read_bytes() if isinstance(item, Path) else item.encode())
     target = _cache_dir() / f"lakehouse-serve-{digest.hexdigest()[:16]}.jar"
     if target.is_file():
         return target
-    classpath = str(_pyspark_home() / "jars" / "*")
+    classpath = os.pathsep.join([str(_pyspark_home() / "jars" / "*"), *delta])
     with tempfile.TemporaryDirectory(prefix="lakehouse-javac-") as out:
         done = subprocess.run([_javac(), "--release", "17", "-nowarn", "-d", out, "-cp", classpath, *map(str, sources)],
                               capture_output=True, text=True)
@@ -179,13 +183,15 @@ def _conf_value(value) -> str:
 
 
 def command(cfg: dict, tables_file: str, workdir: str, host: str, port: int,
-            users_file: str | None = None) -> list[str]:
-    """The spark-submit command line that starts the server (see the module docstring)."""
+            users_file: str | None = None, lake_scheme: str = "file") -> list[str]:
+    """The spark-submit command line that starts the server (see the module docstring); `lake_scheme`
+    is the lake's storage scheme, whose Delta log store becomes the read-only one."""
     from lakehouse.config import conf_dir
 
     spark_cfg = cfg.get("spark", {})
     serve_cfg = cfg.get("serve_sql") or {}
-    jars = [*delta_jars(cfg), str(guard_jar())]
+    delta = delta_jars(cfg)
+    jars = [*delta, str(guard_jar(delta))]
     conf = {k: _conf_value(v) for k, v in (spark_cfg.get("conf") or {}).items()}
     java_opts = [conf.pop("spark.driver.extraJavaOptions", ""), f"-Dderby.system.home={workdir}"]
     log_conf = conf_dir() / "log4j2.properties"
@@ -199,6 +205,7 @@ def command(cfg: dict, tables_file: str, workdir: str, host: str, port: int,
         "spark.sql.catalogImplementation": "in-memory",
         "spark.sql.warehouse.dir": os.path.join(workdir, "warehouse"),
         "spark.databricks.delta.stalenessLimit": "0",
+        f"spark.delta.logStore.{lake_scheme}.impl": "lakehouse.serve.ReadOnlyLogStore",
         "spark.driver.extraJavaOptions": " ".join(o for o in java_opts if o),
     })
     master = os.environ.get("LAKEHOUSE_SPARK_MASTER", spark_cfg.get("master", "local[2]"))
@@ -254,7 +261,8 @@ def serve(cfg: dict, lake: str, host: str = "127.0.0.1", port: int = 10000,
         tables_file = os.path.join(workdir, "tables.tsv")
         with open(tables_file, "w", encoding="utf-8") as fh:
             fh.writelines(f"{name}\t{location}\n" for name, location in tables)
-        cmd = command(cfg, tables_file, workdir, host, port, users_file=users_file)
+        scheme = tables[0][1].split("://", 1)[0] if "://" in tables[0][1] else "file"
+        cmd = command(cfg, tables_file, workdir, host, port, users_file=users_file, lake_scheme=scheme)
         env = {**os.environ, "SPARK_HOME": str(_pyspark_home()), "PYSPARK_PYTHON": sys.executable}
         log = Path(workdir) / "server.log"
         say(f"starting the SQL endpoint on {host}:{port} over {len(tables)} tables of {lake} ...")

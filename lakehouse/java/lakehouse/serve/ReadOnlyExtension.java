@@ -4,9 +4,16 @@ import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.apache.spark.sql.SparkSessionExtensions;
+import org.apache.spark.sql.catalyst.FunctionIdentifier;
+import org.apache.spark.sql.catalyst.TableIdentifier;
 import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.parser.ParameterContext;
+import org.apache.spark.sql.catalyst.parser.ParseException;
+import org.apache.spark.sql.catalyst.parser.ParserInterface;
 import org.apache.spark.sql.catalyst.plans.logical.Command;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.StructType;
 
 import scala.Function1;
 import scala.collection.Iterator;
@@ -57,13 +64,103 @@ public final class ReadOnlyExtension implements Function1<SparkSessionExtensions
         }
     }
 
+    /**
+     * Statements that Delta carries out while the plan is analysed, before check rules run
+     * (RESTORE: Delta's analysis rule runs the command and leaves an empty relation): refused as
+     * soon as they are parsed, by {@link ReadOnlyParser}.
+     */
+    static final Set<String> RUN_DURING_ANALYSIS = Set.of("RestoreTableStatement");
+
     @Override
     public BoxedUnit apply(SparkSessionExtensions extensions) {
+        extensions.injectParser((session, delegate) -> new ReadOnlyParser(delegate));
         extensions.injectCheckRule(session -> plan -> {
             check(plan);
             return BoxedUnit.UNIT;
         });
         return BoxedUnit.UNIT;
+    }
+
+    /** The session's parser (Delta's, over Spark's), refusing {@link #RUN_DURING_ANALYSIS} statements. */
+    static final class ReadOnlyParser implements ParserInterface {
+        private final ParserInterface delegate;
+
+        ReadOnlyParser(ParserInterface delegate) {
+            this.delegate = delegate;
+        }
+
+        private static LogicalPlan checked(LogicalPlan plan) {
+            if (ARMED.get()) {
+                String found = find(plan);
+                if (found != null) {
+                    throw new ReadOnlyViolation(found);
+                }
+            }
+            return plan;
+        }
+
+        private static String find(LogicalPlan node) {
+            if (RUN_DURING_ANALYSIS.contains(node.getClass().getSimpleName())) {
+                return node.nodeName();
+            }
+            for (Iterator<LogicalPlan> it = node.children().iterator(); it.hasNext(); ) {
+                String found = find(it.next());
+                if (found != null) {
+                    return found;
+                }
+            }
+            return null;
+        }
+
+        @Override
+        public LogicalPlan parsePlan(String sql) throws ParseException {
+            return checked(delegate.parsePlan(sql));
+        }
+
+        @Override
+        public LogicalPlan parsePlanWithParameters(String sql, ParameterContext parameters) throws ParseException {
+            return checked(delegate.parsePlanWithParameters(sql, parameters));
+        }
+
+        @Override
+        public LogicalPlan parseQuery(String sql) throws ParseException {
+            return checked(delegate.parseQuery(sql));
+        }
+
+        @Override
+        public Expression parseExpression(String sql) throws ParseException {
+            return delegate.parseExpression(sql);
+        }
+
+        @Override
+        public TableIdentifier parseTableIdentifier(String sql) throws ParseException {
+            return delegate.parseTableIdentifier(sql);
+        }
+
+        @Override
+        public FunctionIdentifier parseFunctionIdentifier(String sql) throws ParseException {
+            return delegate.parseFunctionIdentifier(sql);
+        }
+
+        @Override
+        public scala.collection.immutable.Seq<String> parseMultipartIdentifier(String sql) throws ParseException {
+            return delegate.parseMultipartIdentifier(sql);
+        }
+
+        @Override
+        public StructType parseRoutineParam(String sql) throws ParseException {
+            return delegate.parseRoutineParam(sql);
+        }
+
+        @Override
+        public StructType parseTableSchema(String sql) throws ParseException {
+            return delegate.parseTableSchema(sql);
+        }
+
+        @Override
+        public DataType parseDataType(String sql) throws ParseException {
+            return delegate.parseDataType(sql);
+        }
     }
 
     /** Arm the check for every session of this JVM (one way: it cannot be disarmed). */
