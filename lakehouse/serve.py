@@ -237,6 +237,9 @@ def _first_error(log: Path) -> str:
         if needle in text:
             return "the port is already in use: pass --port with a free port"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:  # the JVM's own complaint about an option comes before its generic "Error: Could not create"
+        if ln.startswith(("Invalid", "Unrecognized", "Improperly specified")):
+            return ln[:400]
     for ln in lines:
         if ("Exception" in ln or "ERROR" in ln or "Error" in ln) and not ln.startswith("at "):
             return ln[:400]
@@ -266,9 +269,18 @@ def serve(cfg: dict, lake: str, host: str = "127.0.0.1", port: int = 10000,
         env = {**os.environ, "SPARK_HOME": str(_pyspark_home()), "PYSPARK_PYTHON": sys.executable}
         log = Path(workdir) / "server.log"
         say(f"starting the SQL endpoint on {host}:{port} over {len(tables)} tables of {lake} ...")
-        with open(log, "w") as err:
-            proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ready = threading.Event()
+
+        def keep_log() -> None:
+            # The server's log (errors only: conf/log4j2.properties) goes to our stderr once it is up, as
+            # a service's log should; before that it is only kept, for the one-line error of a failed start.
+            with open(log, "w") as fh:
+                for line in proc.stderr:
+                    fh.write(line)
+                    fh.flush()
+                    if ready.is_set():
+                        sys.stderr.write(line)
 
         def pump() -> None:
             for line in proc.stdout:
@@ -287,6 +299,8 @@ def serve(cfg: dict, lake: str, host: str = "127.0.0.1", port: int = 10000,
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
+        logger = threading.Thread(target=keep_log, daemon=True)
+        logger.start()
         stop = {"signal": None}
 
         def on_signal(signum, _frame):
@@ -314,6 +328,7 @@ def serve(cfg: dict, lake: str, host: str = "127.0.0.1", port: int = 10000,
             for s, handler in previous.items():
                 signal.signal(s, handler)
         reader.join(5)
+        logger.join(5)
         if stop["signal"] is not None:
             say("SQL endpoint stopped")
             return 0

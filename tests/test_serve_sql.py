@@ -309,6 +309,18 @@ def test_a_port_already_taken_is_one_line_and_leaves_the_lake_alone(tmp_path):
     assert lake_files(lake) == before
 
 
+def test_a_server_that_cannot_start_says_why_in_one_line(tmp_path):
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    write_deltalake(str(tmp_path / "lake" / "gold" / "engagement_daily"), pa.table({"dau": [1]}))
+    done = run_cli("serve-sql", "--lake", str(tmp_path / "lake"), "--port", str(free_port()),
+                   "--set", "serve_sql.driver_memory=12q")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "lakehouse serve-sql: error: the SQL endpoint did not start: Invalid maximum heap size: -Xmx12q"]
+
+
 def test_a_missing_users_file_is_one_line(tmp_path):
     import pyarrow as pa
     from deltalake import write_deltalake
