@@ -7,7 +7,7 @@ DEMO_DIR ?= demo
 HOST ?= 127.0.0.1
 PORT ?= 8050
 
-.PHONY: setup setup-browser demo demo-data lake dashboard test test-fast test-trust bench bench-pipeline bench-10m bench-dashboard bench-maintenance screenshots clean
+.PHONY: setup setup-browser demo demo-data lake dashboard serve-sql wheel test test-fast test-trust test-bi bench bench-pipeline bench-10m bench-dashboard bench-maintenance screenshots clean
 
 setup:
 	@bash scripts/setup.sh
@@ -26,15 +26,28 @@ dashboard: setup
 
 demo: lake dashboard
 
+# The read-only SQL endpoint for BI tools over the demo lake (docs/bi-tools.md).
+SQL_PORT ?= 10000
+serve-sql: lake
+	$(VENV)/lakehouse serve-sql --lake $(DEMO_DIR)/lake --host $(HOST) --port $(SQL_PORT)
+
+# The wheel Databricks and Kubernetes deployments install (docs/deploy.md), in dist/.
+wheel: setup
+	$(VENV)/python -m build --wheel --outdir dist .
+
 test: setup-browser
-	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not trust" --durations=10
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not trust and not bi" --durations=10
+
+# The SQL endpoint started on a built lake and queried with PyHive and SQLAlchemy (minutes: own Spark JVMs).
+test-bi: setup
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m bi --durations=10
 
 # Fault-injection and many-run tests (SIGKILL at many moments, 10 incremental batches): minutes each.
 test-trust: setup
 	$(VENV)/python -m pytest -q -p no:cacheprovider -m trust --durations=10
 
 test-fast: setup
-	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not browser and not e2e"
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not browser and not e2e and not bi"
 
 bench: bench-pipeline bench-dashboard
 

@@ -1,4 +1,4 @@
-"""`lakehouse` command line: generate, run, sql, dashboard, forget, maintain."""
+"""`lakehouse` command line: generate, run, sql, serve-sql, dashboard, forget, maintain."""
 
 from __future__ import annotations
 
@@ -54,6 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
     _common(q)
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")
     q.add_argument("--limit", type=int, default=1000, help="rows printed at most")
+
+    s = sub.add_parser("serve-sql", help="serve the lake read-only to BI tools over JDBC/ODBC (Spark's Thrift server, "
+                                         "HiveServer2 protocol); docs/bi-tools.md")
+    _common(s)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=10000, help="port to listen on (default 10000)")
+    s.add_argument("--users-file", metavar="FILE",
+                   help="password file written by `lakehouse serve-sql-user` (default: serve_sql.users_file); "
+                        "without one the endpoint is open to anyone who can reach it")
+
+    u = sub.add_parser("serve-sql-user", help="add a user (or change its password) in a serve-sql password file")
+    u.add_argument("--users-file", required=True, metavar="FILE", help="the password file (created if missing)")
+    u.add_argument("--user", required=True, help="user name")
+    u.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input instead of prompting")
+    u.add_argument("--remove", action="store_true", help="remove the user instead")
 
     d = sub.add_parser("dashboard", help="serve the Dash dashboard over the gold tables")
     d.add_argument("--lake", required=True)
@@ -192,6 +208,35 @@ def format_rows(cols: list[str], rows: list[tuple], fmt: str) -> str:
     return "\n".join(out)
 
 
+def cmd_serve_sql(args) -> int:
+    from lakehouse import serve
+
+    cfg = _config(args)
+    users_file = args.users_file or (cfg.get("serve_sql") or {}).get("users_file") or None
+    return serve.serve(cfg, args.lake, host=args.host, port=args.port, users_file=users_file,
+                       say=lambda m: print(m, flush=True))
+
+
+def cmd_serve_sql_user(args) -> int:
+    import getpass
+
+    from lakehouse import passwords
+
+    if args.remove:
+        passwords.remove_user(args.users_file, args.user)
+        print(f"removed {args.user} from {args.users_file}")
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.user}: ")
+        if getpass.getpass("again: ") != password:
+            raise UserError("the two passwords differ")
+    passwords.set_user(args.users_file, args.user, password)
+    print(f"{args.user} can now log in to serve-sql with --users-file {args.users_file}")
+    return 0
+
+
 def cmd_dashboard(args) -> int:
     if not os.path.isdir(args.lake):
         raise UserError(f"lake folder not found: {args.lake}")
@@ -239,7 +284,8 @@ def cmd_maintain(args) -> int:
 
 
 COMMANDS = {
-    "generate": cmd_generate, "run": cmd_run, "sql": cmd_sql, "dashboard": cmd_dashboard,
+    "generate": cmd_generate, "run": cmd_run, "sql": cmd_sql, "serve-sql": cmd_serve_sql,
+    "serve-sql-user": cmd_serve_sql_user, "dashboard": cmd_dashboard,
     "forget": cmd_forget, "maintain": cmd_maintain,
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import zoneinfo
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,14 +19,20 @@ class ConfigError(ValueError):
 
 
 def conf_dir() -> Path:
-    """Where conf/ lives: $LAKEHOUSE_CONF_DIR, ./conf, or the repository's conf/."""
+    """Where conf/ lives: $LAKEHOUSE_CONF_DIR, ./conf, the repository's conf/, or (installed from the
+    wheel, as on Databricks or in a container: docs/deploy.md) the copy the wheel installs under
+    `<prefix>/share/lakehouse/conf`."""
     explicit = os.environ.get("LAKEHOUSE_CONF_DIR")
     if explicit:
         return Path(explicit)
     here = Path.cwd() / "conf"
     if (here / "base").is_dir():
         return here
-    return Path(__file__).resolve().parent.parent / "conf"
+    repo = Path(__file__).resolve().parent.parent / "conf"
+    installed = Path(sys.prefix) / "share" / "lakehouse" / "conf"
+    if not (repo / "base").is_dir() and (installed / "base").is_dir():
+        return installed
+    return repo
 
 
 def _merge(base: dict, over: Mapping) -> dict:
