@@ -494,15 +494,6 @@ def kpi_card(k: Kpi, theme: str, compare_label: str, uid: str = "") -> dbc.Card:
     ], className="p-3"), className="kpi-card h-100", id=f"kpi-{uid}{k.key}")
 
 
-def kpi_grid(kpis: list[Kpi] | None, theme: str, compare_label: str, uid: str = "",
-             cols: dict | None = None) -> list:
-    """KPI cards in a responsive grid (or an empty state)."""
-    if not kpis:
-        return [dbc.Col(empty_state("No data for this filter"), width=12)]
-    c = cols or {"xs": 12, "sm": 6, "lg": 4, "xl": 3, "xxl": 2}
-    return [dbc.Col(kpi_card(k, theme, compare_label, uid), className="mb-3", **c) for k in kpis]
-
-
 def empty_state(message: str, icon: str = "inbox") -> html.Div:
     """A friendly placeholder for missing data."""
     return html.Div([html.I(className=f"bi bi-{icon} fs-3 d-block mb-1"), message],

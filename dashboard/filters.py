@@ -24,7 +24,6 @@ DIMENSIONS: tuple[str, ...] = ("country", "device", "gender", "age_group")
 # URL parameter names of the filter keys
 PARAM = {"preset": "range", "start": "start", "end": "end", "grain": "grain", "country": "country",
          "device": "device", "gender": "gender", "age_group": "age"}
-FILTER_PARAMS = frozenset(PARAM.values())
 
 
 def _as_tuple(value) -> tuple[str, ...]:

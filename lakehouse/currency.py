@@ -23,7 +23,6 @@ from importlib import metadata, resources
 from pathlib import Path
 
 EUR = "EUR"
-RATES_SCHEMA = "activity_date date, currency string, rate double"
 
 
 class RatesError(ValueError):

@@ -185,14 +185,6 @@ class Lake:
         )
         return True
 
-    def last_operation_rows(self, spark: SparkSession, name: str) -> int:
-        """Rows written by the table's latest commit, from Delta's operation metrics (no scan)."""
-        from delta.tables import DeltaTable
-
-        row = DeltaTable.forPath(spark, self.path(name)).history(1).collect()[0]
-        metrics = row["operationMetrics"] or {}
-        return int(metrics.get("numOutputRows", metrics.get("numTargetRowsInserted", 0)) or 0)
-
     def register(self, spark: SparkSession, names: list[str] | None = None, only_missing: bool = False) -> list[str]:
         """Register existing tables as `<layer>.<table>` in the session catalog; the names registered.
 
