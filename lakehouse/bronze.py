@@ -16,7 +16,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import SparkSession
 
 from lakehouse import ops
-from lakehouse.tables import Lake, local_path
+from lakehouse.tables import Lake, is_local, local_path
 from lakehouse.transforms.silver import UNREADABLE_MARKER
 
 FEEDS = {
@@ -130,7 +130,7 @@ def damaged_gzip_files(paths: list[str]) -> dict[str, str]:
 
     damaged = {}
     for uri in paths:
-        if not uri.lower().endswith(".gz") or not (uri.startswith("file:") or "://" not in uri):
+        if not uri.lower().endswith(".gz") or not is_local(uri):
             continue
         local = local_path(uri)
         try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -29,14 +28,9 @@ STALE_SECONDS = 3600  # a lock or temporary file older than this belongs to a ru
 
 def archive_dir() -> Path | None:
     """Where archives live: inside the virtual environment (they belong to its jars), else the user cache."""
-    for candidate in (Path(sys.prefix) / "var" / "lakehouse-cds", Path.home() / ".cache" / "lakehouse" / "cds"):
-        try:
-            candidate.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(candidate, os.W_OK):
-            return candidate
-    return None
+    from lakehouse.config import cache_dir
+
+    return cache_dir("cds")
 
 
 def archive_key(java_version: str, jars: str, java_options: str) -> str:

@@ -176,3 +176,17 @@ def expectations_path(root: Path | None = None) -> Path:
     root = root or conf_dir()
     local = root / "local" / "expectations.yaml"
     return local if local.is_file() else root / "base" / "expectations.yaml"
+
+
+def cache_dir(name: str) -> Path | None:
+    """A writable folder for files built on this machine (`name`: e.g. "cds", "serve"): inside the
+    virtual environment (`<venv>/var/lakehouse-<name>`, they belong to its jars), else
+    `~/.cache/lakehouse/<name>`; None when neither can be written."""
+    for candidate in (Path(sys.prefix) / "var" / f"lakehouse-{name}", Path.home() / ".cache" / "lakehouse" / name):
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(candidate, os.W_OK):
+            return candidate
+    return None

@@ -28,10 +28,9 @@ from deltalake import write_deltalake
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql.types import BinaryType, StringType
 
-from lakehouse import gold, ops
-from lakehouse import catalog
+from lakehouse import catalog, gold, ops
 from lakehouse.lock import lake_lock
-from lakehouse.tables import BRONZE, GOLD, REGISTRY, SILVER, Lake
+from lakehouse.tables import BRONZE, GOLD, REGISTRY, SILVER, Lake, is_local
 from lakehouse.transforms import silver as silver_transforms
 
 UPSTREAM = [f"bronze.{n}" for n in BRONZE] + [f"silver.{n}" for n in SILVER]
@@ -133,7 +132,7 @@ def _vacuum(uri: str, hours: int) -> int:
 
     delta-rs also lists tombstones of files already deleted: on a local lake only files on disk count.
     """
-    local = "://" not in uri
+    local = is_local(uri)
     found = RsTable(uri).vacuum(retention_hours=hours, dry_run=True, enforce_retention_duration=False, full=True)
     found = [f for f in found if not local or os.path.exists(os.path.join(uri, f))]
     if found:

@@ -46,6 +46,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
+from lakehouse.config import cache_dir
 from lakehouse.tables import REGISTRY, Lake, local_path
 
 JAVA_SOURCES = Path(__file__).resolve().parent / "java"
@@ -107,13 +108,9 @@ def _pyspark_home() -> Path:
 
 
 def _cache_dir() -> Path:
-    for candidate in (Path(sys.prefix) / "var" / "lakehouse-serve", Path.home() / ".cache" / "lakehouse" / "serve"):
-        try:
-            candidate.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(candidate, os.W_OK):
-            return candidate
+    folder = cache_dir("serve")
+    if folder is not None:
+        return folder
     raise ServeError("no writable folder for the compiled server classes (tried the venv's var/ and ~/.cache/lakehouse)")
 
 
