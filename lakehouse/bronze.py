@@ -1,4 +1,7 @@
-"""Bronze step: ingest landed files exactly once, keeping every raw line verbatim.
+"""Bronze step: ingest each source's new records exactly once, keeping every raw line verbatim.
+
+Every row keeps its source's name and kind (`source`, `source_kind`: `lakehouse.sources`) and
+its origin (the file, or for a database source the table and watermark range, in `source_file`).
 
 Exactly-once without a streaming checkpoint: a run first records the files it is about to
 ingest as a *planned* batch in `ops.ingest_files`, then appends their lines to bronze with a
@@ -10,12 +13,14 @@ the same files; Delta skips a write whose batch was already committed.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 from dataclasses import dataclass, field
 
 import pyspark.sql.functions as F
 from pyspark.sql import SparkSession
 
 from lakehouse import ops
+from lakehouse.sources import CSV_SUFFIXES, DEFAULT_NAME, JSON_SUFFIXES, Source
 from lakehouse.tables import Lake, is_local, local_path
 from lakehouse.transforms.silver import UNREADABLE_MARKER
 
@@ -71,6 +76,101 @@ def list_landing(spark: SparkSession, landing: str) -> dict[str, list[tuple[str,
     return out
 
 
+def _list_files(spark: SparkSession, root_uri: str) -> list[tuple[str, int, dt.datetime]]:
+    """Every file below a folder (recursively) as (uri, size, modification time); [] when absent."""
+    root, fs = _hadoop_path(spark, root_uri)
+    if not fs.exists(root):
+        return []
+    out = []
+    files = fs.listFiles(root, True)
+    while files.hasNext():
+        status = files.next()
+        modified = dt.datetime.fromtimestamp(status.getModificationTime() / 1000, tz=dt.timezone.utc)
+        out.append((status.getPath().toString(), int(status.getLen()), modified))
+    return sorted(out)
+
+
+def _csv_feed(src: Source, uri: str, root: str) -> str | None:
+    """Which feed a CSV source's file belongs to: its `files` glob per feed (relative to the
+    source's folder), else by name: `users*`/`profiles*` or below `users/` are profiles, every
+    other CSV file holds events."""
+    rel = uri[len(root):].lstrip("/") if uri.startswith(root) else uri.rsplit("/", 1)[-1]
+    name = rel.rsplit("/", 1)[-1]
+    if not _is_landing_file(name, CSV_SUFFIXES):
+        return None
+    for feed in ("users", "events"):
+        pattern = (src.options.get(feed) or {}).get("files")
+        if pattern and (fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(name, pattern)):
+            return feed
+    if any((src.options.get(feed) or {}).get("files") for feed in ("users", "events")):
+        return None  # globs given: a file neither matches is not this source's
+    parts = rel.lower().split("/")
+    if parts[-1].startswith(("users", "profiles")) or "users" in parts[:-1]:
+        return "users"
+    return "events"
+
+
+def list_source(spark: SparkSession, src: Source) -> dict[str, list[tuple[str, int, dt.datetime]]]:
+    """A file source's files per feed as (uri, size, modification time), sorted.
+
+    `landing`: `events/` and `users/` below it; `segment`: every JSON-lines file below it (one
+    call or batch body per line; identify calls become profiles in silver); `csv`: every CSV file
+    below it, events or profiles by `_csv_feed`.
+    """
+    if src.kind == "landing":
+        return list_landing(spark, src.uri)
+    root, fs = _hadoop_path(spark, src.uri)
+    if not fs.exists(root) or not fs.getFileStatus(root).isDirectory():
+        raise LandingError(f"source {src.name}: folder not found: {src.uri}")
+    base = root.toString().rstrip("/")
+    out: dict[str, list] = {"events": [], "users": []}
+    for uri, size, mtime in _list_files(spark, src.uri):
+        name = uri.rsplit("/", 1)[-1]
+        if src.kind == "segment":
+            if _is_landing_file(name, JSON_SUFFIXES):
+                out["events"].append((uri, size, mtime))
+        else:
+            feed = _csv_feed(src, uri, base)
+            if feed:
+                out[feed].append((uri, size, mtime))
+    return out
+
+
+def _first_line(spark: SparkSession, uri: str) -> str:
+    """A file's first line (a local file read directly; any other URI through Spark)."""
+    if is_local(uri):
+        import gzip
+
+        path = local_path(uri)
+        opener = gzip.open if path.lower().endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+            return fh.readline().rstrip("\r\n")
+    row = spark.read.format("text").load(uri).limit(1).collect()
+    return row[0][0] if row else ""
+
+
+def check_csv_headers(spark: SparkSession, src: Source, files: list[tuple[str, str]]) -> None:
+    """Fail before anything is written when a CSV source's own mapping names a column a new file's
+    header lacks (`files`: (feed, uri) pairs). The kind's default mapping needs no column."""
+    import csv
+
+    from lakehouse.sources import SourceError
+    from lakehouse.transforms.sources import header_name
+
+    for feed, uri in files:
+        spec = src.options.get(feed) or {}
+        wanted = [(f"{feed}.{section}.{key}", str(col)) for section in ("fields", "properties", "context")
+                  for key, col in (spec.get(section) or {}).items()]
+        if not wanted:
+            continue
+        header = next(csv.reader([_first_line(spark, uri).lstrip("\ufeff")]), [])
+        names = [header_name(h) for h in header]
+        for setting, col in wanted:
+            if header_name(col) not in names:
+                raise SourceError(f"source {src.name}: {setting} names column {col!r}, which {local_path(uri)} "
+                                  f"does not have (its columns: {', '.join(h.strip() for h in header)})")
+
+
 def committed_batches(lake: Lake) -> list[int]:
     """Batch ids whose bronze writes are complete, ascending."""
     return sorted({r["batch_id"] for r in ops.read(lake, "ops.ingest_files") if r["status"] == "committed"})
@@ -79,8 +179,8 @@ def committed_batches(lake: Lake) -> list[int]:
 def _record(lake: Lake, rows: list[tuple], status: str, recorded_at: dt.datetime) -> None:
     ops.append(lake, "ops.ingest_files", [
         {"batch_id": b, "feed": feed, "file_path": path, "size": size, "modified_at": mtime,
-         "status": status, "recorded_at": recorded_at}
-        for b, feed, path, size, mtime in rows
+         "status": status, "recorded_at": recorded_at, "source": source, "source_kind": kind}
+        for b, feed, path, size, mtime, source, kind in rows
     ])
 
 
@@ -90,32 +190,52 @@ def _unfinished(manifest: list[dict]) -> list[dict]:
     return [r for r in manifest if r["status"] == "planned" and r["batch_id"] not in committed]
 
 
-def _unseen(spark: SparkSession, manifest: list[dict], landing: str) -> list[tuple[str, str, int, dt.datetime]]:
-    """Landing files the manifest has never listed, as (feed, uri, size, modification time)."""
+def as_sources(sources: str | Source | list[Source]) -> list[Source]:
+    """A landing folder (str), one Source or a list of them, as a list of Sources."""
+    if isinstance(sources, str):
+        return [Source(name=DEFAULT_NAME, kind="landing", uri=sources)]
+    if isinstance(sources, Source):
+        return [sources]
+    return list(sources)
+
+
+def _unseen(spark: SparkSession, manifest: list[dict], sources: list[Source]) -> list[tuple[str, str, int, dt.datetime, str, str]]:
+    """Files of the file sources the manifest has never listed, as (feed, uri, size, modification
+    time, source name, source kind); database sources are planned by `lakehouse.jdbc`."""
     known = {r["file_path"] for r in manifest}
-    return [(feed, path, size, mtime) for feed, files in list_landing(spark, landing).items()
+    return [(feed, path, size, mtime, src.name, src.kind) for src in sources if src.kind != "jdbc"
+            for feed, files in list_source(spark, src).items()
             for path, size, mtime in files if path not in known]
 
 
-def has_pending(spark: SparkSession, lake: Lake, landing: str) -> bool:
-    """Whether a run would ingest anything: an unfinished batch or a landing file never seen.
+def has_pending(spark: SparkSession, lake: Lake, sources: str | list[Source]) -> bool:
+    """Whether a run would ingest anything: an unfinished batch or a file never seen.
 
     Reads the file listing and `ops.ingest_files` (delta-rs) only: no Spark job.
     """
     manifest = ops.read(lake, "ops.ingest_files")
-    return bool(_unfinished(manifest)) or bool(_unseen(spark, manifest, landing))
+    return bool(_unfinished(manifest)) or bool(_unseen(spark, manifest, as_sources(sources)))
 
 
-def plan_batch(spark: SparkSession, lake: Lake, landing: str) -> tuple[int | None, list[tuple], dt.datetime | None, bool]:
-    """The batch to ingest: an unfinished planned one (replayed as is) or the files never seen."""
+def plan_batch(spark: SparkSession, lake: Lake, sources: str | list[Source]) -> tuple[int | None, list[tuple], dt.datetime | None, bool]:
+    """The batch to ingest: an unfinished planned one (replayed as is) or the files never seen.
+
+    Rows are (batch_id, feed, uri, size, modification time, source name, source kind).
+    """
+    sources = as_sources(sources)
     manifest = ops.read(lake, "ops.ingest_files")
     pending = _unfinished(manifest)
     if pending:
         batch_id = pending[0]["batch_id"]
-        rows = [(r["batch_id"], r["feed"], r["file_path"], r["size"], r["modified_at"]) for r in pending if r["batch_id"] == batch_id]
+        rows = [(r["batch_id"], r["feed"], r["file_path"], r["size"], r["modified_at"],
+                 r.get("source") or DEFAULT_NAME, r.get("source_kind") or "landing")
+                for r in pending if r["batch_id"] == batch_id]
         return batch_id, rows, pending[0]["recorded_at"], True
     batch_id = max((r["batch_id"] for r in manifest), default=0) + 1
-    rows = [(batch_id, feed, path, size, mtime) for feed, path, size, mtime in _unseen(spark, manifest, landing)]
+    rows = [(batch_id, *unseen) for unseen in _unseen(spark, manifest, sources)]
+    for src in sources:
+        if src.kind == "csv":
+            check_csv_headers(spark, src, [(r[1], r[2]) for r in rows if r[5] == src.name])
     if not rows:
         return None, [], None, False
     planned_at = ops.now().replace(microsecond=0)
@@ -142,8 +262,11 @@ def damaged_gzip_files(paths: list[str]) -> dict[str, str]:
     return damaged
 
 
-def read_lines(spark: SparkSession, paths: list[str], batch_id: int, ingested_at: dt.datetime):
-    """Every line of the files, verbatim, with its file, the file's time and a line id.
+def read_lines(spark: SparkSession, paths: list[str], batch_id: int, ingested_at: dt.datetime,
+               sources: dict[str, tuple[str, str]] | None = None):
+    """Every line of the files, verbatim, with its file, the file's time, a line id and its source.
+
+    `sources` maps each file to its (source name, kind); files it does not list are the landing's.
 
     Damaged compressed files give the lines before the damage plus one marker line that silver
     quarantines as `unreadable_file`, so nothing is lost silently and the run goes on.
@@ -169,24 +292,42 @@ def read_lines(spark: SparkSession, paths: list[str], batch_id: int, ingested_at
         F.lit(batch_id).cast("long").alias("batch_id"),
         F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
         F.when(~F.expr("is_valid_utf8(value)"), F.col("value").cast("binary")).alias("value_bytes"),
-    )
+    ).withColumns(_source_columns(sources or {}))
 
 
-def ingest(spark: SparkSession, lake: Lake, landing: str) -> BronzeResult:
-    """Ingest the files not ingested before (or finish an interrupted batch)."""
-    batch_id, rows, ingested_at, replayed = plan_batch(spark, lake, landing)
+def _source_columns(sources: dict[str, tuple[str, str]]) -> dict:
+    """`source` and `source_kind` of each line, from its file (a CASE over the batch's files of
+    sources other than the landing, whose lines keep the default)."""
+    name, kind = F.lit(DEFAULT_NAME), F.lit("landing")
+    others = {uri: nk for uri, nk in sources.items() if nk != (DEFAULT_NAME, "landing")}
+    by_source: dict[tuple[str, str], list[str]] = {}
+    for uri, nk in others.items():
+        by_source.setdefault(nk, []).append(uri)
+    for (n, k), uris in by_source.items():
+        hit = F.col("source_file").isin(*uris)
+        name, kind = F.when(hit, F.lit(n)).otherwise(name), F.when(hit, F.lit(k)).otherwise(kind)
+    return {"source": name, "source_kind": kind}
+
+
+def ingest(spark: SparkSession, lake: Lake, sources: str | list[Source]) -> BronzeResult:
+    """Ingest the files not ingested before (or finish an interrupted batch).
+
+    `sources`: the landing folder, or the run's sources (`lakehouse.sources.from_run`).
+    """
+    batch_id, rows, ingested_at, replayed = plan_batch(spark, lake, sources)
     result = BronzeResult(batch_id=batch_id, replayed=replayed)
     if batch_id is None:
         return result
     for feed in FEEDS:
-        paths = [path for _, f, path, _, _ in rows if f == feed]
+        paths = [path for _, f, path, _, _, _, _ in rows if f == feed]
         result.files[feed] = len(paths)
         if not paths:
             result.lines[feed] = 0
             continue
-        lines = read_lines(spark, paths, batch_id, ingested_at)
+        origin = {path: (name, kind) for _, f, path, _, _, name, kind in rows if f == feed}
+        lines = read_lines(spark, paths, batch_id, ingested_at, origin)
         version = ops.table_version(lake, f"bronze.{feed}")
-        lake.write(lines, f"bronze.{feed}", mode="append", txn=(f"bronze.{feed}", batch_id))
+        lake.write(lines, f"bronze.{feed}", mode="append", txn=(f"bronze.{feed}", batch_id), merge_schema=True)
         if ops.table_version(lake, f"bronze.{feed}") != version:
             result.lines[feed] = ops.last_commit_rows(lake, f"bronze.{feed}")
         else:  # replay of a batch whose write had committed before the run was killed

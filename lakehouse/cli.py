@@ -36,9 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--days", type=int, default=90)
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--start", help="first day, YYYY-MM-DD")
+    g.add_argument("--format", choices=["landing", "segment", "csv"], default="landing",
+                   help="the shape to write: the landing folder (default), Segment calls, or CSV exports (docs/sources.md)")
 
     r = sub.add_parser("run", help="run bronze, silver and gold (or --only one layer)")
     _common(r, landing=True)
+    r.add_argument("--source", action="append", metavar="KIND:URI",
+                   help="a source to ingest with its kind's default mapping (repeatable): landing:DIR, segment:DIR, "
+                        "csv:DIR, jdbc:URL (docs/sources.md); without --landing or --source, the config's `sources:`")
     r.add_argument("--only", choices=["bronze", "silver", "gold"])
     r.add_argument("--full-refresh", action="store_true", help="recompute gold even when nothing new arrived")
     r.add_argument("--wait", action="store_true", help="wait for another run on the same lake instead of exiting")
@@ -109,12 +114,12 @@ def _spark(cfg: dict, app: str):
 
 
 def cmd_generate(args) -> int:
-    from lakehouse import generator
+    from lakehouse import shapes
 
     start = dt.date.fromisoformat(args.start) if args.start else None
     t0 = time.perf_counter()
-    summary = generator.generate(args.out, users=args.users, days=args.days, seed=args.seed, start=start,
-                                 progress=lambda msg: print(msg, flush=True))
+    summary = shapes.generate(args.out, args.format, users=args.users, days=args.days, seed=args.seed, start=start,
+                              progress=lambda msg: print(msg, flush=True))
     print(f"generated {summary['events']} events for {summary['users']} users in {time.perf_counter() - t0:.1f}s -> {args.out}")
     return 0
 
@@ -122,16 +127,23 @@ def cmd_generate(args) -> int:
 def cmd_run(args) -> int:
     from lakehouse import pipeline, progress
 
+    from lakehouse.sources import SourceError, from_run
+
     cfg = _config(args)
-    if args.only in (None, "bronze") and not args.landing:
-        raise UserError("--landing is required (the folder with events/ and users/)")
-    if args.landing and "://" not in args.landing and not os.path.isdir(args.landing):
-        raise UserError(f"landing folder not found: {args.landing}")
+    try:
+        sources = from_run(cfg, args.landing, args.source)
+    except SourceError as exc:
+        raise UserError(str(exc)) from None
+    if args.only in (None, "bronze") and not sources:
+        raise UserError("--landing DIR or --source KIND:URI is required (or a `sources:` list in the config)")
+    for src in sources:
+        if src.kind != "jdbc" and "://" not in src.uri and not os.path.isdir(src.uri):
+            raise UserError(f"{'landing folder' if src.kind == 'landing' else f'source {src.name}: folder'} not found: {src.uri}")
     if args.watch:
         if args.only or args.full_refresh:
             raise UserError("--watch runs every layer on new data: drop --only / --full-refresh")
-        if not args.landing:
-            raise UserError("--watch needs --landing (the folder to watch)")
+        if not sources:
+            raise UserError("--watch needs --landing or --source (what to watch)")
         if args.interval <= 0:
             raise UserError(f"--interval: must be a number of seconds above 0, got {args.interval:g}")
         if args.max_cycles is not None and args.max_cycles < 1:
@@ -146,12 +158,12 @@ def cmd_run(args) -> int:
         from lakehouse.watch import watch
 
         # A long-running service: plain lines (one per step, gold table and cycle), as in logs.
-        watch(spark, cfg, args.landing, args.lake, interval=args.interval, max_cycles=args.max_cycles,
+        watch(spark, cfg, sources, args.lake, interval=args.interval, max_cycles=args.max_cycles,
               progress=lambda m: print(m, flush=True))
         return 0
     # A live display on a terminal; plain lines (one per step and gold table, with seconds) in logs and CI.
     with progress.auto() as reporter:
-        summary = pipeline.run(spark, cfg, args.landing, args.lake, only=args.only, full_refresh=args.full_refresh,
+        summary = pipeline.run(spark, cfg, sources, args.lake, only=args.only, full_refresh=args.full_refresh,
                                wait=args.wait, progress=reporter, register=False)
     print(summary.render())
     print(f"total {time.perf_counter() - t0:.1f}s")

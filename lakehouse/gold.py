@@ -243,6 +243,19 @@ class GoldRun:
     recomputed: str
 
 
+def moved_by_identity(lake: Lake, after_batch: int) -> int:
+    """Earlier silver events that batches after `after_batch` re-keyed to a user (an anonymous id
+    tied late: lakehouse.silver), from silver.identities' log and rows (delta-rs, no Spark job)."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        rows = DeltaTable(lake.rs_uri("silver.identities")).to_pyarrow_table(columns=["batch_id", "moved_events"]).to_pylist()
+    except TableNotFoundError:
+        return 0
+    return max((r["moved_events"] or 0 for r in rows if r["batch_id"] > after_batch), default=0)
+
+
 def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run_id: str = "manual",
         after_batch: int | None = None, on_table: Callable[[str, float], None] | None = None) -> GoldRun:
     """Build gold from silver, check the expectations on the resulting tables, then publish.
@@ -270,6 +283,8 @@ def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run
             scope = Scope(full=True, reason="no earlier gold run to build on")
         elif state["fingerprint"] != fingerprint:
             scope = Scope(full=True, reason="settings, rules or gold logic changed since the last gold run")
+        elif moved_by_identity(lake, after_batch):
+            scope = Scope(full=True, reason=f"{moved_by_identity(lake, after_batch)} earlier events moved to the users their anonymous ids were tied to")
         else:
             prev = Previous(spark, lake, json.loads(state["versions_json"]))
             scope, rebuild = incremental(spark, lake, cfg, state, after_batch, quarantine, prev)

@@ -19,6 +19,8 @@ SCHEMAS = {
     "ops.ingest_files": pa.schema([
         ("batch_id", pa.int64()), ("feed", pa.string()), ("file_path", pa.string()), ("size", pa.int64()),
         ("modified_at", TS), ("status", pa.string()), ("recorded_at", TS),
+        # added later (null in older rows: the landing folder): the source's name and kind (lakehouse.sources)
+        ("source", pa.string()), ("source_kind", pa.string()),
     ]),
     "ops.progress": pa.schema([("layer", pa.string()), ("batch_id", pa.int64()), ("completed_at", TS)]),
     "ops.pipeline_runs": pa.schema([
@@ -109,6 +111,19 @@ def pending_bytes(lake: Lake, after_batch: int) -> int:
     except TableNotFoundError:
         return 0
     return sum(r["size"] or 0 for r in rows if r["batch_id"] > after_batch and r["status"] == "committed")
+
+
+def batch_sources(lake: Lake) -> dict[int, dict[str, set[tuple[str, str]]]]:
+    """The (source name, kind) pairs with files in each committed ingest batch, per feed.
+
+    Rows recorded before sources existed are the landing's (`landing`, `landing`).
+    """
+    out: dict[int, dict[str, set[tuple[str, str]]]] = {}
+    for r in read(lake, "ops.ingest_files"):
+        if r["status"] == "committed":
+            pair = (r.get("source") or "landing", r.get("source_kind") or "landing")
+            out.setdefault(r["batch_id"], {}).setdefault(r["feed"], set()).add(pair)
+    return out
 
 
 def batch_feeds(lake: Lake) -> dict[int, set[str]]:

@@ -137,10 +137,12 @@ def _log_run(lake: Lake, cfg: dict, summary: RunSummary) -> None:
     }])
 
 
-def run(spark: SparkSession, cfg: dict, landing: str | None, lake_root: str, only: str | None = None,
+def run(spark: SparkSession, cfg: dict, landing: str | list | None, lake_root: str, only: str | None = None,
         full_refresh: bool = False, wait: bool = False, progress: Reporter | Line | None = print,
         register: bool = True) -> RunSummary:
     """Run the layers (all, or `only` one) and return the summary; nothing new changes nothing.
+
+    `landing` is the landing folder, or the run's sources (`lakehouse.sources.from_run`).
 
     `progress` is a `lakehouse.progress.Reporter` (the CLI's live display or plain lines), or any
     callable taking one line of text (plain lines through it), or None for silence. With
@@ -184,8 +186,8 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
     """The layers of one run; returns whether anything was written."""
     wrote = False
     if "bronze" in layers:
-        if landing is None:
-            raise PipelineError("--landing is required to run bronze")
+        if not landing:
+            raise PipelineError("--landing or --source is required to run bronze")
         layer = _Layer(spark, summary, progress, "bronze")
         result = layer.run(lambda: bronze.ingest(spark, lake, landing), "bronze: looking for new files")
         if result.batch_id is not None:

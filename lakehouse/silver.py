@@ -14,12 +14,17 @@ from typing import Callable
 
 import pyspark.sql.functions as F
 from pyspark import StorageLevel
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse import ops
+from lakehouse.sources import options_for
 from lakehouse.tables import Lake
 from lakehouse.transforms import silver as T
+from lakehouse.transforms import sources as S
 from lakehouse.transforms.sessions import SECONDS, sessionize
+
+IDENTITIES_SCHEMA = ("anonymous_id string, user_id string, tied_at timestamp, source string, source_file string, "
+                     "batch_id long, line_id long, part int, moved_events long")
 
 Step = Callable[[str], None]
 
@@ -48,16 +53,115 @@ def mark_done(lake: Lake, layer: str, batch_id: int) -> None:
     ops.append(lake, "ops.progress", [{"layer": layer, "batch_id": batch_id, "completed_at": ops.now()}])
 
 
+@dataclass
+class Mapped:
+    """One batch's records of sources other than the landing, mapped onto the contract."""
+
+    events: DataFrame | None = None  # mapped event records (value: contract JSON, raw_value: as landed)
+    profiles: DataFrame | None = None  # mapped profile records, the same layout
+    ties: DataFrame | None = None  # identity ties (lakehouse.transforms.sources.IDENTITY_COLUMNS)
+    cached: list = field(default_factory=list)
+
+
+def _map_sources(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, kinds: dict[str, set]) -> Mapped:
+    """Map the batch's bronze records of segment and csv sources (`kinds`: feed -> {(name, kind)})."""
+    out = Mapped()
+
+    def add(attr: str, frame: DataFrame) -> None:
+        current = getattr(out, attr)
+        setattr(out, attr, frame if current is None else current.unionByName(frame))
+
+    for feed in ("events", "users"):
+        pairs = kinds.get(feed, set())
+        if not pairs or pairs == {("landing", "landing")}:
+            continue
+        bronze = lake.read(spark, f"bronze.{feed}").filter(F.col("batch_id") == batch_id)
+        has_source = "source" in bronze.columns
+        for name, kind in sorted(pairs):
+            rows = bronze.filter(F.coalesce(F.col("source"), F.lit("landing")) == name) if has_source else bronze
+            rows = rows.select(*S.BRONZE_COLUMNS)
+            options = options_for(cfg, name, kind)
+            if kind == "segment":
+                calls = S.segment_calls(rows).persist(StorageLevel.MEMORY_AND_DISK)
+                out.cached.append(calls)
+                add("events", calls.transform(S.segment_events(options.get("renames"), options.get("page_event", "page_view"))))
+                add("profiles", calls.transform(S.segment_profiles()))
+                add("ties", calls.transform(S.identity_ties(name)))
+            elif kind == "csv":
+                mapped = T.csv_file_records(rows).transform(S.csv_contract(feed, options.get(feed), name))
+                add("events" if feed == "events" else "profiles", mapped.drop("_lines"))
+            elif feed == "events":
+                add("events", S.as_mapped(rows))
+    return out
+
+
+def _identity_map(spark: SparkSession, lake: Lake, batch_id: int, ties: DataFrame | None):
+    """Record the batch's new identity claims; returns (resolved map, changed map, moved ids) or None.
+
+    The first tie to arrive claims an anonymous id (within a batch, the earliest); a tie that would
+    close a cycle is dropped. `resolved` maps every claimed id to its final user; `changed` holds the
+    ids whose final user this batch set or moved (their earlier silver rows are re-keyed).
+    """
+    exists = lake.exists(spark, "silver.identities")
+    if ties is None and not exists:
+        return None
+    table = lake.read_or_empty(spark, "silver.identities", IDENTITIES_SCHEMA)
+    earlier = table.filter(F.col("batch_id") < batch_id).select(*S.IDENTITY_COLUMNS)
+    before = S.resolve_identities(earlier)
+    if ties is not None:
+        fresh = S.first_claims(ties.join(earlier.select("anonymous_id"), "anonymous_id", "left_anti"))
+        via = before.select(F.col("anonymous_id").alias("user_id"), F.col("user_id").alias("_final"))
+        fresh = (fresh.join(via, "user_id", "left")  # a tie back to an id that already resolves here: a cycle
+                 .filter(~F.coalesce(F.col("_final") == F.col("anonymous_id"), F.lit(False))).select(*S.IDENTITY_COLUMNS))
+    else:
+        fresh = table.filter(F.col("batch_id") == batch_id).select(*S.IDENTITY_COLUMNS)
+    fresh = fresh.localCheckpoint()
+    if fresh.isEmpty():
+        return (before, None, None) if exists else None
+    after = S.resolve_identities(earlier.unionByName(fresh)).localCheckpoint()
+    changed = after.join(before, ["anonymous_id", "user_id"], "left_anti")
+    events = lake.read_or_empty(spark, "silver.events", "user_id string, batch_id long")
+    moved = events.join(F.broadcast(changed.select(F.col("anonymous_id").alias("user_id"))), "user_id", "left_semi").count()
+    lake.write(fresh.withColumn("moved_events", F.lit(moved).cast("long")), "silver.identities", mode="append",
+               txn=("silver.identities", batch_id))
+    return after, changed, moved
+
+
+def _rekey(spark: SparkSession, lake: Lake, changed: DataFrame, batch_id: int) -> None:
+    """Give the earlier silver events of newly tied ids their user (and this batch, so the next
+    steps treat them as new). Idempotent: a re-keyed row no longer matches."""
+    from delta.tables import DeltaTable
+
+    if not lake.exists(spark, "silver.events"):
+        return
+    (DeltaTable.forPath(spark, lake.path("silver.events")).alias("e")
+     .merge(F.broadcast(changed).alias("c"), "e.user_id = c.anonymous_id")
+     .whenMatchedUpdate(set={"user_id": "c.user_id", "batch_id": F.lit(batch_id).cast("long")})
+     .execute())
+
+
+def _resolve(df: DataFrame, resolved: DataFrame | None) -> DataFrame:
+    """`user_id` replaced by the user an anonymous id is tied to (unchanged when not tied)."""
+    if resolved is None:
+        return df
+    m = resolved.select(F.col("anonymous_id").alias("user_id"), F.col("user_id").alias("_resolved"))
+    cols = [F.coalesce("_resolved", "user_id").alias("user_id") if c == "user_id" else F.col(c) for c in df.columns]
+    return df.join(m, "user_id", "left").select(*cols)
+
+
 def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, result: SilverResult,
-                  lap: Step = lambda _: None) -> int:
+                  lap: Step = lambda _: None, mapped: DataFrame | None = None, resolved: DataFrame | None = None) -> int:
     bronze = lake.read(spark, "bronze.events").filter(F.col("batch_id") == batch_id)
+    if mapped is not None:  # records of other sources, mapped; quarantined ones keep the raw record
+        bronze = mapped.drop("raw_value")
+        raw = mapped.withColumn("value", F.col("raw_value")).drop("raw_value", "map_reason")
     # The raw text is not cached: quarantined lines (few) are taken back from bronze by line id.
     parsed = (bronze.transform(T.parse_events(cfg["max_line_bytes"], cfg["max_future_skew_hours"]))
               .drop("value", "value_bytes").persist(StorageLevel.MEMORY_AND_DISK))
     reasons = {r["reason"]: r["n"] for r in parsed.groupBy(F.col("_error").alias("reason")).agg(F.count(F.lit(1)).alias("n")).collect()}
     valid = reasons.pop(None, 0)
     lap(f"batch {batch_id} events parsed")
-    events = T.first_copy_per_event_id(T.valid_events(parsed))
+    events = T.first_copy_per_event_id(T.valid_events(parsed)).transform(lambda df: _resolve(df, resolved))
     if lake.exists(spark, "silver.events"):
         events = events.transform(T.drop_known_event_ids(lake.read(spark, "silver.events")))
     version = ops.table_version(lake, "silver.events")
@@ -68,7 +172,7 @@ def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, res
         added = lake.read(spark, "silver.events").filter(F.col("batch_id") == batch_id).count()
     lap(f"batch {batch_id} events written")
     if reasons:
-        lake.write(T.quarantined(T.with_raw_lines(parsed, bronze), "events"), "silver.quarantine", mode="append",
+        lake.write(T.quarantined(T.with_raw_lines(parsed, bronze if mapped is None else raw), "events"), "silver.quarantine", mode="append",
                    txn=("silver.quarantine.events", batch_id))
         lap(f"batch {batch_id} quarantine written")
     parsed.unpersist()
@@ -78,19 +182,31 @@ def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, res
     return added
 
 
-def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, result: SilverResult) -> None:
-    bronze = lake.read(spark, "bronze.users").filter(F.col("batch_id") == batch_id)
-    parsed = bronze.transform(T.parse_profiles(str(cfg["email_salt"]), cfg["max_line_bytes"])).persist(StorageLevel.MEMORY_AND_DISK)
+def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, result: SilverResult,
+                    landing: bool = True, mapped: DataFrame | None = None, resolved: DataFrame | None = None) -> None:
+    """Merge the batch's profiles into silver.users: the landing's (`landing`) and mapped ones."""
+    parse = T.parse_profiles(str(cfg["email_salt"]), cfg["max_line_bytes"])
+    frames = [mapped.transform(parse)] if mapped is not None else []
+    if landing:
+        bronze = lake.read(spark, "bronze.users").filter(F.col("batch_id") == batch_id)
+        if "source" in bronze.columns:
+            bronze = bronze.filter(F.coalesce(F.col("source_kind"), F.lit("landing")) == "landing")
+        frames.insert(0, bronze.select(*S.BRONZE_COLUMNS).transform(parse))
+    if not frames:  # only ids newly tied: the profiles already in silver are re-keyed
+        frames = [spark.createDataFrame([], T.SILVER_USERS_SCHEMA).transform(_as_parsed)]
+    parsed = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    parsed = _resolve(parsed, resolved).persist(StorageLevel.MEMORY_AND_DISK)
     counts = parsed.groupBy(F.col("_error").alias("reason")).agg(F.count(F.lit(1)).alias("n"), F.sum("_lines").alias("lines")).collect()
     reasons = {r["reason"]: r["n"] for r in counts}  # records (profiles), each valid or quarantined whole
     record_lines = sum(r["lines"] for r in counts)
     valid = reasons.pop(None, 0)
-    current = lake.read_or_empty(spark, "silver.users", T.SILVER_USERS_SCHEMA)
+    current = _resolve(lake.read_or_empty(spark, "silver.users", T.SILVER_USERS_SCHEMA), resolved)
     merged = T.latest_profiles(current, parsed)
     lake.write(merged.coalesce(1), "silver.users", mode="overwrite", txn=("silver.users", batch_id))
     if reasons:
         lake.write(T.quarantined(parsed, "users"), "silver.quarantine", mode="append", txn=("silver.quarantine.users", batch_id))
-    headers = bronze.count() - record_lines  # the lines of CSV header records
+    # the lines of the landing's CSV header records (mapped records count their own lines)
+    headers = (bronze.count() if landing else 0) + (mapped.count() if mapped is not None else 0) - record_lines
     parsed.unpersist()
     result.profiles_valid += valid
     result.profile_headers += headers
@@ -98,9 +214,16 @@ def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, r
     result.quarantined.update({f"users:{k}": v for k, v in reasons.items()})
 
 
-def _sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int):
+def _as_parsed(users: DataFrame) -> DataFrame:
+    """silver.users rows in the layout of parsed profiles (no reason, one line each)."""
+    return users.select("*", F.lit(None).cast("string").alias("_error"), F.lit(1).alias("_lines"),
+                        F.lit(None).cast("timestamp").alias("file_modified_at"), F.lit(None).cast("long").alias("line_id"))
+
+
+def _sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, gone: DataFrame | None = None):
     """silver.sessions after `batch_id`: the sessions of users with events in the batch are derived
-    again from all their events; every other user's sessions are kept as they are.
+    again from all their events; every other user's sessions are kept as they are, but those of
+    `gone` ids (anonymous ids whose events now belong to a user: `user_id` column) are dropped.
 
     A user's sessions depend on that user's events only, so this equals a full rebuild.
     """
@@ -111,9 +234,10 @@ def _sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int):
     if dict(lake.read(spark, "silver.sessions").dtypes).get("duration_s") != SECONDS:
         # Sessions written before lengths and gaps kept sub-second precision: derive them all again.
         return events.transform(cut)
-    touched = F.broadcast(events.filter(F.col("batch_id") == batch_id).select("user_id").distinct())
-    fresh = events.join(touched, "user_id", "left_semi").transform(cut)
-    kept = lake.read(spark, "silver.sessions").join(touched, "user_id", "left_anti")
+    touched = events.filter(F.col("batch_id") == batch_id).select("user_id").distinct()
+    fresh = events.join(F.broadcast(touched), "user_id", "left_semi").transform(cut)
+    dropped = touched if gone is None else touched.unionByName(gone.select("user_id")).distinct()
+    kept = lake.read(spark, "silver.sessions").join(F.broadcast(dropped), "user_id", "left_anti")
     return kept.unionByName(fresh)
 
 
@@ -133,17 +257,28 @@ def process(spark: SparkSession, lake: Lake, cfg: dict, bronze_batches: list[int
         mark[0] = now
 
     last = done_batches(lake, "silver")
-    feeds = ops.batch_feeds(lake)  # which feeds each batch landed files for (no Spark job)
+    sources = ops.batch_sources(lake)  # which feeds and sources each batch landed files for (no Spark job)
     for batch_id in [b for b in bronze_batches if b > last]:
+        kinds = sources.get(batch_id, {})
+        m = _map_sources(spark, lake, cfg, batch_id, kinds)
+        identity = _identity_map(spark, lake, batch_id, m.ties)
+        resolved, changed, moved = identity if identity else (None, None, 0)
+        if moved:
+            _rekey(spark, lake, changed, batch_id)
+            lap(f"batch {batch_id} {moved} earlier events re-keyed to their users")
         added = 0
-        if "events" in feeds.get(batch_id, ()):
-            added = _events_batch(spark, lake, cfg, batch_id, result, lap)
-        if "users" in feeds.get(batch_id, ()):
-            _profiles_batch(spark, lake, cfg, batch_id, result)
+        if "events" in kinds:
+            added = _events_batch(spark, lake, cfg, batch_id, result, lap, m.events, resolved)
+        landing_profiles = ("landing", "landing") in kinds.get("users", ())
+        if landing_profiles or m.profiles is not None or changed is not None:
+            _profiles_batch(spark, lake, cfg, batch_id, result, landing_profiles, m.profiles, resolved)
             lap(f"batch {batch_id} profiles")
-        if lake.exists(spark, "silver.events") and (added or not lake.exists(spark, "silver.sessions")):
-            lake.write(_sessions(spark, lake, cfg, batch_id), "silver.sessions", mode="overwrite", txn=("silver.sessions", batch_id))
+        if lake.exists(spark, "silver.events") and (added or moved or not lake.exists(spark, "silver.sessions")):
+            gone = changed.select(F.col("anonymous_id").alias("user_id")) if moved else None
+            lake.write(_sessions(spark, lake, cfg, batch_id, gone), "silver.sessions", mode="overwrite", txn=("silver.sessions", batch_id))
             lap(f"batch {batch_id} sessions")
+        for frame in m.cached:
+            frame.unpersist()
         mark_done(lake, "silver", batch_id)
         result.batches.append(batch_id)
     return result

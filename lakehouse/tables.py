@@ -11,7 +11,7 @@ from lakehouse.catalog import NAMES as CATALOGUE_NAMES
 LAYERS = ("bronze", "silver", "gold", "ops")
 
 BRONZE = ("events", "users")
-SILVER = ("events", "users", "sessions", "quarantine")
+SILVER = ("events", "users", "sessions", "quarantine", "identities")
 GOLD = CATALOGUE_NAMES  # declared in lakehouse.catalog
 OPS = ("ingest_files", "progress", "pipeline_runs", "expectations", "erasures", "gold_state")
 
@@ -130,12 +130,16 @@ class Lake:
         return DeltaTable.forPath(spark, self.path(name)).history(1).collect()[0]["version"]
 
     def write(self, df: DataFrame, name: str, mode: str = "append", txn: tuple[str, int] | None = None,
-              partition_by: list[str] | None = None, replace_where: str | None = None) -> None:
+              partition_by: list[str] | None = None, replace_where: str | None = None,
+              merge_schema: bool = False) -> None:
         """Write with Delta; `txn=(app_id, version)` makes the write idempotent across retries.
 
-        With `replace_where` (an SQL predicate) an overwrite replaces only the rows matching it.
+        With `replace_where` (an SQL predicate) an overwrite replaces only the rows matching it;
+        with `merge_schema` an append adds the frame's new columns to the table (older rows: null).
         """
         writer = df.write.format("delta").mode(mode)
+        if merge_schema:
+            writer = writer.option("mergeSchema", "true")
         if replace_where is not None:
             writer = writer.option("replaceWhere", replace_where)
         elif mode == "overwrite":

@@ -102,7 +102,7 @@ def stop_on_signals(flag: StopFlag, progress: Callable[[str], None]) -> Iterator
             signal.signal(s, h)
 
 
-def has_work(spark: SparkSession, lake: Lake, landing: str) -> bool:
+def has_work(spark: SparkSession, lake: Lake, landing) -> bool:
     """Whether a run would do anything: files to ingest, or a layer behind bronze (a run that was
     killed after bronze). Reads only the file listing and the ops tables: no Spark job."""
     if bronze.has_pending(spark, lake, landing):
@@ -148,10 +148,12 @@ def trim_session(spark: SparkSession) -> None:
         spark.sparkContext._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
 
 
-def watch(spark: SparkSession, cfg: dict, landing: str, lake_root: str, interval: float = 60.0,
+def watch(spark: SparkSession, cfg: dict, landing, lake_root: str, interval: float = 60.0,
           max_cycles: int | None = None, progress: Callable[[str], None] = print,
           run: Callable | None = None, flag: StopFlag | None = None) -> WatchResult:
     """Run the pipeline on each new batch of landed files until stopped.
+
+    `landing`: the landing folder, or the sources to watch (`lakehouse.sources.from_run`).
 
     `interval`: seconds from the start of one cycle to the start of the next (a cycle that takes
     longer is followed at once). `max_cycles`: stop after that many cycles (None: until a signal).
@@ -166,7 +168,8 @@ def watch(spark: SparkSession, cfg: dict, landing: str, lake_root: str, interval
     lake = Lake(lake_root)
     flag = flag or StopFlag()
     result = WatchResult()
-    progress(f"watch: looking for new files in {landing} every {interval:g}s (Ctrl-C or SIGTERM stops)")
+    where = landing if isinstance(landing, str) else ", ".join(s.describe() for s in landing)
+    progress(f"watch: looking for new files in {where} every {interval:g}s (Ctrl-C or SIGTERM stops)")
     with stop_on_signals(flag, progress):
         n = 0
         while not flag.is_set() and (max_cycles is None or n < max_cycles):

@@ -213,7 +213,9 @@ def parse_events(max_line_bytes: int = 1_048_576, max_future_skew_hours: int = 2
     """
 
     def _transform(bronze: DataFrame) -> DataFrame:
-        keep = ["value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at"]
+        # Mapped records (lakehouse.transforms.sources) also carry their part and a mapping reason.
+        mapped = [c for c in ("part", "map_reason") if c in bronze.columns]
+        keep = ["value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at", *mapped]
         parsed = _parse_line(bronze, max_line_bytes)
         fields = parsed.select(
             *keep, "_raw_reason", "_v", "_is_object",
@@ -235,6 +237,7 @@ def parse_events(max_line_bytes: int = 1_048_576, max_future_skew_hours: int = 2
             *[F.col(f"_props.{name}").alias(f"_n_{name}") for name, _, t in PROPERTY_FIELDS if t in NUMERIC_TYPES],
         ).withColumn("ts", _parse_ts(F.col("_s_ts"))).withColumn("_t_properties", _json_text_type(F.col("properties")))
         reason = F.coalesce(
+            F.col("map_reason") if mapped else F.lit(None).cast("string"),
             F.col("_raw_reason"),
             F.when(F.col("_v").isNull(), F.lit("not_json")),
             F.when(~F.col("_is_object"), F.lit("not_an_object")),
@@ -295,8 +298,9 @@ def _typed_object_reason(field: str) -> Column:
 
 
 def valid_events(parsed: DataFrame) -> DataFrame:
-    """Rows without a reason, in the silver.events column order."""
-    return parsed.filter(F.col("_error").isNull()).select(*SILVER_EVENT_COLUMNS, "file_modified_at", "line_id")
+    """Rows without a reason, in the silver.events column order (plus the ordering keys)."""
+    return parsed.filter(F.col("_error").isNull()).select(*SILVER_EVENT_COLUMNS, "file_modified_at", "line_id",
+                                                          *[c for c in ("part",) if c in parsed.columns])
 
 
 def quarantined(parsed: DataFrame, feed: str) -> DataFrame:
@@ -308,9 +312,11 @@ def quarantined(parsed: DataFrame, feed: str) -> DataFrame:
 
 
 def with_raw_lines(parsed: DataFrame, bronze: DataFrame) -> DataFrame:
-    """Quarantine candidates of `parsed` with their raw `value`/`value_bytes` taken back from bronze."""
-    bad = parsed.filter(F.col("_error").isNotNull()).select("batch_id", "line_id", "_error")
-    return bronze.join(F.broadcast(bad), ["batch_id", "line_id"])
+    """Quarantine candidates of `parsed` with their raw `value`/`value_bytes` taken back from bronze
+    (or from the mapped records, by line and part)."""
+    keys = ["batch_id", "line_id", *[c for c in ("part",) if c in parsed.columns and c in bronze.columns]]
+    bad = parsed.filter(F.col("_error").isNotNull()).select(*keys, "_error")
+    return bronze.join(F.broadcast(bad), keys)
 
 
 def first_copy_per_event_id(events: DataFrame) -> DataFrame:
@@ -319,10 +325,11 @@ def first_copy_per_event_id(events: DataFrame) -> DataFrame:
     Only the narrow ordering keys are shuffled to find the later copies (few), which are then
     dropped with a broadcast anti-join, so the wide event rows are never shuffled.
     """
-    keys = events.select("event_id", "batch_id", "file_modified_at", "source_file", "line_id")
-    order = Window.partitionBy("event_id").orderBy("batch_id", "file_modified_at", "source_file", "line_id")
-    later = keys.withColumn("_copy", F.row_number().over(order)).filter(F.col("_copy") > 1).select("batch_id", "line_id")
-    return events.join(F.broadcast(later), ["batch_id", "line_id"], "left_anti").drop("file_modified_at", "line_id")
+    line = ["batch_id", "line_id", *[c for c in ("part",) if c in events.columns]]  # part: a call of a Segment batch
+    keys = events.select("event_id", "file_modified_at", "source_file", *line)
+    order = Window.partitionBy("event_id").orderBy("batch_id", "file_modified_at", "source_file", *line[1:])
+    later = keys.withColumn("_copy", F.row_number().over(order)).filter(F.col("_copy") > 1).select(*line)
+    return events.join(F.broadcast(later), line, "left_anti").drop("file_modified_at", *line[1:])
 
 
 def drop_known_event_ids(known_ids: DataFrame) -> Transform:
@@ -471,6 +478,13 @@ def csv_record_mates(lines: DataFrame, hit: Column) -> DataFrame:
     return members.join(records, ["batch_id", "record_id"], "left_semi").select("batch_id", "line_id")
 
 
+def csv_file_records(lines: DataFrame) -> DataFrame:
+    """Bronze lines of CSV files -> one row per RFC 4180 record (CSV_RECORD_SCHEMA), fields trimmed."""
+    return (lines.select("value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at")
+            .groupBy("source_file").applyInPandas(_file_records, CSV_RECORD_SCHEMA)
+            .withColumn("_fields", F.transform("_fields", lambda x: F.trim(x))))
+
+
 def _csv_as_json(df: DataFrame) -> DataFrame:
     """Profile lines -> one row per record with its JSON text; CSV header records are marked.
 
@@ -481,12 +495,9 @@ def _csv_as_json(df: DataFrame) -> DataFrame:
     fields differs from the header's is broken (`csv_field_count`).
     """
     is_csv = F.lower(F.col("source_file")).rlike(r"\.csv(\.gz)?$") & ~F.col("value").startswith(UNREADABLE_MARKER)
-    records = (
-        df.filter(is_csv)
-        .select("value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at")
-        .groupBy("source_file").applyInPandas(_file_records, CSV_RECORD_SCHEMA)
-        .withColumn("_fields", F.transform("_fields", lambda x: F.trim(x)))
-    )
+    if "map_reason" in df.columns:  # mapped records (lakehouse.transforms.sources) are JSON already
+        is_csv = F.lit(False)
+    records = csv_file_records(df.filter(is_csv))
     is_header = F.coalesce(F.lower(F.col("_fields")[0]) == "user_id", F.lit(False))
     headers = (
         records.filter(is_header)
@@ -513,13 +524,17 @@ def _csv_as_json(df: DataFrame) -> DataFrame:
         )
         .drop("_fields", "_header")
     )
+    mapped = "map_reason" in df.columns
     jsonl = (
         df.filter(~is_csv)
         .withColumn("_is_header", F.lit(False))
         .withColumn("_json", F.col("value"))
-        .withColumn("_csv_reason", F.lit(None).cast("string"))
-        .withColumn("_lines", F.lit(1))
+        .withColumn("value", F.col("raw_value") if mapped else F.col("value"))  # quarantine keeps the raw record
+        .withColumn("_csv_reason", F.col("map_reason") if mapped else F.lit(None).cast("string"))
+        .withColumn("_lines", F.col("_lines") if "_lines" in df.columns else F.lit(1))
     )
+    if mapped:
+        return jsonl.drop("map_reason", "raw_value", "part")
     return jsonl.unionByName(rows)
 
 
