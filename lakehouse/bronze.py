@@ -136,39 +136,53 @@ def list_source(spark: SparkSession, src: Source) -> dict[str, list[tuple[str, i
     return out
 
 
-def _first_line(spark: SparkSession, uri: str) -> str:
-    """A file's first line (a local file read directly; any other URI through Spark)."""
+def _first_lines(spark: SparkSession, uri: str, n: int = 2) -> list[str]:
+    """A file's first `n` lines (a local file read directly; any other URI through Spark)."""
     if is_local(uri):
         import gzip
+        import itertools
 
         path = local_path(uri)
         opener = gzip.open if path.lower().endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
-            return fh.readline().rstrip("\r\n")
-    row = spark.read.format("text").load(uri).limit(1).collect()
-    return row[0][0] if row else ""
+            return [line.rstrip("\r\n") for line in itertools.islice(fh, n)]
+    return [r[0] for r in spark.read.format("text").load(uri).limit(n).collect()]
 
 
 def check_csv_headers(spark: SparkSession, src: Source, files: list[tuple[str, str]]) -> None:
     """Fail before anything is written when a CSV source's own mapping names a column a new file's
-    header lacks (`files`: (feed, uri) pairs). The kind's default mapping needs no column."""
+    header lacks, or its `ts_format` does not read the file's first timestamp (`files`: (feed, uri)
+    pairs). The kind's default mapping needs no column."""
     import csv
 
     from lakehouse.sources import SourceError
-    from lakehouse.transforms.sources import header_name
+    from lakehouse.transforms.sources import csv_mapping, header_name
 
     for feed, uri in files:
         spec = src.options.get(feed) or {}
         wanted = [(f"{feed}.{section}.{key}", str(col)) for section in ("fields", "properties", "context")
                   for key, col in (spec.get(section) or {}).items()]
-        if not wanted:
+        if not wanted and not spec.get("ts_format"):
             continue
-        header = next(csv.reader([_first_line(spark, uri).lstrip("\ufeff")]), [])
+        lines = _first_lines(spark, uri)
+        records = list(csv.reader([line.lstrip("\ufeff") for line in lines[:1]] + lines[1:2]))
+        header = records[0] if records else []
         names = [header_name(h) for h in header]
         for setting, col in wanted:
             if header_name(col) not in names:
                 raise SourceError(f"source {src.name}: {setting} names column {col!r}, which {local_path(uri)} "
                                   f"does not have (its columns: {', '.join(h.strip() for h in header)})")
+        time_field = "ts" if feed == "events" else "registered_at"
+        if spec.get("ts_format") and len(records) > 1:
+            first = dict(zip(names, records[1]))
+            text = next((first[c].strip() for c in csv_mapping(spec, feed)["fields"].get(time_field, ())
+                         if first.get(c, "").strip()), None)
+            if text is not None:
+                fmt = str(spec["ts_format"])
+                read = spark.sql("SELECT try_to_timestamp(:t, :f) AS v", args={"t": text, "f": fmt}).first()["v"]
+                if read is None:
+                    raise SourceError(f"source {src.name}: {feed}.ts_format {fmt!r} does not read {text!r}, the first "
+                                      f"{time_field} of {local_path(uri)}")
 
 
 def committed_batches(lake: Lake) -> list[int]:

@@ -353,11 +353,43 @@ def forget(spark: SparkSession, cfg: dict, lake_root: str, user_ids: Iterable[st
     return erasure.render()
 
 
+def tied_ids(lake: Lake, user_ids: list[str]) -> dict[str, str]:
+    """The anonymous ids whose identity ties lead to one of `user_ids` (silver.identities, chains
+    followed), each with that user: their raw records are the user's too (docs/sources.md)."""
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        ties = RsTable(lake.rs_uri("silver.identities")).to_pyarrow_table(columns=["anonymous_id", "user_id"]).to_pylist()
+    except TableNotFoundError:
+        return {}
+    claimed_by: dict[str, list[str]] = {}
+    for t in ties:
+        claimed_by.setdefault(t["user_id"], []).append(t["anonymous_id"])
+    owner: dict[str, str] = {}
+    for user in user_ids:
+        todo = list(claimed_by.get(user, []))
+        while todo:
+            anon = todo.pop()
+            if anon not in owner and anon not in user_ids:
+                owner[anon] = user
+                todo += claimed_by.get(anon, [])
+    return owner
+
+
 def _erase_rows(spark: SparkSession, lake: Lake, cfg: dict, names: list[str], erasure: Erasure,
                 say: Callable[[str], None]) -> None:
-    """Delete the users from bronze and silver, then recompute gold (or delete their gold rows)."""
-    ids, removed = erasure.ids, erasure.removed
-    removed.update(_each(lambda n: _erase(spark, lake, n, ids), [n for n in UPSTREAM if n in names]))
+    """Delete the users (and the anonymous ids tied to them) from bronze and silver, then recompute
+    gold (or delete their gold rows). Rows of a tied anonymous id count as its user's."""
+    owner = tied_ids(lake, erasure.ids)
+    ids, removed = erasure.ids + sorted(owner), erasure.removed
+
+    def erase(name: str) -> dict[str, int]:
+        counts = _erase(spark, lake, name, ids)
+        for anon, user in owner.items():
+            counts[user] = counts.get(user, 0) + counts.pop(anon, 0)
+        return counts
+
+    removed.update(_each(erase, [n for n in UPSTREAM if n in names]))
     say(f"bronze and silver: {sum(sum(c.values()) for c in removed.values())} rows removed")
     if any(any(c.values()) for c in removed.values()):
         erasure.rebuilt = _recompute_gold(spark, lake, cfg, erasure.erasure_id)

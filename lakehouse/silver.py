@@ -23,6 +23,7 @@ from lakehouse.transforms import silver as T
 from lakehouse.transforms import sources as S
 from lakehouse.transforms.sessions import SECONDS, sessionize
 
+MAX_DROPPED_TIES = 8  # ties one batch may drop for closing a cycle; ids of cycles beyond keep their own ids
 IDENTITIES_SCHEMA = ("anonymous_id string, user_id string, tied_at timestamp, source string, source_file string, "
                      "batch_id long, line_id long, part int, moved_events long")
 
@@ -96,34 +97,40 @@ def _map_sources(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, kind
 
 
 def _identity_map(spark: SparkSession, lake: Lake, batch_id: int, ties: DataFrame | None):
-    """Record the batch's new identity claims; returns (resolved map, changed map, moved ids) or None.
+    """Record the batch's new identity claims; returns (resolved map, changed map, moved events) or None.
 
     The first tie to arrive claims an anonymous id (within a batch, the earliest); a tie that would
-    close a cycle is dropped. `resolved` maps every claimed id to its final user; `changed` holds the
-    ids whose final user this batch set or moved (their earlier silver rows are re-keyed).
+    close a cycle, or make a chain longer than MAX_IDENTITY_HOPS, is dropped (the latest such tie
+    first). `resolved` maps every claimed id to its final user; `changed` holds the ids whose
+    final user this batch set or moved; `moved` counts their earlier silver events (re-keyed next).
     """
-    exists = lake.exists(spark, "silver.identities")
-    if ties is None and not exists:
-        return None
+    exists = ops.table_version(lake, "silver.identities") is not None  # delta-rs: no Spark job
+    if ties is None:
+        return (S.resolve_identities(lake.read(spark, "silver.identities")), None, 0) if exists else None
     table = lake.read_or_empty(spark, "silver.identities", IDENTITIES_SCHEMA)
     earlier = table.filter(F.col("batch_id") < batch_id).select(*S.IDENTITY_COLUMNS)
     before = S.resolve_identities(earlier)
-    if ties is not None:
-        fresh = S.first_claims(ties.join(earlier.select("anonymous_id"), "anonymous_id", "left_anti"))
-        via = before.select(F.col("anonymous_id").alias("user_id"), F.col("user_id").alias("_final"))
-        fresh = (fresh.join(via, "user_id", "left")  # a tie back to an id that already resolves here: a cycle
-                 .filter(~F.coalesce(F.col("_final") == F.col("anonymous_id"), F.lit(False))).select(*S.IDENTITY_COLUMNS))
-    else:
-        fresh = table.filter(F.col("batch_id") == batch_id).select(*S.IDENTITY_COLUMNS)
-    fresh = fresh.localCheckpoint()
+    fresh = S.first_claims(ties.join(earlier.select("anonymous_id"), "anonymous_id", "left_anti")).localCheckpoint()
     if fresh.isEmpty():
-        return (before, None, None) if exists else None
-    after = S.resolve_identities(earlier.unionByName(fresh)).localCheckpoint()
-    changed = after.join(before, ["anonymous_id", "user_id"], "left_anti")
-    events = lake.read_or_empty(spark, "silver.events", "user_id string, batch_id long")
-    moved = events.join(F.broadcast(changed.select(F.col("anonymous_id").alias("user_id"))), "user_id", "left_semi").count()
-    lake.write(fresh.withColumn("moved_events", F.lit(moved).cast("long")), "silver.identities", mode="append",
-               txn=("silver.identities", batch_id))
+        return (before, None, 0) if exists else None
+    for _ in range(MAX_DROPPED_TIES):
+        after = S.resolve_identities(earlier.unionByName(fresh)).localCheckpoint()
+        lost = fresh.join(after, "anonymous_id", "left_anti")  # claimed, yet resolving to no user: a cycle
+        latest = lost.orderBy(F.col("tied_at").desc_nulls_first(), F.col("source_file").desc(),
+                              F.col("line_id").desc(), F.col("part").desc()).limit(1).collect()
+        if not latest:
+            break
+        fresh = fresh.filter(~((F.col("line_id") == latest[0]["line_id"]) & (F.col("part") == latest[0]["part"])
+                               & (F.col("source_file") == latest[0]["source_file"]))).localCheckpoint()
+    changed = after.join(before, ["anonymous_id", "user_id"], "left_anti").localCheckpoint()
+    recorded = table.filter(F.col("batch_id") == batch_id).agg(F.max("moved_events")).collect()[0][0]
+    if recorded is None:
+        events = lake.read_or_empty(spark, "silver.events", "user_id string, batch_id long")
+        moved = events.join(F.broadcast(changed.select(F.col("anonymous_id").alias("user_id"))), "user_id", "left_semi").count()
+        lake.write(fresh.withColumn("moved_events", F.lit(moved).cast("long")), "silver.identities", mode="append",
+                   txn=("silver.identities", batch_id))
+    else:  # replay of a batch whose ties were recorded before the run was killed: re-key as recorded
+        moved = recorded
     return after, changed, moved
 
 

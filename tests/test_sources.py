@@ -168,7 +168,7 @@ def test_a_late_tie_rebuilds_gold_and_equals_one_run_over_everything(spark, cfg,
     pipeline.run(spark, cfg, seg(src), str(tmp_path / "inc"), progress=None)
     write_calls(src, "day2", day2)
     second = pipeline.run(spark, cfg, seg(src), str(tmp_path / "inc"), progress=None)
-    assert "1 earlier events moved to the users" in second.recomputed
+    assert "2 earlier events moved to the users" in second.recomputed
     write_calls(once, "all", day1 + day2)
     pipeline.run(spark, cfg, seg(once), str(tmp_path / "full"), progress=None)
     for name in GOLD:
@@ -177,6 +177,24 @@ def test_a_late_tie_rebuilds_gold_and_equals_one_run_over_everything(spark, cfg,
         assert sorted(map(str, inc.to_dict("records"))) == sorted(map(str, full.to_dict("records"))), name
     users = DeltaTable(str(tmp_path / "inc" / "gold" / "users")).to_pandas()
     assert sorted(users["user_id"]) == ["u1", "u2"]
+
+
+def test_forgetting_a_user_also_erases_the_anonymous_ids_tied_to_them(spark, cfg, tmp_path):
+    from lakehouse import maintenance
+
+    src = tmp_path / "src"
+    write_calls(src, "c", [call("page", "m1", anonymousId="a1", name="Home"),
+                           call("page", "m2", anonymousId="a0", name="Home"),
+                           call("alias", "al1", previousId="a0", userId="a1"),   # a chain: a0 -> a1 -> u1
+                           call("alias", "al2", previousId="a1", userId="u1"),
+                           call("page", "m3", anonymousId="a2", name="Home")])
+    to_silver(spark, cfg, seg(src), tmp_path / "lake")
+    summary = maintenance.forget(spark, cfg, str(tmp_path / "lake"), ["u1"])
+    assert "rows removed" in summary
+    lines = rows(tmp_path / "lake", "bronze.events", "value")
+    assert lines == [(json.dumps(call("page", "m3", anonymousId="a2", name="Home")),)]
+    assert rows(tmp_path / "lake", "silver.events", "event_id", "user_id") == [("m3", "a2")]
+    assert rows(tmp_path / "lake", "silver.identities", "anonymous_id") == []
 
 
 # ---------------------------------------------------------------- CSV exports
@@ -263,7 +281,20 @@ def test_a_csv_mapping_naming_a_missing_column_stops_before_anything_is_written(
     assert done.stderr.strip().splitlines()[-1] == (
         "lakehouse run: error: source shop: events.fields.user_id names column 'customer', "
         f"which {src / 'events.csv'} does not have (its columns: id, who, ts, event)")
-    assert not (tmp_path / "lake").exists()
+    assert not [p for p in (tmp_path / "lake").glob("*") if p.name in ("bronze", "silver", "gold")]
+
+
+def test_a_timestamp_format_that_does_not_read_the_data_stops_before_anything_is_written(spark, cfg, tmp_path):
+    src = tmp_path / "shop"
+    src.mkdir()
+    (src / "events.csv").write_text("event_id,user_id,event,ts\ne1,u1,x,2026-01-05T10:00:00Z\n")
+    entry = {"name": "shop", "kind": "csv", "uri": str(src), "events": {"ts_format": "dd/MM/yyyy HH:mm"}}
+    run_cfg = {**cfg, "sources": [entry]}
+    with pytest.raises(SourceError, match=r"source shop: events.ts_format 'dd/MM/yyyy HH:mm' does not read "
+                                          r"'2026-01-05T10:00:00Z', the first ts of .*events.csv"):
+        pipeline.run(spark, run_cfg, from_config(run_cfg), str(tmp_path / "lake"), progress=None)
+    assert not (tmp_path / "lake" / "bronze").exists()
+    assert DeltaTable(str(tmp_path / "lake" / "ops" / "pipeline_runs")).to_pyarrow_table().column("status").to_pylist() == ["failed"]
 
 
 def test_an_unknown_source_kind_on_the_command_line_is_one_line_and_exit_2(tmp_path):

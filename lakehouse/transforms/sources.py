@@ -310,15 +310,14 @@ def _header_column(x: Column) -> Column:
 
 def csv_mapping(spec: dict | None, feed: str) -> dict:
     """A CSV feed's mapping as {contract field: header names to try}, with `properties` and
-    `context` as {name: header names}: the source's own mapping, else the kind's defaults
-    (docs/sources.md). Header names are compared in lower case."""
+    `context` as {name: header names}: the source's own mapping, and the kind's defaults for what
+    it does not list (docs/sources.md). Header names are compared as `header_name` spells them."""
     spec = spec or {}
     fields = {k: (header_name(v),) for k, v in (spec.get("fields") or {}).items()}
     defaults = CSV_EVENT_ALIASES if feed == "events" else CSV_PROFILE_ALIASES
     contract = EVENT_FIELDS if feed == "events" else PROFILE_FIELDS
-    for name in contract:
-        if name not in fields and not spec.get("fields"):
-            fields[name] = defaults.get(name, (name,))
+    for name in contract:  # fields the source's own mapping does not list take the defaults
+        fields.setdefault(name, defaults.get(name, (name,)))
     props = {k: (header_name(v),) for k, v in (spec.get("properties") or {}).items()}
     context = {k: (header_name(v),) for k, v in (spec.get("context") or {}).items()}
     if feed == "events" and not spec.get("context"):
@@ -360,7 +359,8 @@ def csv_contract(feed: str, spec: dict | None, source: str) -> Transform:
         header = (records.join(first, "source_file").filter(F.col("line_id") == F.col("_head_id"))
                   .select("source_file", F.transform("_fields", _header_column).alias("_header")))
         rows = records.join(first, "source_file").filter(F.col("line_id") != F.col("_head_id")).join(header, "source_file")
-        values = F.map_from_arrays("_header", F.transform("_fields", lambda x: F.trim(x)))
+        values = F.when(F.size("_fields") == F.size("_header"),
+                        F.map_from_arrays("_header", F.transform("_fields", lambda x: F.trim(x))))
         m = F.col("_m")
         # The columns a field takes its value from; every other column is a property of its own name.
         used = F.array(*[_picked(m, names) for names in (*mapping["fields"].values(), *mapping["properties"].values(),
