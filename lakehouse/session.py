@@ -159,15 +159,16 @@ def check_executors(spark: SparkSession, timeout: float) -> None:
 def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
     """Create (or reuse) the Spark session with Delta and the settings of `cfg['spark']`.
 
-    On a standalone master (`spark://`) the master's port is checked first, and once the session
-    exists one Python task runs on an executor (`check_executors`), so that a cluster that cannot
-    run the job fails in one line before any table is written.
+    On a standalone master (`spark://`) the master's port is checked first, and once a session on
+    any cluster master exists one Python task runs on an executor (`check_executors`), so that a
+    cluster that cannot run the job fails in one line before any table is written.
     """
     java_version = check_java()
     spark_cfg = cfg.get("spark", {})
     # Python workers (UDFs, ML) run in this interpreter, not whatever `python3` is on the PATH; on a
     # cluster in the one `spark.pyspark.python` names (the same path on every worker).
-    os.environ.setdefault("PYSPARK_PYTHON", str((spark_cfg.get("conf") or {}).get("spark.pyspark.python") or sys.executable))
+    executor_python = (spark_cfg.get("conf") or {}).get("spark.pyspark.python") or sys.executable
+    os.environ.setdefault("PYSPARK_PYTHON", str(executor_python))
     from pyspark import SparkContext
 
     new_context = SparkContext._active_spark_context is None
