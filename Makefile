@@ -7,7 +7,7 @@ DEMO_DIR ?= demo
 HOST ?= 127.0.0.1
 PORT ?= 8050
 
-.PHONY: setup setup-browser demo demo-data lake dashboard serve-sql wheel test test-fast test-trust test-bi bench bench-pipeline bench-10m bench-dashboard bench-maintenance screenshots clean
+.PHONY: setup setup-browser demo demo-data lake dashboard serve-sql wheel test test-fast test-trust test-bi test-cluster bench bench-pipeline bench-10m bench-dashboard bench-maintenance screenshots clean
 
 setup:
 	@bash scripts/setup.sh
@@ -36,18 +36,23 @@ wheel: setup
 	$(VENV)/python -m build --wheel --outdir dist .
 
 test: setup-browser
-	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not trust and not bi" --durations=10
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not trust and not bi and not cluster" --durations=10
 
 # The SQL endpoint started on a built lake and queried with PyHive and SQLAlchemy (minutes: own Spark JVMs).
 test-bi: setup
 	$(VENV)/python -m pytest -q -p no:cacheprovider -m bi --durations=10
+
+# A standalone Spark master and two workers on 127.0.0.1 (pyspark's sbin/spark-daemon.sh): a lake built
+# through `lakehouse submit --master spark://...` equals a local build (minutes; docs/deploy.md).
+test-cluster: setup
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m cluster --durations=10 tests/test_cluster.py
 
 # Fault-injection and many-run tests (SIGKILL at many moments, 10 incremental batches): minutes each.
 test-trust: setup
 	$(VENV)/python -m pytest -q -p no:cacheprovider -m trust --durations=10
 
 test-fast: setup
-	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not browser and not e2e and not bi"
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not browser and not e2e and not bi and not cluster"
 
 bench: bench-pipeline bench-dashboard
 

@@ -1,6 +1,9 @@
 """spark-submit entry point: bronze, silver and gold in one Spark session.
 
-    spark-submit --packages io.delta:delta-spark_4.2_2.13:4.4.0 jobs/pipeline.py --landing DIR --lake DIR
+    .venv/bin/lakehouse submit [--master spark://HOST:7077] jobs/pipeline.py --landing DIR --lake DIR
+
+(`lakehouse submit` is spark-submit with the Delta jars, SPARK_HOME and the Python filled in:
+docs/deploy.md "A standalone Spark cluster".)
 """
 
 import os

@@ -1,4 +1,4 @@
-"""`lakehouse` command line: generate, run, sql, serve-sql, dashboard, forget, maintain."""
+"""`lakehouse` command line: generate, run, submit, sql, serve-sql, dashboard, forget, maintain."""
 
 from __future__ import annotations
 
@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
                    help="with --watch: seconds between looks at the landing folder (default 60)")
     r.add_argument("--max-cycles", type=int, metavar="N", help="with --watch: stop after N cycles")
+
+    sub.add_parser("submit", add_help=False,
+                   help="spark-submit with this environment's Spark, Python and Delta jars: "
+                        "lakehouse submit [spark-submit options] jobs/pipeline.py --landing DIR --lake DIR "
+                        "(docs/deploy.md)")
 
     q = sub.add_parser("sql", help="run a SQL query over bronze.*, silver.*, gold.* and print the result")
     q.add_argument("query")
@@ -302,18 +307,28 @@ COMMANDS = {
 }
 
 
+def cmd_submit(args: list[str]) -> int:
+    """`lakehouse submit`: spark-submit's options and the job's arguments, passed on as they are."""
+    from lakehouse.submit import main as submit
+
+    return submit(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lakehouse` console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    raw = argv[:1] == ["submit"]
+    args = None if raw else build_parser().parse_args(argv)
+    name = "submit" if raw else args.command
     try:
-        return COMMANDS[args.command](args)
+        return cmd_submit(argv[1:]) if raw else COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("lakehouse: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - every error ends as one line and a non-zero exit
         from lakehouse.errors import describe
 
-        print(f"lakehouse {args.command}: error: {describe(exc)}", file=sys.stderr)
+        print(f"lakehouse {name}: error: {describe(exc)}", file=sys.stderr)
         if os.environ.get("LAKEHOUSE_DEBUG"):
             raise
         return 2

@@ -134,6 +134,9 @@ def _validate(cfg: dict) -> dict:
         value = small.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise ConfigError(f"spark.small_runs.{key}: must be a whole number >= 0 (0 = never), got {value!r}")
+    check = spark.get("executor_check_seconds", 0)
+    if isinstance(check, bool) or not isinstance(check, (int, float)) or check < 0:
+        raise ConfigError(f"spark.executor_check_seconds: must be a number of seconds >= 0 (0 = no check), got {check!r}")
     return cfg
 
 

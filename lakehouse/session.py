@@ -6,17 +6,25 @@ import atexit
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 from typing import Iterator, Mapping
 
 from pyspark.sql import SparkSession
 
 from lakehouse.config import conf_dir
+from lakehouse.errors import describe
 
 
 class JavaMissingError(RuntimeError):
     """No usable Java 17 runtime: Spark cannot start."""
+
+
+class ClusterError(RuntimeError):
+    """A cluster master that does not answer, or executors that cannot run the job's Python: one line."""
 
 
 def check_java() -> str:
@@ -51,12 +59,122 @@ def _conf_value(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def master_url(cfg: dict) -> str:
+    """The master this process's session runs on: spark-submit's `--master` under spark-submit, else
+    $LAKEHOUSE_SPARK_MASTER or `spark.master` (an existing session's own master when there is one)."""
+    from pyspark import SparkConf, SparkContext
+
+    if SparkContext._active_spark_context is not None:
+        return SparkContext._active_spark_context.master
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        SparkContext._ensure_initialized()  # connects to spark-submit's JVM, whose properties hold --master
+        return SparkConf().get("spark.master", "local[*]")
+    return os.environ.get("LAKEHOUSE_SPARK_MASTER", (cfg.get("spark") or {}).get("master", "local[2]"))
+
+
+def master_addresses(master: str) -> list[tuple[str, int]]:
+    """(host, port) of each master of a standalone URL `spark://h1:p1[,h2:p2]`; [] for any other master."""
+    if not master.startswith("spark://"):
+        return []
+    found = []
+    for part in master.removeprefix("spark://").split(","):
+        host, _, port = part.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ClusterError(f"Spark master {master}: expected spark://HOST:PORT (the master's port, 7077 by default)")
+        found.append((host.strip("[]"), int(port)))
+    return found
+
+
+def check_master(master: str, timeout: float = 5.0) -> None:
+    """Fail in one line when no master of a standalone `spark://` URL accepts a connection.
+
+    Spark itself retries a master that does not answer for a minute and then stops the context
+    under a running job; this check fails before the session (and any table write) starts.
+    """
+    errors = []
+    for host, port in master_addresses(master):
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return
+        except OSError as exc:
+            errors.append(exc.strerror or type(exc).__name__)
+    if errors:
+        raise ClusterError(
+            f"Spark master {master} does not answer ({'; '.join(dict.fromkeys(errors))}): start the master "
+            f"(docs/deploy.md, standalone cluster) or fix --master / spark.master (host and port, 7077 by default)")
+
+
+def _executor_environment(_row=None) -> tuple[str, str]:
+    """(Python version, pyspark version) where it runs: on an executor, in a Python worker that could
+    import this module (so the lakehouse package is installed there)."""
+    import pyspark
+
+    return f"{sys.version_info[0]}.{sys.version_info[1]}", pyspark.__version__
+
+
+def check_executors(spark: SparkSession, timeout: float) -> None:
+    """On a cluster: run one Python task on an executor, and fail in one line when none runs in
+    `timeout` seconds (no worker, or too little free memory or cores) or when the executors' Python
+    is missing or differs from the driver's (its version, pyspark's, or no `lakehouse` package).
+
+    Executors start their Python workers with the interpreter path the driver names
+    (`spark.pyspark.python` / PYSPARK_PYTHON); that path must exist on every worker.
+    """
+    sc = spark.sparkContext
+    group, outcome = f"lakehouse-executor-check-{os.getpid()}-{time.monotonic_ns()}", {}
+
+    def probe() -> None:
+        try:
+            sc.setJobGroup(group, "lakehouse: executors run Python", interruptOnCancel=True)
+            outcome["seen"] = sc.parallelize([0], 1).map(_executor_environment).collect()[0]
+        except Exception as exc:  # noqa: BLE001 - reported below as one line
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=probe, name="lakehouse-executor-check", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    python = sc.pythonExec
+    if worker.is_alive():
+        sc.cancelJobGroup(group)
+        worker.join(30)
+        raise ClusterError(
+            f"no executor of {sc.master} ran a task within {timeout:.0f} s: check that workers are registered "
+            f"with the master and have the cores and memory asked for (spark.executor.cores, spark.executor.memory, "
+            f"spark.cores.max)")
+    if "error" in outcome:
+        text = str(outcome["error"])
+        missing = "Cannot run program" in text or "No such file" in text
+        reason = "not found on a worker" if missing else describe(outcome["error"])
+        raise ClusterError(f"executors of {sc.master} cannot run Python {python} ({reason}): install the same Python "
+                           f"environment (with the lakehouse package) at that path on every worker, or name it with "
+                           f"--conf spark.pyspark.python=PATH")
+    version, pyspark_version = outcome["seen"]
+    driver = _executor_environment()
+    if (version, pyspark_version) != driver:
+        raise ClusterError(f"executors of {sc.master} run Python {version} with pyspark {pyspark_version}, the driver "
+                           f"Python {driver[0]} with pyspark {driver[1]}: use the same environment on every worker "
+                           f"(spark.pyspark.python)")
+
+
 def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
-    """Create (or reuse) the Spark session with Delta and the settings of `cfg['spark']`."""
+    """Create (or reuse) the Spark session with Delta and the settings of `cfg['spark']`.
+
+    On a standalone master (`spark://`) the master's port is checked first, and once a session on
+    any cluster master exists one Python task runs on an executor (`check_executors`), so that a
+    cluster that cannot run the job fails in one line before any table is written.
+    """
     java_version = check_java()
-    # Python workers (UDFs, ML) run in this interpreter, not whatever `python3` is on the PATH.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark_cfg = cfg.get("spark", {})
+    # Python workers (UDFs, ML) run in this interpreter, not whatever `python3` is on the PATH; on a
+    # cluster in the one `spark.pyspark.python` names (the same path on every worker).
+    executor_python = (spark_cfg.get("conf") or {}).get("spark.pyspark.python") or sys.executable
+    os.environ.setdefault("PYSPARK_PYTHON", str(executor_python))
+    from pyspark import SparkContext
+
+    new_context = SparkContext._active_spark_context is None
+    master = master_url(cfg)
+    if new_context:
+        check_master(master)
     builder = (
         SparkSession.builder.appName(app_name or spark_cfg.get("app_name", "lakehouse"))
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
@@ -65,7 +183,7 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
     )
     # Under spark-submit the JVM (and its master and jars) already exist: only default them from Python.
     if not os.environ.get("PYSPARK_GATEWAY_PORT"):
-        builder = builder.master(os.environ.get("LAKEHOUSE_SPARK_MASTER", spark_cfg.get("master", "local[2]")))
+        builder = builder.master(master)
     jars = spark_cfg.get("jars") or cached_delta_jars(spark_cfg.get("packages", ""))
     if jars:
         builder = builder.config("spark.jars", jars)
@@ -80,8 +198,6 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
     log_conf = conf_dir() / "log4j2.properties"
     if log_conf.is_file():
         java_opts = f"{java_opts} -Dlog4j2.configurationFile=file:{log_conf}".strip()
-    from pyspark import SparkContext
-
     # A new driver JVM of our own: map (or write at exit) the class-data archive (lakehouse/classdata.py),
     # and stop it cleanly at exit (`shutdown`).
     launching = SparkContext._active_spark_context is None and not os.environ.get("PYSPARK_GATEWAY_PORT")
@@ -105,6 +221,9 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
 
     for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
         PySparkLogger.getLogger(name).disabled = True
+    check_seconds = float(spark_cfg.get("executor_check_seconds", 300) or 0)
+    if new_context and not master.startswith("local") and check_seconds > 0:
+        check_executors(spark, check_seconds)
     return spark
 
 
