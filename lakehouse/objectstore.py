@@ -191,7 +191,8 @@ def _client(s: S3Settings):
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
+    # A session of its own: boto3's default session is not safe to make clients from in several threads.
+    return boto3.session.Session().client(
         "s3", endpoint_url=s.endpoint, region_name=s.region_or_default() or "us-east-1",
         aws_access_key_id=s.access_key, aws_secret_access_key=s.secret_key, aws_session_token=s.session_token,
         config=Config(s3={"addressing_style": "path" if s.endpoint else "auto"}, connect_timeout=5,
