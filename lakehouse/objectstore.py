@@ -91,20 +91,13 @@ class S3Settings:
 
 
 def spark_conf(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`spark.hadoop.fs.s3a.*` settings from the AWS variables (`s3://` is mapped to s3a as well).
-
-    Keys go in only when set (otherwise s3a's default chain: environment, instance role); Spark
-    redacts settings named like `secret`, `token` or `access.key` wherever it prints its conf.
-    """
+    """`spark.hadoop.fs.s3a.*` settings from the AWS variables (`s3://` is mapped to s3a as well),
+    without the credentials: PySpark passes session settings to the JVM on its command line, which
+    every user of the machine can read (`hadoop_credentials` go to the running JVM instead)."""
     s = S3Settings.from_environ(environ)
     conf = {"spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem"}
-    if s.access_key and s.secret_key:
-        conf["spark.hadoop.fs.s3a.access.key"] = s.access_key
-        conf["spark.hadoop.fs.s3a.secret.key"] = s.secret_key
-        if s.session_token:
-            conf["spark.hadoop.fs.s3a.session.token"] = s.session_token
-            conf["spark.hadoop.fs.s3a.aws.credentials.provider"] = (
-                "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider")
+    if s.access_key and s.secret_key and s.session_token:
+        conf["spark.hadoop.fs.s3a.aws.credentials.provider"] = "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
     if s.region_or_default():
         conf["spark.hadoop.fs.s3a.endpoint.region"] = s.region_or_default()
     if s.endpoint:
@@ -114,6 +107,20 @@ def spark_conf(environ: Mapping[str, str] | None = None) -> dict[str, str]:
         # Fail in seconds, not minutes, when the endpoint does not answer.
         conf["spark.hadoop.fs.s3a.attempts.maximum"] = "3"
         conf["spark.hadoop.fs.s3a.retry.limit"] = "3"
+    return conf
+
+
+def hadoop_credentials(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The s3a credential settings (`fs.s3a.access.key`, ...) from the AWS variables, to set on the
+    Hadoop configuration of a running JVM; none when the variables hold no key pair (s3a's default
+    chain then: environment, instance role). Spark ships that configuration with its tasks, and
+    redacts settings named like `secret`, `token` or `access.key` wherever it prints them."""
+    s = S3Settings.from_environ(environ)
+    if not (s.access_key and s.secret_key):
+        return {}
+    conf = {"fs.s3a.access.key": s.access_key, "fs.s3a.secret.key": s.secret_key}
+    if s.session_token:
+        conf["fs.s3a.session.token"] = s.session_token
     return conf
 
 

@@ -127,10 +127,11 @@ def build_spark(cfg: dict, app_name: str | None = None, uris: Iterable[str | Non
         _SHUTDOWN.append(archive)
         atexit.register(shutdown)
     spark.sparkContext.setLogLevel("ERROR")
-    if s3_conf and not launching:  # a JVM that existed already (spark-submit, a notebook): set them on it
+    if s3_conf:  # the credentials (never on the JVM's command line), and all of it on a JVM that existed already
         hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-        for key, value in s3_conf.items():
-            hadoop.set(key.removeprefix("spark.hadoop."), value)
+        settings = {} if launching else {k.removeprefix("spark.hadoop."): v for k, v in s3_conf.items()}
+        for key, value in {**settings, **objectstore.hadoop_credentials()}.items():
+            hadoop.set(key, value)
     # PySpark logs every failed query as a JSON line on stderr; the CLI prints one line of its own.
     # (PySparkLogger.exception ignores levels, so the loggers are disabled.)
     from pyspark.logger import PySparkLogger
