@@ -7,7 +7,7 @@ DEMO_DIR ?= demo
 HOST ?= 127.0.0.1
 PORT ?= 8050
 
-.PHONY: setup setup-browser demo demo-data lake dashboard serve-sql wheel test test-fast test-trust test-bi test-cluster bench bench-pipeline bench-10m bench-dashboard bench-maintenance screenshots clean
+.PHONY: setup setup-browser demo demo-data lake dashboard serve-sql wheel test test-fast test-trust test-bi test-cluster test-s3 bench bench-pipeline bench-10m bench-dashboard bench-maintenance screenshots clean
 
 setup:
 	@bash scripts/setup.sh
@@ -36,7 +36,7 @@ wheel: setup
 	$(VENV)/python -m build --wheel --outdir dist .
 
 test: setup-browser
-	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not trust and not bi and not cluster" --durations=10
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not trust and not bi and not cluster and not s3" --durations=10
 
 # The SQL endpoint started on a built lake and queried with PyHive and SQLAlchemy (minutes: own Spark JVMs).
 test-bi: setup
@@ -47,12 +47,17 @@ test-bi: setup
 test-cluster: setup
 	$(VENV)/python -m pytest -q -p no:cacheprovider -m cluster --durations=10 tests/test_cluster.py
 
+# Object storage: a local S3 server (moto) started by the tests, the pipeline on s3a:// (minutes: Spark
+# runs of their own; the first ever resolves hadoop-aws and its ~700 MB AWS SDK bundle into the Ivy cache).
+test-s3: setup
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m s3 --durations=10
+
 # Fault-injection and many-run tests (SIGKILL at many moments, 10 incremental batches): minutes each.
 test-trust: setup
 	$(VENV)/python -m pytest -q -p no:cacheprovider -m trust --durations=10
 
 test-fast: setup
-	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not browser and not e2e and not bi and not cluster"
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not browser and not e2e and not bi and not cluster and not s3"
 
 bench: bench-pipeline bench-dashboard
 

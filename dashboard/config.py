@@ -11,12 +11,12 @@ from pathlib import Path
 class DashboardConfig:
     """Process-wide settings of the running dashboard."""
 
-    lake: Path | None = None
+    lake: Path | str | None = None  # a local folder, or an s3:// / s3a:// URI (read with the AWS_* variables)
     # users allowed to log in (name -> werkzeug password hash); empty = open dashboard
     users: dict[str, str] = field(default_factory=dict)
 
-    def require_lake(self) -> Path:
-        """The lake directory, or an error when the app was not configured."""
+    def require_lake(self) -> Path | str:
+        """The lake directory (or object-store URI), or an error when the app was not configured."""
         if self.lake is None:
             raise RuntimeError("dashboard lake is not configured: call dashboard.app.create_app(lake_dir)")
         return self.lake
@@ -44,7 +44,10 @@ def parse_users(spec: str | None) -> dict[str, str]:
 
 
 def configure(lake: str | Path, users: dict[str, str] | None = None) -> DashboardConfig:
-    """Point the dashboard at a lake; users default to LAKEHOUSE_DASHBOARD_USERS."""
-    CONFIG.lake = Path(lake).expanduser().resolve()
+    """Point the dashboard at a lake (a folder, or an `s3://`/`s3a://` URI); users default to
+    LAKEHOUSE_DASHBOARD_USERS."""
+    text = str(lake)
+    is_uri = text.lower().startswith(("s3://", "s3a://"))
+    CONFIG.lake = text.rstrip("/") if is_uri else Path(lake).expanduser().resolve()
     CONFIG.users = parse_users(os.environ.get("LAKEHOUSE_DASHBOARD_USERS")) if users is None else dict(users)
     return CONFIG

@@ -24,7 +24,7 @@ def run_layer(only: str | None, argv: list[str] | None = None) -> int:
     try:
         overrides = parse_set(args.set) | ({"timezone": args.timezone} if args.timezone else {})
         cfg = load_config(env=args.env, overrides=overrides)
-        spark = build_spark(cfg, app_name=f"lakehouse-{only or 'pipeline'}")
+        spark = build_spark(cfg, app_name=f"lakehouse-{only or 'pipeline'}", uris=(args.landing, args.lake))
         summary = pipeline.run(spark, cfg, args.landing, args.lake, only=only, full_refresh=args.full_refresh,
                                register=False)
         print(summary.render())

@@ -112,10 +112,31 @@ def _config(args) -> dict:
     return load_config(env=getattr(args, "env", None), overrides=overrides)
 
 
-def _spark(cfg: dict, app: str):
+def _spark(cfg: dict, app: str, *uris: str | None):
+    """The Spark session; with an `s3://`/`s3a://` landing or lake among `uris`, also hadoop-aws and s3a settings."""
     from lakehouse.session import build_spark
 
-    return build_spark(cfg, app_name=app)
+    return build_spark(cfg, app_name=app, uris=uris)
+
+
+def _check_object_store(*uris: str | None) -> None:
+    """Before Spark starts: the object-store URIs among `uris` can be listed with the AWS variables'
+    credentials (one line naming the fix otherwise; nothing is written)."""
+    from lakehouse import objectstore
+
+    objectstore.check_access(uris)
+
+
+def _check_lock_free(lake: str, wait: bool) -> None:
+    """Refuse in a second, before Spark starts, a run on an object-store lake whose lock another run holds."""
+    from lakehouse import objectstore
+
+    if wait or not objectstore.is_s3(lake):
+        return
+    info = objectstore.peek_lock(lake)
+    if info is not None:
+        raise UserError(objectstore.describe_holder(objectstore.lock_uri(lake), info)
+                        + "; try again when it ends or pass --wait")
 
 
 def cmd_generate(args) -> int:
@@ -156,8 +177,11 @@ def cmd_run(args) -> int:
     elif args.max_cycles is not None:
         raise UserError("--max-cycles goes with --watch")
     _check_lake_writable(args.lake)
+    locations = [s.uri for s in sources if s.kind != "jdbc"]
+    _check_object_store(*locations, args.lake)
+    _check_lock_free(args.lake, args.wait or args.watch)
     t0 = time.perf_counter()
-    spark = _spark(cfg, "lakehouse-run")
+    spark = _spark(cfg, "lakehouse-run", *locations, args.lake)
     print(f"spark ready in {time.perf_counter() - t0:.1f}s", flush=True)
     if args.watch:
         from lakehouse.watch import watch
@@ -191,7 +215,8 @@ def cmd_sql(args) -> int:
     from lakehouse.tables import Lake
 
     cfg = _config(args)
-    spark = _spark(cfg, "lakehouse-sql")
+    _check_object_store(args.lake)
+    spark = _spark(cfg, "lakehouse-sql", args.lake)
     lake = Lake(args.lake)
     if not lake.register(spark):
         raise UserError(f"no tables found in lake {args.lake} (run `lakehouse run` first)")
@@ -255,7 +280,11 @@ def cmd_serve_sql_user(args) -> int:
 
 
 def cmd_dashboard(args) -> int:
-    if not os.path.isdir(args.lake):
+    from lakehouse.objectstore import is_s3
+
+    if is_s3(args.lake):
+        _check_object_store(args.lake)
+    elif not os.path.isdir(args.lake):
         raise UserError(f"lake folder not found: {args.lake}")
     from dashboard import app
 
@@ -269,6 +298,7 @@ def _maintenance_config(args) -> dict:
 
     if Lake(args.lake).is_local and not os.path.isdir(local_path(args.lake)):
         raise UserError(f"lake folder not found: {args.lake}")
+    _check_object_store(args.lake)
     cfg = _config(args)
     if args.retention_hours is not None:
         if args.retention_hours < 0:
@@ -286,7 +316,7 @@ def cmd_forget(args) -> int:
 
     ids = maintenance.check_ids(args.user_ids)
     cfg = _maintenance_config(args)
-    spark = _spark(cfg, "lakehouse-forget")
+    spark = _spark(cfg, "lakehouse-forget", args.lake)
     print(maintenance.forget(spark, cfg, args.lake, ids, wait=args.wait, progress=lambda m: print(m, flush=True)))
     return 0
 
@@ -295,7 +325,7 @@ def cmd_maintain(args) -> int:
     from lakehouse import maintenance
 
     cfg = _maintenance_config(args)
-    spark = _spark(cfg, "lakehouse-maintain")
+    spark = _spark(cfg, "lakehouse-maintain", args.lake)
     print(maintenance.maintain(spark, cfg, args.lake, wait=args.wait))
     return 0
 

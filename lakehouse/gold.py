@@ -174,7 +174,8 @@ def _large(lake: Lake, name: str, version: int, min_rows: int) -> bool:
     """
     from deltalake import DeltaTable
 
-    actions = DeltaTable(lake.rs_uri(f"gold.{name}"), version=version).get_add_actions(flatten=True)
+    table = DeltaTable(lake.rs_uri(f"gold.{name}"), version=version, storage_options=lake.rs_options)
+    actions = table.get_add_actions(flatten=True)
     rows = actions.column("num_records").to_pylist() if "num_records" in actions.schema.names else []
     return sum(r or 0 for r in rows) > min_rows
 

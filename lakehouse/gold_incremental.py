@@ -83,7 +83,7 @@ def _version_readable(lake: Lake, name: str, version: int) -> bool:
     from deltalake import DeltaTable
 
     try:
-        files = DeltaTable(lake.rs_uri(f"gold.{name}"), version=version).file_uris()
+        files = DeltaTable(lake.rs_uri(f"gold.{name}"), version=version, storage_options=lake.rs_options).file_uris()
     except Exception:  # noqa: BLE001 - the version is gone from the log
         return False
     if not lake.is_local:

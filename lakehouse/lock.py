@@ -8,6 +8,7 @@ import contextlib
 import os
 from typing import Iterator
 
+from lakehouse import objectstore
 from lakehouse.tables import is_local, local_path
 
 
@@ -20,8 +21,17 @@ class LakeBusyError(PipelineError):
 
 
 @contextlib.contextmanager
-def lake_lock(lake_root: str, wait: bool = False) -> Iterator[None]:
-    """One run at a time per lake (an OS file lock for local lakes; none for remote URIs)."""
+def lake_lock(lake_root: str, wait: bool = False, command: str = "a run") -> Iterator[None]:
+    """One run at a time per lake: an OS file lock for a local lake, a lock object created with a
+    conditional PUT for an `s3://`/`s3a://` lake (`objectstore.lock_object`; `command` names the
+    holder in a refusal), none for other URIs (hdfs://...: keep one writer at a time yourself)."""
+    if objectstore.is_s3(lake_root):
+        try:
+            with objectstore.lock_object(lake_root, wait=wait, command=command):
+                yield
+        except objectstore.LockHeldError as exc:
+            raise LakeBusyError(str(exc)) from None
+        return
     if not is_local(lake_root):
         yield
         return

@@ -30,6 +30,7 @@ from pyspark.sql.types import BinaryType, StringType
 
 from lakehouse import catalog, gold, ops
 from lakehouse.lock import lake_lock
+from lakehouse.objectstore import storage_options
 from lakehouse.tables import BRONZE, GOLD, REGISTRY, SILVER, Lake, is_local
 from lakehouse.transforms import silver as silver_transforms
 
@@ -115,9 +116,14 @@ def existing_tables(lake_root: str) -> list[str]:
     return names
 
 
+def _rs(uri: str) -> RsTable:
+    """A table opened by delta-rs, with the object store's storage options when it is not local."""
+    return RsTable(uri, storage_options=storage_options(uri))
+
+
 def _files(uri: str) -> tuple[int, int]:
     """Number and total bytes of a table's live data files."""
-    sizes = pa.table(RsTable(uri).get_add_actions(flatten=True)).column("size_bytes").to_pylist()
+    sizes = pa.table(_rs(uri).get_add_actions(flatten=True)).column("size_bytes").to_pylist()
     return len(sizes), sum(sizes)
 
 
@@ -133,10 +139,10 @@ def _vacuum(uri: str, hours: int) -> int:
     delta-rs also lists tombstones of files already deleted: on a local lake only files on disk count.
     """
     local = is_local(uri)
-    found = RsTable(uri).vacuum(retention_hours=hours, dry_run=True, enforce_retention_duration=False, full=True)
+    found = _rs(uri).vacuum(retention_hours=hours, dry_run=True, enforce_retention_duration=False, full=True)
     found = [f for f in found if not local or os.path.exists(os.path.join(uri, f))]
     if found:
-        RsTable(uri).vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False, full=True)
+        _rs(uri).vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False, full=True)
     if local:
         for f in found:
             folder, name = os.path.split(os.path.join(uri, f))
@@ -209,7 +215,7 @@ def _with_record_mates(df: DataFrame, name: str, hit: Column) -> Column:
 
 def _deletion_vectors(lake: Lake, name: str) -> bool:
     """Whether DELETE only marks rows as deleted (deletion vectors) instead of rewriting files."""
-    config = RsTable(lake.rs_uri(name)).metadata().configuration
+    config = _rs(lake.rs_uri(name)).metadata().configuration
     return config.get("delta.enableDeletionVectors", "false").lower() == "true"
 
 
@@ -223,14 +229,15 @@ def _redact_ops(lake: Lake, names: list[str], ids: list[str]) -> list[str]:
     pattern = re.compile("|".join(rf"(?<![\w-]){re.escape(u)}(?![\w-])" for u in ids))
     redacted = []
     for name in [n for n in names if n.startswith("ops.") and n not in OPS_KEPT]:
-        data = RsTable(lake.rs_uri(name)).to_pyarrow_table()
+        data = _rs(lake.rs_uri(name)).to_pyarrow_table()
         texts = [f.name for f in data.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
         rows = data.to_pylist()
         if not any(r[c] and pattern.search(r[c]) for r in rows for c in texts):
             continue
         for r in rows:
             r.update({c: pattern.sub(ERASED, r[c]) for c in texts if r[c]})
-        write_deltalake(lake.rs_uri(name), pa.Table.from_pylist(rows, schema=data.schema), mode="overwrite")
+        write_deltalake(lake.rs_uri(name), pa.Table.from_pylist(rows, schema=data.schema), mode="overwrite",
+                        storage_options=lake.rs_options)
         redacted.append(name)
     return redacted
 
@@ -243,8 +250,8 @@ def _cut_history(spark: SparkSession, lake: Lake, name: str, hours: int, erasure
     """
     uri = lake.rs_uri(name)
     deleted = _vacuum(uri, hours)
-    RsTable(uri).alter.set_table_properties({"lakehouse.last_erasure": erasure_id}, raise_if_not_exists=False)
-    table = RsTable(uri)
+    _rs(uri).alter.set_table_properties({"lakehouse.last_erasure": erasure_id}, raise_if_not_exists=False)
+    table = _rs(uri)
     table.create_checkpoint()
     _delete_log_before(spark, lake.path(name), table.version())
     return deleted
@@ -332,7 +339,7 @@ def forget(spark: SparkSession, cfg: dict, lake_root: str, user_ids: Iterable[st
     lake = Lake(lake_root)
     erasure = Erasure(check_ids(user_ids), retention_hours(cfg))
     names = existing_tables(lake_root)  # before the lock, which would create a mistyped folder
-    with lake_lock(lake_root, wait=wait):
+    with lake_lock(lake_root, wait=wait, command="lakehouse forget"):
         _check_no_interrupted_batch(lake)
         before = {n: ops.table_version(lake, n) for n in names}
         try:
@@ -453,7 +460,7 @@ def complete_erasures(cfg: dict, lake_root: str, now: dt.datetime | None = None)
     if done:
         deleted_at = ops.now()
         listed = ", ".join(f"'{e}'" for e in done)  # erasure ids are hex
-        RsTable(lake.rs_uri("ops.erasures")).update(
+        _rs(lake.rs_uri("ops.erasures")).update(
             predicate=f"erasure_id IN ({listed}) AND files_deleted_at IS NULL", new_values={"files_deleted_at": deleted_at})
     for e in due:
         users = len(due[e])
@@ -489,7 +496,7 @@ class Maintained:
 def _compact(spark: SparkSession, lake: Lake, name: str, zorder: bool) -> str:
     """Bin-pack a table's small files, or cluster them with ZORDER BY; what was done."""
     if name.startswith("ops."):  # written by delta-rs: compacted by delta-rs
-        RsTable(lake.rs_uri(name)).optimize.compact()
+        _rs(lake.rs_uri(name)).optimize.compact()
         return "compacted"
     columns = ZORDER.get(name, ()) if zorder else ()
     if columns:
@@ -506,7 +513,7 @@ def _maintain_table(spark: SparkSession, lake: Lake, name: str, hours: int, zord
     action = _compact(spark, lake, name, size >= zorder_min_bytes) if before > 1 else "kept"
     vacuumed = _vacuum(uri, hours)
     if name.startswith("ops."):  # delta-rs checkpoints every 100 commits only: keep the log short
-        table = RsTable(uri)
+        table = _rs(uri)
         table.create_checkpoint()
         table.cleanup_metadata()
     return Maintained(name, before, _files(uri)[0], action, vacuumed)
@@ -527,7 +534,7 @@ def maintain(spark: SparkSession, cfg: dict, lake_root: str, wait: bool = False)
     check_settings(cfg)
     lake = Lake(lake_root)
     names = existing_tables(lake_root)  # before the lock, which would create a mistyped folder
-    with lake_lock(lake_root, wait=wait):
+    with lake_lock(lake_root, wait=wait, command="lakehouse maintain"):
         done = _maintain(spark, cfg, lake, names)
         erasures = complete_erasures(cfg, lake_root)  # pending erasures its retention lets it finish
     head = (f"maintain: {len(done)} tables in {time.perf_counter() - started:.0f}s (vacuum retention "

@@ -58,7 +58,7 @@ def now() -> dt.datetime:
 def read(lake: Lake, name: str) -> list[dict]:
     """Every row of an ops table (empty when it does not exist yet)."""
     try:
-        return DeltaTable(lake.rs_uri(name)).to_pyarrow_table().to_pylist()
+        return DeltaTable(lake.rs_uri(name), storage_options=lake.rs_options).to_pyarrow_table().to_pylist()
     except TableNotFoundError:
         return []
 
@@ -73,12 +73,12 @@ def append(lake: Lake, name: str, rows: list[dict]) -> None:
         return
     schema = SCHEMAS[name]
     table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema)
-    write_deltalake(lake.rs_uri(name), table, mode="append", schema_mode="merge")
+    write_deltalake(lake.rs_uri(name), table, mode="append", schema_mode="merge", storage_options=lake.rs_options)
 
 
 def last_commit_rows(lake: Lake, name: str) -> int:
     """Rows written by a table's latest commit, from its Delta log (no data scan)."""
-    history = DeltaTable(lake.rs_uri(name)).history(1)
+    history = DeltaTable(lake.rs_uri(name), storage_options=lake.rs_options).history(1)
     metrics = history[0].get("operationMetrics") or {} if history else {}
     # Spark's Delta writer records numOutputRows, delta-rs num_added_rows.
     return int(metrics.get("numOutputRows", metrics.get("num_added_rows", 0)) or 0)
@@ -87,7 +87,7 @@ def last_commit_rows(lake: Lake, name: str) -> int:
 def table_version(lake: Lake, name: str) -> int | None:
     """The latest version of any lake table, or None when it does not exist."""
     try:
-        return DeltaTable(lake.rs_uri(name)).version()
+        return DeltaTable(lake.rs_uri(name), storage_options=lake.rs_options).version()
     except TableNotFoundError:
         return None
 
@@ -96,7 +96,7 @@ def live_rows(lake: Lake, name: str) -> int | None:
     """Rows in a table's latest version, summed from its files' statistics (no data scan);
     0 for a missing table, None when a file has no row count."""
     try:
-        adds = pa.table(DeltaTable(lake.rs_uri(name)).get_add_actions(flatten=True))
+        adds = pa.table(DeltaTable(lake.rs_uri(name), storage_options=lake.rs_options).get_add_actions(flatten=True))
     except TableNotFoundError:
         return 0
     if "num_records" not in adds.column_names or adds.column("num_records").null_count:

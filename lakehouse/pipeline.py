@@ -156,7 +156,7 @@ def run(spark: SparkSession, cfg: dict, landing: str | list | None, lake_root: s
     lake = Lake(lake_root)
     summary = RunSummary(run_id=uuid.uuid4().hex[:12], started_at=ops.now())
     layers = [only] if only else list(LAYERS)
-    with lake_lock(lake_root, wait=wait):
+    with lake_lock(lake_root, wait=wait, command="lakehouse run"):
         try:
             wrote = _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progress)
             summary.status = "success"

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Callable
 
 from lakehouse.config import cache_dir
+from lakehouse.objectstore import is_s3
 from lakehouse.tables import REGISTRY, Lake, local_path
 
 JAVA_SOURCES = Path(__file__).resolve().parent / "java"
@@ -66,6 +67,9 @@ def lake_tables(lake: str) -> list[tuple[str, str]]:
     """
     from deltalake import DeltaTable
 
+    if is_s3(lake):
+        raise ServeError(f"serve-sql over an object-store lake ({lake}) is not supported yet: serve a local copy, "
+                         "or query it with `lakehouse sql` (docs/object-storage.md, known limits)")
     if "://" not in lake or lake.startswith("file:"):
         path = local_path(lake)
         if not os.path.isdir(path):

@@ -11,10 +11,11 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from pyspark.sql import SparkSession
 
+from lakehouse import objectstore
 from lakehouse.config import conf_dir
 from lakehouse.errors import describe
 
@@ -52,6 +53,17 @@ def cached_delta_jars(packages: str) -> str:
         if artifact.startswith("delta-spark"):
             found.append(os.path.join(ivy, "jars", f"{group}_delta-storage-{version}.jar"))
     return ",".join(found) if found and all(os.path.isfile(j) for j in found) else ""
+
+
+def _s3_jars(spark_cfg: Mapping, excludes: str) -> tuple[str, str]:
+    """(cached hadoop-aws jar files, "") once resolved, else ("", its Maven coordinates), saying so once."""
+    coordinates = objectstore.spark_packages(spark_cfg)
+    cached = objectstore.cached_package_jars(coordinates, excludes.split(","))
+    if cached:
+        return cached, ""
+    print(f"lakehouse: first use of S3: Spark resolves {coordinates} and the AWS SDK bundle (about 700 MB) "
+          "from Maven Central into the Ivy cache once; later starts use the cached jars", file=sys.stderr, flush=True)
+    return "", coordinates
 
 
 def _conf_value(value) -> str:
@@ -156,8 +168,12 @@ def check_executors(spark: SparkSession, timeout: float) -> None:
                            f"(spark.pyspark.python)")
 
 
-def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
+def build_spark(cfg: dict, app_name: str | None = None, uris: Iterable[str | None] = ()) -> SparkSession:
     """Create (or reuse) the Spark session with Delta and the settings of `cfg['spark']`.
+
+    When one of `uris` (the landing, the lake) is on S3 (`s3://`, `s3a://`), the session also gets
+    hadoop-aws (`objectstore.spark_packages`: resolved by Ivy on first use, then its cached jar
+    files) and the `fs.s3a.*` settings derived from the standard AWS variables.
 
     On a standalone master (`spark://`) the master's port is checked first, and once a session on
     any cluster master exists one Python task runs on an executor (`check_executors`), so that a
@@ -185,13 +201,23 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
     if not os.environ.get("PYSPARK_GATEWAY_PORT"):
         builder = builder.master(master)
     jars = spark_cfg.get("jars") or cached_delta_jars(spark_cfg.get("packages", ""))
+    packages = [] if jars else [spark_cfg.get("packages") or ""]
+    excludes = "".join(str(spark_cfg.get("package_excludes") or "").split())
+    s3_conf, s3_resolving = {}, False
+    if any(objectstore.is_s3(u) for u in uris):
+        s3_jars, s3_packages = _s3_jars(spark_cfg, excludes)
+        jars = ",".join(filter(None, [jars, s3_jars]))
+        packages.append(s3_packages)
+        s3_resolving = bool(s3_packages)
+        s3_conf = objectstore.spark_conf()
     if jars:
         builder = builder.config("spark.jars", jars)
-    elif spark_cfg.get("packages"):
-        builder = builder.config("spark.jars.packages", spark_cfg["packages"])
-        excludes = "".join(str(spark_cfg.get("package_excludes") or "").split())
+    if any(packages):
+        builder = builder.config("spark.jars.packages", ",".join(filter(None, packages)))
         if excludes:
             builder = builder.config("spark.jars.excludes", excludes)
+    for key, value in s3_conf.items():
+        builder = builder.config(key, value)
     for key, value in (spark_cfg.get("conf") or {}).items():
         builder = builder.config(key, _conf_value(value))
     java_opts = str((spark_cfg.get("conf") or {}).get("spark.driver.extraJavaOptions", ""))
@@ -202,7 +228,8 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
     # and stop it cleanly at exit (`shutdown`).
     launching = SparkContext._active_spark_context is None and not os.environ.get("PYSPARK_GATEWAY_PORT")
     archive = None
-    if launching and spark_cfg.get("class_data_sharing", True):
+    # (Not while Ivy resolves hadoop-aws: the archive's key would not name the classpath it holds.)
+    if launching and spark_cfg.get("class_data_sharing", True) and not s3_resolving:
         from lakehouse import classdata
 
         extra, tmp, final = classdata.java_options(java_version, jars or "", java_opts)
@@ -215,6 +242,11 @@ def build_spark(cfg: dict, app_name: str | None = None) -> SparkSession:
         _SHUTDOWN.append(archive)
         atexit.register(shutdown)
     spark.sparkContext.setLogLevel("ERROR")
+    if s3_conf:  # the credentials (never on the JVM's command line), and all of it on a JVM that existed already
+        hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+        settings = {} if launching else {k.removeprefix("spark.hadoop."): v for k, v in s3_conf.items()}
+        for key, value in {**settings, **objectstore.hadoop_credentials()}.items():
+            hadoop.set(key, value)
     # PySpark logs every failed query as a JSON line on stderr; the CLI prints one line of its own.
     # (PySparkLogger.exception ignores levels, so the loggers are disabled.)
     from pyspark.logger import PySparkLogger

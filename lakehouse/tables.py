@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.catalog import NAMES as CATALOGUE_NAMES
+from lakehouse.objectstore import storage_options
 
 LAYERS = ("bronze", "silver", "gold", "ops")
 
@@ -72,6 +73,12 @@ class Lake:
     def rs_uri(self, name: str) -> str:
         """The table's location as delta-rs understands it (a plain path for a local lake)."""
         return local_path(self.path(name))
+
+    @property
+    def rs_options(self) -> dict[str, str] | None:
+        """delta-rs storage options for this lake's tables (None for a local lake): on S3, the
+        credentials, region and endpoint of the standard AWS variables (`objectstore.storage_options`)."""
+        return storage_options(self.root)
 
     def exists(self, spark: SparkSession, name: str) -> bool:
         """True when the table has a Delta log."""
@@ -176,7 +183,7 @@ class Lake:
         uri = self.rs_uri(name)
         if txn is not None:
             try:
-                done = DeltaTable(uri).transaction_version(txn[0])
+                done = DeltaTable(uri, storage_options=self.rs_options).transaction_version(txn[0])
             except TableNotFoundError:
                 done = None
             if done is not None and done >= txn[1]:
@@ -186,6 +193,7 @@ class Lake:
             uri, data, mode="overwrite", schema_mode="overwrite",
             configuration=GOLD_PROPERTIES if name.startswith("gold.") else None,
             commit_properties=CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]) if txn else None,
+            storage_options=self.rs_options,
         )
         return True
 

@@ -121,7 +121,7 @@ def _complete_erasures(cfg: dict, lake: Lake, n: int, progress: Callable[[str], 
     if not maintenance.due_erasures(lake, maintenance.retention_hours(cfg)):
         return
     try:
-        with lake_lock(lake.root):
+        with lake_lock(lake.root, command="lakehouse run --watch"):
             note = maintenance.complete_erasures(cfg, lake.root)
     except LakeBusyError as exc:  # e.g. `lakehouse maintain` holds the lake: next cycle
         progress(f"watch: cycle {n}: {exc}")

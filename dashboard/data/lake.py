@@ -26,6 +26,8 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from lakehouse.catalog import NAMES as CATALOGUE_NAMES
+from lakehouse.objectstore import is_s3, storage_options
+from lakehouse.tables import REGISTRY
 
 from ..config import CONFIG
 from ..filters import Filters
@@ -61,6 +63,7 @@ def clear_caches() -> None:
         _derived.clear()
         _results.clear()
         _details.clear()
+        _remote.clear()
 
 
 def clear_result_cache() -> None:
@@ -69,13 +72,41 @@ def clear_result_cache() -> None:
         _results.clear()
 
 
-def table_path(layer: str, name: str) -> Path:
-    """Where a table lives: <lake>/<layer>/<name>."""
-    return CONFIG.require_lake() / layer / name
+def table_path(layer: str, name: str) -> Path | str:
+    """Where a table lives: <lake>/<layer>/<name> (a URI string on an object store)."""
+    lake = CONFIG.require_lake()
+    return f"{lake}/{layer}/{name}" if isinstance(lake, str) else lake / layer / name
 
 
-def delta_version(path: Path) -> int | None:
+def open_table(path: Path | str, version: int | None = None) -> DeltaTable:
+    """A table opened by delta-rs (at `version`, default the latest), with the object store's storage
+    options (from the AWS_* variables) when the lake is on one."""
+    return DeltaTable(str(path), version=version, storage_options=storage_options(str(path)))
+
+
+_remote: dict[str, DeltaTable] = {}  # object-store tables kept open: a version check reads only new commits
+
+
+def _remote_version(uri: str) -> int | None:
+    """Latest version of a table on an object store: the kept table brought up to date (one LIST of
+    the log after the version it has), or None when there is no table."""
+    with _key_lock("version:" + uri):
+        table = _remote.get(uri)
+        try:
+            if table is None:
+                table = _remote[uri] = open_table(uri)
+            else:
+                table.update_incremental()
+            return table.version()
+        except Exception:  # noqa: BLE001 - anything unreadable is "no table"
+            _remote.pop(uri, None)
+            return None
+
+
+def delta_version(path: Path | str) -> int | None:
     """Latest committed version of a Delta table, from a listing of its _delta_log (None: no table)."""
+    if isinstance(path, str) and is_s3(path):
+        return _remote_version(path)
     best = -1
     try:
         with os.scandir(path / "_delta_log") as entries:
@@ -88,7 +119,7 @@ def delta_version(path: Path) -> int | None:
     if best >= 0:
         return best
     try:  # only checkpoints left: let delta-rs work it out
-        return DeltaTable(str(path)).version()
+        return open_table(path).version()
     except Exception:  # noqa: BLE001 - anything unreadable is "no table"
         return None
 
@@ -113,7 +144,7 @@ def read_arrow(layer: str, name: str) -> pa.Table | None:
         if hit is not None and hit[0] == version:
             return hit[1]
         try:
-            table = DeltaTable(key, version=version).to_pyarrow_table()
+            table = open_table(key, version=version).to_pyarrow_table()
         except Exception as exc:  # noqa: BLE001
             log.warning("cannot read %s.%s at version %s: %s", layer, name, version, exc)
             return None
@@ -181,6 +212,9 @@ def has(name: str, layer: str = "gold") -> bool:
 def list_tables() -> list[tuple[str, str]]:
     """Every Delta table under the lake's layer folders."""
     lake = CONFIG.require_lake()
+    if isinstance(lake, str):  # an object store has no folders to walk: the registry's tables that exist
+        return [(layer, name) for layer, name in (n.split(".", 1) for n in sorted(REGISTRY))
+                if table_version(layer, name) is not None]
     out = []
     for layer in LAYERS:
         d = lake / layer
@@ -202,7 +236,7 @@ def table_details(layer: str, name: str, version: int) -> dict:
         return _details[key]
 
     def build():
-        dt = DeltaTable(str(table_path(layer, name)), version=version)
+        dt = open_table(table_path(layer, name), version=version)
         hist = dt.history(1)
         ts = hist[0].get("timestamp") if hist else None
         actions = pa.table(dt.get_add_actions(flatten=True))
@@ -248,7 +282,7 @@ def dataset(layer: str, name: str, columns: Iterable[str]):
         if version is None:
             return None
         try:
-            ds = DeltaTable(str(path), version=version).to_pyarrow_dataset()
+            ds = open_table(path, version=version).to_pyarrow_dataset()
         except Exception as exc:  # noqa: BLE001 - an unreadable table is left out
             log.warning("cannot open %s.%s at version %s as a dataset: %s", layer, name, version, exc)
             return None
