@@ -158,6 +158,28 @@ def test_superset_sqlalchemy_dialect_lists_schemas_and_columns_and_runs_the_quer
 
 
 @pytest.mark.bi
+def test_the_sparksql_dialect_lists_the_gold_tables_for_superset(server, bi_lake):
+    """contrib/sqlalchemy-sparksql: PyHive's hive:// lists the schema name as the only table (Spark's
+    SHOW TABLES puts the namespace first); sparksql:// lists the tables, so Superset can pick them."""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.dialects import registry
+
+    from lakehouse.tables import GOLD
+
+    sys.path.insert(0, str(ROOT / "contrib" / "sqlalchemy-sparksql"))
+    registry.register("sparksql", "lakehouse_sparksql", "SparkSQLDialect")  # what its entry point does once installed
+    auth = f"{USER}:{PASSWORD.replace(' ', '%20')}@127.0.0.1:{server.port}/gold?auth=CUSTOM"
+    hive, spark_sql = create_engine(f"hive://{auth}"), create_engine(f"sparksql://{auth}")
+    try:
+        assert inspect(hive).get_table_names(schema="gold") != sorted(GOLD)  # the PyHive problem it fixes
+        assert sorted(inspect(spark_sql).get_table_names(schema="gold")) == sorted(GOLD)
+        assert "dau" in [c["name"] for c in inspect(spark_sql).get_columns("engagement_daily", schema="gold")]
+    finally:
+        hive.dispose()
+        spark_sql.dispose()
+
+
+@pytest.mark.bi
 def test_wrong_or_missing_password_is_refused(server):
     from pyhive import hive
 
