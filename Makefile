@@ -7,7 +7,7 @@ DEMO_DIR ?= demo
 HOST ?= 127.0.0.1
 PORT ?= 8050
 
-.PHONY: setup setup-browser demo demo-data lake dashboard serve-sql wheel test test-fast test-trust test-bi test-cluster test-s3 bench bench-pipeline bench-10m bench-dashboard bench-maintenance screenshots clean
+.PHONY: setup setup-browser demo demo-data lake dashboard serve-sql wheel test test-fast test-trust test-bi test-cluster test-s3 test-pg bench bench-pipeline bench-10m bench-dashboard bench-maintenance screenshots clean
 
 setup:
 	@bash scripts/setup.sh
@@ -36,7 +36,7 @@ wheel: setup
 	$(VENV)/python -m build --wheel --outdir dist .
 
 test: setup-browser
-	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not trust and not bi and not cluster and not s3" --durations=10
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not trust and not bi and not cluster and not s3 and not pg" --durations=10
 
 # The SQL endpoint started on a built lake and queried with PyHive and SQLAlchemy (minutes: own Spark JVMs).
 test-bi: setup
@@ -52,12 +52,16 @@ test-cluster: setup
 test-s3: setup
 	$(VENV)/python -m pytest -q -p no:cacheprovider -m s3 --durations=10
 
+# jdbc sources against a throwaway PostgreSQL server (initdb + pg_ctl on 127.0.0.1; skipped without PostgreSQL).
+test-pg: setup
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m pg --durations=10
+
 # Fault-injection and many-run tests (SIGKILL at many moments, 10 incremental batches): minutes each.
 test-trust: setup
 	$(VENV)/python -m pytest -q -p no:cacheprovider -m trust --durations=10
 
 test-fast: setup
-	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not browser and not e2e and not bi and not cluster and not s3"
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not browser and not e2e and not bi and not cluster and not s3 and not pg"
 
 bench: bench-pipeline bench-dashboard
 

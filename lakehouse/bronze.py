@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
 from dataclasses import dataclass, field
 
 import pyspark.sql.functions as F
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
-from lakehouse import ops
-from lakehouse.sources import CSV_SUFFIXES, DEFAULT_NAME, JSON_SUFFIXES, Source
+from lakehouse import jdbc, ops
+from lakehouse.sources import CSV_SUFFIXES, DEFAULT_NAME, JSON_SUFFIXES, Source, SourceError
 from lakehouse.tables import Lake, is_local, local_path
 from lakehouse.transforms.silver import UNREADABLE_MARKER
 
@@ -155,7 +156,6 @@ def check_csv_headers(spark: SparkSession, src: Source, files: list[tuple[str, s
     pairs). The kind's default mapping needs no column."""
     import csv
 
-    from lakehouse.sources import SourceError
     from lakehouse.transforms.sources import csv_mapping, header_name
 
     for feed, uri in files:
@@ -223,12 +223,16 @@ def _unseen(spark: SparkSession, manifest: list[dict], sources: list[Source]) ->
 
 
 def has_pending(spark: SparkSession, lake: Lake, sources: str | list[Source]) -> bool:
-    """Whether a run would ingest anything: an unfinished batch or a file never seen.
+    """Whether a run would ingest anything: an unfinished batch, a file never seen, or database rows
+    past a database source's watermark.
 
-    Reads the file listing and `ops.ingest_files` (delta-rs) only: no Spark job.
+    Reads the file listing and `ops.ingest_files` (delta-rs) only, no Spark job, unless a database
+    source has to be asked (`lakehouse.jdbc.plan`: one small query).
     """
     manifest = ops.read(lake, "ops.ingest_files")
-    return bool(_unfinished(manifest)) or bool(_unseen(spark, manifest, as_sources(sources)))
+    sources = as_sources(sources)
+    return (bool(_unfinished(manifest)) or bool(_unseen(spark, manifest, sources))
+            or any(jdbc.plan(spark, src, manifest) for src in sources if src.kind == "jdbc"))
 
 
 def plan_batch(spark: SparkSession, lake: Lake, sources: str | list[Source]) -> tuple[int | None, list[tuple], dt.datetime | None, bool]:
@@ -250,6 +254,8 @@ def plan_batch(spark: SparkSession, lake: Lake, sources: str | list[Source]) -> 
     for src in sources:
         if src.kind == "csv":
             check_csv_headers(spark, src, [(r[1], r[2]) for r in rows if r[5] == src.name])
+        if src.kind == "jdbc":  # a range of rows past the watermark, as one manifest row
+            rows += [(batch_id, *planned) for planned in jdbc.plan(spark, src, manifest)]
     if not rows:
         return None, [], None, False
     planned_at = ops.now().replace(microsecond=0)
@@ -277,20 +283,23 @@ def damaged_gzip_files(paths: list[str]) -> dict[str, str]:
 
 
 def read_lines(spark: SparkSession, paths: list[str], batch_id: int, ingested_at: dt.datetime,
-               sources: dict[str, tuple[str, str]] | None = None):
+               sources: dict[str, tuple[str, str]] | None = None, extra: list | None = None):
     """Every line of the files, verbatim, with its file, the file's time, a line id and its source.
 
-    `sources` maps each file to its (source name, kind); files it does not list are the landing's.
+    `sources` maps each file (or origin) to its (source name, kind); files it does not list are the
+    landing's. `extra`: more records as (value, source_file, file_modified_at) frames, e.g. a database
+    source's rows (`lakehouse.jdbc.read`), given line ids with the files' lines.
 
     Damaged compressed files give the lines before the damage plus one marker line that silver
     quarantines as `unreadable_file`, so nothing is lost silently and the run goes on.
     """
     damaged = damaged_gzip_files(paths)
-    lines = spark.read.format("text").option("ignoreCorruptFiles", "true").load(paths).select(
+    frames = [spark.read.format("text").option("ignoreCorruptFiles", "true").load(paths).select(
         F.col("value"),
         F.col("_metadata.file_path").alias("source_file"),
         F.col("_metadata.file_modification_time").alias("file_modified_at"),
-    )
+    )] if paths else []
+    lines = functools.reduce(DataFrame.unionByName, frames + list(extra or []))
     if damaged:
         markers = spark.createDataFrame(
             [(UNREADABLE_MARKER + reason, uri, None) for uri, reason in sorted(damaged.items())],
@@ -323,6 +332,14 @@ def _source_columns(sources: dict[str, tuple[str, str]]) -> dict:
     return {"source": name, "source_kind": kind}
 
 
+def _database(by_name: dict[str, Source], name: str, origin: str) -> Source:
+    """The run's database source a planned range belongs to (a replay needs its connection)."""
+    src = by_name.get(name)
+    if src is None or src.kind != "jdbc":
+        raise SourceError(f"source {name}: an unfinished batch reads {origin} from it; run again with that source")
+    return src
+
+
 def ingest(spark: SparkSession, lake: Lake, sources: str | list[Source]) -> BronzeResult:
     """Ingest the files not ingested before (or finish an interrupted batch).
 
@@ -332,14 +349,17 @@ def ingest(spark: SparkSession, lake: Lake, sources: str | list[Source]) -> Bron
     result = BronzeResult(batch_id=batch_id, replayed=replayed)
     if batch_id is None:
         return result
+    by_name = {src.name: src for src in as_sources(sources)}
     for feed in FEEDS:
-        paths = [path for _, f, path, _, _, _, _ in rows if f == feed]
-        result.files[feed] = len(paths)
-        if not paths:
+        paths = [path for _, f, path, _, _, _, kind in rows if f == feed and kind != "jdbc"]
+        ranges = [jdbc.read(spark, _database(by_name, name, path), path, mtime)
+                  for _, f, path, _, mtime, name, kind in rows if f == feed and kind == "jdbc"]
+        result.files[feed] = len(paths) + len(ranges)
+        if not paths and not ranges:
             result.lines[feed] = 0
             continue
         origin = {path: (name, kind) for _, f, path, _, _, name, kind in rows if f == feed}
-        lines = read_lines(spark, paths, batch_id, ingested_at, origin)
+        lines = read_lines(spark, paths, batch_id, ingested_at, origin, extra=ranges)
         version = ops.table_version(lake, f"bronze.{feed}")
         lake.write(lines, f"bronze.{feed}", mode="append", txn=(f"bronze.{feed}", batch_id), merge_schema=True)
         if ops.table_version(lake, f"bronze.{feed}") != version:

@@ -65,7 +65,7 @@ class Mapped:
 
 
 def _map_sources(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, kinds: dict[str, set]) -> Mapped:
-    """Map the batch's bronze records of segment and csv sources (`kinds`: feed -> {(name, kind)})."""
+    """Map the batch's bronze records of segment, csv and jdbc sources (`kinds`: feed -> {(name, kind)})."""
     out = Mapped()
 
     def add(attr: str, frame: DataFrame) -> None:
@@ -91,6 +91,8 @@ def _map_sources(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, kind
             elif kind == "csv":
                 mapped = T.csv_file_records(rows).transform(S.csv_contract(feed, options.get(feed), name))
                 add("events" if feed == "events" else "profiles", mapped.drop("_lines"))
+            elif kind == "jdbc":  # a database row as JSON, mapped column by column as a CSV record
+                add("events", rows.transform(S.jdbc_contract("events", options.get("events"), name)).drop("_lines"))
             elif feed == "events":
                 add("events", S.as_mapped(rows))
     return out

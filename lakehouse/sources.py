@@ -17,6 +17,7 @@ source; silver maps it onto the events and profiles contract (`lakehouse.transfo
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -58,15 +59,34 @@ def parse_flag(text: str, index: int = 0) -> Source:
     """A `--source KIND:URI` flag as a Source with that kind's default mapping.
 
     The name is the kind (`kind-2`, `kind-3`... for a second and third of the same kind: see
-    `from_run`). Raises SourceError for an unknown kind or an empty location.
+    `from_run`). A `jdbc:` flag is the whole JDBC URL, with the source's options in its query
+    string (`_jdbc_flag`). Raises SourceError for an unknown kind or an empty location.
     """
     kind, sep, uri = str(text).partition(":")
     if not sep or not uri.strip():
         raise SourceError(f"--source {text!r}: expected KIND:URI with KIND one of {', '.join(KINDS)}")
     kind = kind.strip().lower()
     if kind not in KINDS:
-        raise SourceError(f"--source {text!r}: unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
+        raise SourceError(f"--source {redact(text)!r}: unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
+    if kind == "jdbc":
+        return validate(_jdbc_flag(str(text).strip()))
     return validate(Source(name=kind, kind=kind, uri=uri.strip(), options={}))
+
+
+def _jdbc_flag(url: str) -> Source:
+    """`--source jdbc:postgresql://HOST:PORT/DB?table=T&watermark=W&user=U&password_env=VAR`: the
+    whole text is the JDBC URL; the source's own options (table, watermark, user, password_env,
+    password_file, driver, fetch_size, lag) are taken out of its query string, the rest is the driver's."""
+    from urllib.parse import parse_qsl
+
+    base, sep, query = url.partition("?")
+    options, rest = {}, []
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key in _OPTION_KEYS["jdbc"] - {"events", "query"}:
+            options[key] = value
+        else:
+            rest.append(f"{key}={value}")
+    return Source(name="jdbc", kind="jdbc", uri=base + ("?" + "&".join(rest) if rest else ""), options=options)
 
 
 def from_config(cfg: dict) -> list[Source]:
@@ -103,7 +123,7 @@ def from_run(cfg: dict, landing: str | None = None, flags: list[str] | None = No
         src = parse_flag(text, i)
         seen[src.kind] = seen.get(src.kind, 0) + 1
         if seen[src.kind] > 1 or any(s.name == src.name for s in out):
-            src = Source(name=f"{src.kind}-{seen[src.kind] + (src.kind == 'landing')}", kind=src.kind, uri=src.uri)
+            src = dataclasses.replace(src, name=f"{src.kind}-{seen[src.kind] + (src.kind == 'landing')}")
         out.append(src)
     if not out:
         out = from_config(cfg)
@@ -143,28 +163,29 @@ def validate(src: Source) -> Source:
     renames = src.options.get("renames")
     if renames is not None and not (isinstance(renames, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in renames.items())):
         raise SourceError(f"source {src.name}: renames must map event names to event names")
-    if src.kind == "csv":
-        for feed in ("events", "users"):
+    if src.kind in ("csv", "jdbc"):
+        for feed in ("events", "users") if src.kind == "csv" else ("events",):
             spec = src.options.get(feed)
             if spec is None:
                 continue
             if not isinstance(spec, dict):
                 raise SourceError(f"source {src.name}: {feed} must be a mapping (files, fields, properties, ...)")
-            bad = set(spec) - _CSV_FEED_KEYS
+            keys = _CSV_FEED_KEYS if src.kind == "csv" else _CSV_FEED_KEYS - {"files", "delimiter"}
+            bad = set(spec) - keys
             if bad:
                 raise SourceError(f"source {src.name}: unknown option {feed}.{sorted(bad)[0]} "
-                                  f"(expected: {', '.join(sorted(_CSV_FEED_KEYS))})")
+                                  f"(expected: {', '.join(sorted(keys))})")
             allowed = EVENT_FIELDS if feed == "events" else PROFILE_FIELDS
             for key, value in (spec.get("fields") or {}).items():
                 if key not in allowed:
                     raise SourceError(f"source {src.name}: {feed}.fields.{key} is not a contract field "
                                       f"(expected one of {', '.join(allowed)})")
                 if not isinstance(value, str) or not value.strip():
-                    raise SourceError(f"source {src.name}: {feed}.fields.{key} must name a CSV column")
+                    raise SourceError(f"source {src.name}: {feed}.fields.{key} must name a column")
             for section in ("properties", "context"):
                 part = spec.get(section) or {}
                 if not isinstance(part, dict):
-                    raise SourceError(f"source {src.name}: {feed}.{section} must map a field name to a CSV column")
+                    raise SourceError(f"source {src.name}: {feed}.{section} must map a field name to a column")
                 if section == "context":
                     for key in part:
                         if key not in CONTEXT_FIELDS:
@@ -188,6 +209,16 @@ def validate(src: Source) -> Source:
             raise SourceError(f"source {src.name}: watermark (an increasing id or timestamp column) is required")
         if re.search(r"(?i)password=", src.uri):
             raise SourceError(f"source {src.name}: no password in the JDBC URL; use password_env or password_file")
+        if not re.fullmatch(r'[A-Za-z_][\w$]*|"[^"]+"', str(src.options["watermark"])):
+            raise SourceError(f"source {src.name}: watermark must be one column name, got {src.options['watermark']!r}")
+        for key in ("lag", "fetch_size"):
+            value = src.options.get(key)
+            try:
+                ok = value is None or float(value) >= 0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise SourceError(f"source {src.name}: {key} must be a number >= 0, got {value!r}")
     return src
 
 

@@ -104,7 +104,8 @@ def stop_on_signals(flag: StopFlag, progress: Callable[[str], None]) -> Iterator
 
 def has_work(spark: SparkSession, lake: Lake, landing) -> bool:
     """Whether a run would do anything: files to ingest, or a layer behind bronze (a run that was
-    killed after bronze). Reads only the file listing and the ops tables: no Spark job."""
+    killed after bronze). Reads only the file listing and the ops tables: no Spark job (a database
+    source asks its database: one small query, `lakehouse.jdbc.plan`)."""
     if bronze.has_pending(spark, lake, landing):
         return True
     batches = bronze.committed_batches(lake)

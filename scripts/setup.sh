@@ -37,13 +37,28 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# Resolve the Delta jars once through Spark's own spark.jars.packages (Maven Central).
-if [ ! -f .venv/.jars-ready ]; then
-  echo "setup: resolving the Delta Lake jars (first time only)"
+# PostgreSQL for the jdbc source's tests (tests/test_jdbc.py): Debian's server when initdb/pg_ctl are missing.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+    echo "setup: installing Debian's postgresql (for tests/test_jdbc.py)"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql; } >.venv/postgresql.log 2>&1 \
+      || echo "setup: could not install postgresql (see .venv/postgresql.log); tests/test_jdbc.py will skip" >&2
+  else
+    echo "setup: PostgreSQL (initdb, pg_ctl) not found and not installable here; tests/test_jdbc.py will skip" >&2
+  fi
+fi
+
+# Resolve the jars once through Spark's own spark.jars.packages (Maven Central); again when the packages change.
+jars_stamp=.venv/.jars-ready-$(grep -E '^ *packages:' conf/base/spark.yaml | sha1sum | cut -c1-12)
+if [ ! -f "$jars_stamp" ]; then
+  echo "setup: resolving the Delta Lake and JDBC driver jars (first time only)"
   # (No class-data archive from this start: its classpath is the one jar resolution builds.)
   .venv/bin/python -c "from lakehouse.config import load_config; from lakehouse.session import build_spark; build_spark(load_config(overrides={'spark.class_data_sharing': False})).stop()" >/dev/null 2>.venv/jars.log \
     || { echo "setup: could not start Spark with Delta (see .venv/jars.log)" >&2; tail -5 .venv/jars.log >&2; exit 1; }
-  touch .venv/.jars-ready
+  rm -f .venv/.jars-ready*
+  touch "$jars_stamp"
 fi
 
 # The driver JVM's class-data archive (lakehouse/classdata.py, written by lakehouse/warmup.py): one small pipeline run, once per venv.

@@ -340,19 +340,55 @@ def _csv_time(text: Column, spec: dict) -> Column:
     return F.when(wall.isNotNull(), F.concat(iso, F.lit("Z"))).otherwise(text)
 
 
+def _contract_line(feed: str, spec: dict, source: str) -> Column:
+    """The contract JSON line of a record whose columns are the map `_m` (column name, lower case ->
+    text), as `csv_mapping` maps them; for events, columns the mapping does not use become
+    `properties` under their own names, and a record without an event id gets a deterministic one
+    from the source and its raw text (`value`). Empty values are absent."""
+    mapping = csv_mapping(spec, feed)
+    m = F.col("_m")
+    if feed != "events":
+        pairs = []
+        for name in PROFILE_FIELDS:
+            col = _column(m, mapping["fields"].get(name, ()))
+            pairs.append((name, _csv_time(col, spec) if name in PROFILE_TIMES else col))
+        return _json_object(pairs)
+    renames = {**DEFAULT_RENAMES, **(spec.get("renames") or {})}
+    # The columns a field takes its value from; every other column is a property of its own name.
+    used = F.array(*[_picked(m, names) for names in (*mapping["fields"].values(), *mapping["properties"].values(),
+                                                     *mapping["context"].values())])
+    ts = _csv_time(_column(m, mapping["fields"].get("ts", ())), spec)
+    explicit_id = _column(m, mapping["fields"].get("event_id", ()))
+    props_named = F.map_from_entries(F.filter(F.array(*[
+        F.struct(F.lit(k).alias("key"), _column(m, names).alias("value")) for k, names in mapping["properties"].items()
+    ] or [F.struct(F.lit("").alias("key"), F.lit(None).cast("string").alias("value"))]), lambda e: e["value"].isNotNull()))
+    rest = F.map_filter(m, lambda k, v: ~F.coalesce(F.array_contains(used, k), F.lit(False)) & (v != ""))
+    props = F.to_json(F.map_concat(rest, props_named)) if mapping["properties"] else F.to_json(rest)
+    return _append_member(_append_member(_json_object([
+        ("event_id", F.coalesce(explicit_id, F.substring(F.sha2(F.concat_ws("|", F.lit(source), F.col("value")), 256), 1, 32))),
+        ("event", _rename(_column(m, mapping["fields"].get("event", ())), renames)),
+        ("ts", ts), ("user_id", _column(m, mapping["fields"].get("user_id", ()))),
+        ("session_id", _column(m, mapping["fields"].get("session_id", ()))),
+    ]), "context", _json_object([(c, _column(m, names)) for c, names in mapping["context"].items()])), "properties", props)
+
+
+def _as_records(line: Column, reason: Column, lines: Column) -> list[Column]:
+    """The mapped layout (MAPPED_COLUMNS and `_lines`) of records mapped to `line`; a record with a
+    `reason` keeps its raw text for the quarantine."""
+    return [F.when(reason.isNull(), line).otherwise(F.col("value")).alias("value"), F.col("value").alias("raw_value"),
+            "value_bytes", "source_file", "file_modified_at", "line_id", F.lit(0).alias("part"), "batch_id",
+            "ingested_at", reason.alias("map_reason"), lines.alias("_lines")]
+
+
 def csv_contract(feed: str, spec: dict | None, source: str) -> Transform:
     """CSV records (`lakehouse.transforms.silver.csv_file_records`) -> mapped records of `feed`.
 
-    Each file's first record is its header (names trimmed, lower case). Columns map as
-    `csv_mapping` says; for events, columns the mapping does not use become `properties` under
-    their own names; empty cells are absent. An events file without an event id column gets a
-    deterministic id from the source and the record's text (`sha2`, 32 hex digits), so the same
-    row exported twice is one event. A record with a different number of fields than the header
-    is quarantined (`csv_field_count`), as is a broken record (its CSV reason).
+    Each file's first record is its header (names trimmed, lower case); each other record is the
+    map of header name to trimmed field, mapped by `_contract_line`. A record with a different
+    number of fields than the header is quarantined (`csv_field_count`), as is a broken record
+    (its CSV reason).
     """
-    spec = spec or {}
-    mapping = csv_mapping(spec, feed)
-    renames = {**DEFAULT_RENAMES, **(spec.get("renames") or {})}
+    line = _contract_line(feed, spec or {}, source)
 
     def _transform(records: DataFrame) -> DataFrame:
         first = records.groupBy("source_file").agg(F.min("line_id").alias("_head_id"))
@@ -361,40 +397,25 @@ def csv_contract(feed: str, spec: dict | None, source: str) -> Transform:
         rows = records.join(first, "source_file").filter(F.col("line_id") != F.col("_head_id")).join(header, "source_file")
         values = F.when(F.size("_fields") == F.size("_header"),
                         F.map_from_arrays("_header", F.transform("_fields", lambda x: F.trim(x))))
-        m = F.col("_m")
-        # The columns a field takes its value from; every other column is a property of its own name.
-        used = F.array(*[_picked(m, names) for names in (*mapping["fields"].values(), *mapping["properties"].values(),
-                                                         *mapping["context"].values())])
         reason = F.coalesce(F.col("_csv_reason"),
                             F.when(F.size("_fields") != F.size("_header"), F.lit("csv_field_count")))
-        if feed == "events":
-            ts = _csv_time(_column(m, mapping["fields"].get("ts", ())), spec)
-            explicit_id = _column(m, mapping["fields"].get("event_id", ()))
-            props_named = F.map_from_entries(F.filter(F.array(*[
-                F.struct(F.lit(k).alias("key"), _column(m, names).alias("value")) for k, names in mapping["properties"].items()
-            ] or [F.struct(F.lit("").alias("key"), F.lit(None).cast("string").alias("value"))]), lambda e: e["value"].isNotNull()))
-            rest = F.map_filter(m, lambda k, v: ~F.coalesce(F.array_contains(used, k), F.lit(False)) & (v != ""))
-            props = F.to_json(F.map_concat(rest, props_named)) if mapping["properties"] else F.to_json(rest)
-            line = _append_member(_append_member(_json_object([
-                ("event_id", F.coalesce(explicit_id, F.substring(F.sha2(F.concat_ws("|", F.lit(source), F.col("value")), 256), 1, 32))),
-                ("event", _rename(_column(m, mapping["fields"].get("event", ())), renames)),
-                ("ts", ts), ("user_id", _column(m, mapping["fields"].get("user_id", ()))),
-                ("session_id", _column(m, mapping["fields"].get("session_id", ()))),
-            ]), "context", _json_object([(c, _column(m, names)) for c, names in mapping["context"].items()])), "properties", props)
-            prepared = rows.withColumn("_m", values)
-        else:
-            pairs = []
-            for name in PROFILE_FIELDS:
-                col = _column(m, mapping["fields"].get(name, ()))
-                if name in ("registered_at", "updated_at"):
-                    col = _csv_time(col, spec)
-                pairs.append((name, col))
-            line = _json_object(pairs)
-            prepared = rows.withColumn("_m", values)
-        return prepared.select(
-            F.when(reason.isNull(), line).otherwise(F.col("value")).alias("value"), F.col("value").alias("raw_value"),
-            "value_bytes", "source_file", "file_modified_at", "line_id", F.lit(0).alias("part"), "batch_id",
-            "ingested_at", reason.alias("map_reason"), F.col("_lines"),
-        )
+        return rows.withColumn("_m", values).select(*_as_records(line, reason, F.col("_lines")))
+
+    return _transform
+
+
+def jdbc_contract(feed: str, spec: dict | None, source: str) -> Transform:
+    """Bronze rows of a database source (`value`: the row as a JSON object) -> mapped records of
+    `feed`, mapped as a CSV record whose header is the row's column names (`_contract_line`, the
+    same default names and options); values are their JSON text (numbers as written, timestamps
+    ISO-8601). Text that is not a JSON object is quarantined as silver's parser finds it."""
+    line = _contract_line(feed, spec or {}, source)
+
+    def _transform(rows: DataFrame) -> DataFrame:
+        values = F.transform_keys(F.from_json("value", "map<string,string>"), lambda k, v: _header_column(k))
+        values = F.map_filter(values, lambda k, v: v.isNotNull())
+        values = F.transform_values(values, lambda k, v: F.trim(v))
+        not_object = F.when(F.col("_m").isNull(), F.lit("not_json"))
+        return rows.withColumn("_m", values).select(*_as_records(line, not_object, F.lit(1)))
 
     return _transform
