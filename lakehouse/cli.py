@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--days", type=int, default=90)
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--start", help="first day, YYYY-MM-DD")
-    g.add_argument("--format", choices=["landing", "segment", "csv"], default="landing",
-                   help="the shape to write: the landing folder (default), Segment calls, or CSV exports (docs/sources.md)")
+    g.add_argument("--format", choices=["landing", "segment", "csv", "sql"], default="landing",
+                   help="the shape to write: the landing folder (default), Segment calls, CSV exports, or a PostgreSQL "
+                        "script loading events_raw (psql -f OUT/events_raw.sql) (docs/sources.md)")
 
     r = sub.add_parser("run", help="run bronze, silver and gold (or --only one layer)")
     _common(r, landing=True)

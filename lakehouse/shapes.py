@@ -14,6 +14,10 @@ files in the other shape, line by line, so that one seed gives the same gold wha
 * `csv`: `OUT/events/<day>.csv` with a header (`event_id,user_id,session_id,event_type,
   timestamp`, the context fields, then every property seen in the file; objects and arrays as
   JSON text) and `OUT/users/<file>.csv` (the contract's profile fields).
+* `sql`: `OUT/events_raw.sql`, a PostgreSQL script (`psql -f`) that creates the table `events_raw`
+  (an increasing `id` to serve as the watermark of a `jdbc` source, the event's fields, its
+  context and one text column per property of the contract) and loads every event with `COPY`.
+  Values are text exactly as sent, as in the CSV shape. Profiles are not part of it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,11 @@ import os
 import shutil
 from pathlib import Path
 
-FORMATS = ("landing", "segment", "csv")
+FORMATS = ("landing", "segment", "csv", "sql")
+# The typed properties of the contract (docs/spec/events.md), one column each in `events_raw`.
+SQL_PROPERTIES = ("page", "item_id", "item_type", "category", "price", "quantity", "cart_value", "order_id", "amount",
+                  "currency", "payment_status", "items", "course_id", "progress_pct", "quiz_id", "score", "max_score",
+                  "passed", "duration_s", "points", "reason", "reward", "channel")
 LATE_TIE_EVERY = 3
 CONTEXT = ("country", "city", "device", "os", "app_version", "referrer")
 PROFILE = ("user_id", "email", "registered_at", "gender", "birth_date", "age", "country", "city",
@@ -222,11 +230,42 @@ def _to_csv(landing: Path, out: Path) -> None:
                     w.writerow([_cell(p.get(h)) for h in PROFILE])
 
 
+def _copy_text(value) -> str:
+    """A value in COPY's text format: \\N for null, backslash, tab and line breaks escaped."""
+    if value is None:
+        return "\\N"
+    text = _cell(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _to_sql(landing: Path, out: Path) -> None:
+    columns = ["event_id", "user_id", "session_id", "event_type", "ts", *CONTEXT, *SQL_PROPERTIES]
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "events_raw.sql", "w", encoding="utf-8") as fh:
+        fh.write("CREATE TABLE IF NOT EXISTS events_raw (id bigserial PRIMARY KEY, "
+                 + ", ".join(f"{c} text" for c in columns) + ");\n")
+        fh.write(f"COPY events_raw ({', '.join(columns)}) FROM stdin;\n")
+        for path in sorted((landing / "events").rglob("*")):
+            if not path.is_file():
+                continue
+            for line in _read_lines(path):
+                e = _object(line)
+                if e is None:
+                    continue  # not an event: the landing's quarantine case has no row here
+                p = e.get("properties") if isinstance(e.get("properties"), dict) else {}
+                ctx = e.get("context") if isinstance(e.get("context"), dict) else {}
+                row = [e.get("event_id"), e.get("user_id"), e.get("session_id"), e.get("event"), e.get("ts"),
+                       *[ctx.get(c) for c in CONTEXT], *[p.get(k) for k in SQL_PROPERTIES]]
+                fh.write("\t".join(_copy_text(v) for v in row) + "\n")
+        fh.write("\\.\n")
+
+
 def convert(landing: str, out: str, fmt: str) -> None:
-    """Write the landing folder `landing` in shape `fmt` (`segment` or `csv`) into `out`."""
-    if fmt not in ("segment", "csv"):
+    """Write the landing folder `landing` in shape `fmt` (`segment`, `csv` or `sql`) into `out`."""
+    writers = {"segment": _to_segment, "csv": _to_csv, "sql": _to_sql}
+    if fmt not in writers:
         raise ValueError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    (_to_segment if fmt == "segment" else _to_csv)(Path(landing), Path(out))
+    writers[fmt](Path(landing), Path(out))
 
 
 def generate(out: str, fmt: str = "landing", **kwargs) -> dict:
