@@ -179,7 +179,7 @@ def check_csv_headers(spark: SparkSession, src: Source, files: list[tuple[str, s
                          if first.get(c, "").strip()), None)
             if text is not None:
                 fmt = str(spec["ts_format"])
-                read = spark.sql("SELECT try_to_timestamp(:t, :f) AS v", args={"t": text, "f": fmt}).first()["v"]
+                read = spark.range(1).select(F.try_to_timestamp(F.lit(text), F.lit(fmt))).first()[0]
                 if read is None:
                     raise SourceError(f"source {src.name}: {feed}.ts_format {fmt!r} does not read {text!r}, the first "
                                       f"{time_field} of {local_path(uri)}")
