@@ -80,7 +80,7 @@ def _map_sources(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, kind
         has_source = "source" in bronze.columns
         for name, kind in sorted(pairs):
             rows = bronze.filter(F.coalesce(F.col("source"), F.lit("landing")) == name) if has_source else bronze
-            rows = rows.select(*S.BRONZE_COLUMNS)
+            rows = T.with_raw_bytes(rows).select(*S.BRONZE_COLUMNS)
             options = options_for(cfg, name, kind)
             if kind == "segment":
                 calls = S.segment_calls(rows).persist(StorageLevel.MEMORY_AND_DISK)
@@ -200,7 +200,7 @@ def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, r
         bronze = lake.read(spark, "bronze.users").filter(F.col("batch_id") == batch_id)
         if "source" in bronze.columns:
             bronze = bronze.filter(F.coalesce(F.col("source_kind"), F.lit("landing")) == "landing")
-        frames.insert(0, bronze.select(*S.BRONZE_COLUMNS).transform(parse))
+        frames.insert(0, T.with_raw_bytes(bronze).select(*S.BRONZE_COLUMNS).transform(parse))
     if not frames:  # only ids newly tied: the profiles already in silver are re-keyed
         frames = [spark.createDataFrame([], T.SILVER_USERS_SCHEMA).transform(_as_parsed)]
     parsed = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])

@@ -160,7 +160,7 @@ def _parse_other_ts(text: Column) -> Column:
     return F.when(text.rlike(ISO_TS), canonical.try_cast("timestamp"))
 
 
-def _with_raw_bytes(df: DataFrame) -> DataFrame:
+def with_raw_bytes(df: DataFrame) -> DataFrame:
     """Bronze rows always carry `value_bytes` (the original bytes of a line that was not UTF-8)."""
     if "value_bytes" in df.columns:
         return df
@@ -186,7 +186,7 @@ def _parse_line(df: DataFrame, max_line_bytes: int, text_col: str = "value") -> 
     """
     parsed = F.expr(f"try_parse_json(regexp_replace({text_col}, '^\\uFEFF', ''))")
     return (
-        _with_raw_bytes(df).withColumn("_raw_reason", _raw_checks(max_line_bytes))
+        with_raw_bytes(df).withColumn("_raw_reason", _raw_checks(max_line_bytes))
         .withColumn("_v", F.when(F.col("_raw_reason").isNull(), parsed))
         .withColumn("_is_object", F.col(text_col).rlike("^\uFEFF?[ \t\r\n]*[{]"))
     )
@@ -546,7 +546,7 @@ def parse_profiles(email_salt: str, max_line_bytes: int = 1_048_576) -> Transfor
     """
 
     def _transform(bronze: DataFrame) -> DataFrame:
-        df = _csv_as_json(_with_raw_bytes(bronze)).filter(~F.col("_is_header"))
+        df = _csv_as_json(with_raw_bytes(bronze)).filter(~F.col("_is_header"))
         df = (
             _parse_line(df, max_line_bytes, text_col="_json")
             .withColumn("_raw_reason", F.coalesce(F.col("_raw_reason"), F.col("_csv_reason")))
