@@ -251,7 +251,7 @@ def moved_by_identity(lake: Lake, after_batch: int) -> int:
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        rows = DeltaTable(lake.rs_uri("silver.identities")).to_pyarrow_table(columns=["batch_id", "moved_events"]).to_pylist()
+        rows = DeltaTable(lake.rs_uri("silver.identities"), storage_options=lake.rs_options).to_pyarrow_table(columns=["batch_id", "moved_events"]).to_pylist()
     except TableNotFoundError:
         return 0
     return max((r["moved_events"] or 0 for r in rows if r["batch_id"] > after_batch), default=0)

@@ -366,7 +366,7 @@ def tied_ids(lake: Lake, user_ids: list[str]) -> dict[str, str]:
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        ties = RsTable(lake.rs_uri("silver.identities")).to_pyarrow_table(columns=["anonymous_id", "user_id"]).to_pylist()
+        ties = RsTable(lake.rs_uri("silver.identities"), storage_options=lake.rs_options).to_pyarrow_table(columns=["anonymous_id", "user_id"]).to_pylist()
     except TableNotFoundError:
         return {}
     claimed_by: dict[str, list[str]] = {}
