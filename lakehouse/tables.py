@@ -205,8 +205,9 @@ class Lake:
         long-lived session registers each table once.
         """
         done = []
+        registered = _registered_names(spark) if only_missing else set()
         for name in sorted(names or REGISTRY):
-            if only_missing and spark.catalog.tableExists(name):
+            if name in registered:
                 continue
             if not self.exists(spark, name):
                 continue
@@ -216,6 +217,19 @@ class Lake:
             spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{self.path(name)}'")
             done.append(name)
         return done
+
+
+def _registered_names(spark: SparkSession) -> set[str]:
+    """`layer.table` names the session catalog holds, from its metadata alone.
+
+    (`spark.catalog.tableExists` resolves a Delta table, reading its log in a Spark job: 29 jobs
+    after every run of a long-lived session.)
+    """
+    names = set()
+    for layer in sorted({n.split(".", 1)[0] for n in REGISTRY}):
+        if spark.catalog.databaseExists(layer):
+            names.update(f"{layer}.{r.tableName}" for r in spark.sql(f"SHOW TABLES IN {layer}").collect() if not r.isTemporary)
+    return names
 
 
 def resolve_table(name: str) -> str:
