@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable
+from typing import Callable, Mapping
 
 import pyspark.sql.functions as F
 from pyspark import StorageLevel
@@ -33,7 +33,7 @@ from lakehouse.gold_incremental import (
     read_sessions,
 )
 from lakehouse.progress import trace
-from lakehouse.tables import GOLD, Lake, one_partition
+from lakehouse.tables import GOLD, Lake, one_partition, to_arrow_together
 from lakehouse.transforms.common import DateRange, active_only, calendar, date_range, sessions_per_day, user_days, with_activity_date, with_neighbours
 from lakehouse.transforms.engagement import engagement_daily, rolling_active
 from lakehouse.transforms.funnel import funnel_user_entries
@@ -184,29 +184,47 @@ def _large(lake: Lake, name: str, version: int, min_rows: int) -> bool:
 
 def publish(lake: Lake, tables: dict[str, tuple[DataFrame, str | None]], txn_version: int | None,
             threads: int = 4, on_table: Callable[[str, float], None] | None = None,
-            small: frozenset[str] | set[str] = frozenset()) -> list[str]:
+            small: Mapping[str, int] | None = None, max_cells: int = 4_000_000) -> list[str]:
     """Write each gold table: the whole table, or (with a predicate) the rows it replaces; the names written.
 
     Idempotent when `txn_version` is given: a retried run skips the tables it had already written.
-    Tables named in `small` (whole-table writes of a few thousand rows) are committed by delta-rs
-    from the driver (`Lake.write_small`: one Spark job instead of a Spark Delta write's several).
-    `on_table(name, seconds)` is called from the writing thread after each table's write.
+    Tables named in `small` (name -> rows; whole-table writes of a few thousand rows) are fetched
+    from Spark together, as few Arrow fetches as `max_cells` allows (`tables.to_arrow_together`,
+    usually one Spark job for all of them), and committed by delta-rs from the driver
+    (`Lake.write_small`), instead of a Spark Delta write's several jobs each; the other tables
+    are written by Spark meanwhile. `on_table(name, seconds)` is called from the writing thread
+    after each table's write (a small table's seconds include an even share of the shared fetch).
     """
+    small = dict(small or {})
+
+    def txn(name: str) -> tuple[str, int] | None:
+        return (f"gold.{name}", txn_version) if txn_version else None
+
+    fetched: dict = {}
+    share = [0.0]
 
     def _write(item):
         name, (df, predicate) = item
         start = time.perf_counter()
-        txn = (f"gold.{name}", txn_version) if txn_version else None
         if name in small and predicate is None:
-            lake.write_small(one_partition(df), f"gold.{name}", txn=txn)
+            lake.write_small(fetched[name] if name in fetched else one_partition(df), f"gold.{name}", txn=txn(name))
         else:
-            lake.write(one_partition(df), f"gold.{name}", mode="overwrite", replace_where=predicate, txn=txn)
+            lake.write(one_partition(df), f"gold.{name}", mode="overwrite", replace_where=predicate, txn=txn(name))
         if on_table is not None:
-            on_table(name, time.perf_counter() - start)
+            on_table(name, time.perf_counter() - start + (share[0] if name in fetched else 0.0))
         return name
 
+    # A retried run does not fetch the small tables it had already committed.
+    together = {n: one_partition(df) for n, (df, pred) in tables.items()
+                if n in small and pred is None and not (txn(n) and lake.txn_done(f"gold.{n}", txn(n)))}
+    items = sorted(tables.items())
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(_write, sorted(tables.items())))
+        spark_writes = [pool.submit(_write, item) for item in items if item[0] not in together]
+        start = time.perf_counter()
+        fetched.update(to_arrow_together(together, small, max_cells) if together else {})
+        share[0] = (time.perf_counter() - start) / max(1, len(fetched))
+        small_writes = [pool.submit(_write, item) for item in items if item[0] in together]
+        return sorted(f.result() for f in spark_writes + small_writes)
 
 
 def table_rows(lake: Lake, names) -> dict[str, int]:
@@ -329,9 +347,10 @@ def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run
                 out[n] = (df, None)  # a small table: rewriting it whole is cheaper than a Delta DELETE
         # Small whole tables go through delta-rs (fewer Spark jobs); sizes come from the check's counts.
         small_max = int((cfg.get("gold") or {}).get("small_table_max_rows", 50_000))
-        small = {n for n, (_, pred) in out.items()
+        small = {n: result.rows[f"gold.{n}"] for n, (_, pred) in out.items()
                  if pred is None and lake.is_local and result.rows.get(f"gold.{n}", small_max + 1) <= small_max}
-        written = publish(lake, out, txn_version, on_table=on_table, small=small)
+        max_cells = int((cfg.get("gold") or {}).get("small_fetch_max_cells", 4_000_000))
+        written = publish(lake, out, txn_version, on_table=on_table, small=small, max_cells=max_cells)
         trace("published")
         from lakehouse import silver as silver_step
 

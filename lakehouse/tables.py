@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from lakehouse.catalog import NAMES as CATALOGUE_NAMES
 from lakehouse.objectstore import storage_options
@@ -38,6 +43,54 @@ def one_partition(df: DataFrame) -> DataFrame:
     except Exception:  # noqa: BLE001 - a plan Spark cannot describe: coalesce as before
         pass
     return df.coalesce(1)
+
+
+def to_arrow_together(frames: Mapping[str, DataFrame], rows: Mapping[str, int], max_cells: int = 4_000_000) -> dict[str, pa.Table]:
+    """Several small frames as Arrow tables, fetched in as few Spark jobs as memory allows.
+
+    `frames` maps a name to a frame (best cached, in one partition); `rows` gives each frame's
+    row count (known from the expectation check's aggregation). Frames are packed in groups
+    whose rows × columns stay at most `max_cells` (a frame larger than that alone is fetched on
+    its own); each group is one Spark job: a union of the frames side by side in one wide row
+    layout (each frame's columns, null in the other frames' rows, and its index), split again
+    on the driver. Each table equals the frame's own `toArrow()`: the same rows in the same
+    order and the same Arrow schema (nullability included). A job per table costs more than
+    the few kilobytes most gold tables hold (docs/performance.md).
+    """
+    names = sorted(frames)
+    groups: list[list[str]] = []
+    cur: list[str] = []
+    for name in names:
+        trial = cur + [name]
+        cells = sum(rows.get(n, 0) for n in trial) * (1 + sum(len(frames[n].columns) for n in trial))
+        if cur and cells > max_cells:
+            groups.append(cur)
+            trial = [name]
+        cur = trial
+    if cur:
+        groups.append(cur)
+    out: dict[str, pa.Table] = {}
+    large = bool(names) and str(frames[names[0]].sparkSession.conf.get("spark.sql.execution.arrow.useLargeVarTypes")).lower() == "true"
+    for group in groups:
+        if len(group) == 1:
+            out[group[0]] = frames[group[0]].toArrow()
+            continue
+        wide = [(i, j, f) for i, n in enumerate(group) for j, f in enumerate(frames[n].schema.fields)]
+        parts = [frames[n].select(F.lit(i).alias("__frame"), *[
+            (F.col(f"`{f.name}`") if k == i else F.lit(None).cast(f.dataType)).alias(f"__c{k}_{j}")
+            for k, j, f in wide]) for i, n in enumerate(group)]
+        union = parts[0]
+        for part in parts[1:]:
+            union = union.union(part)
+        table = union.toArrow()
+        for i, n in enumerate(group):
+            df = frames[n]
+            cols = [f"__c{i}_{j}" for j in range(len(df.columns))]
+            schema = to_arrow_schema(df.schema, error_on_duplicated_field_names_in_struct=True, timezone="UTC",
+                                     prefers_large_types=large)
+            part = table.filter(pc.equal(table["__frame"], i)).select(cols).rename_columns(df.columns)
+            out[n] = part.cast(schema)
+    return out
 
 
 class UnknownTableError(KeyError):
@@ -165,7 +218,19 @@ class Lake:
         """True when the lake is a local folder (a plain path or a `file:` URI)."""
         return is_local(self.root)
 
-    def write_small(self, df: DataFrame, name: str, txn: tuple[str, int] | None = None) -> bool:
+    def txn_done(self, name: str, txn: tuple[str, int]) -> bool:
+        """Whether the table's log records application transaction `txn=(app_id, version)` (or a later
+        version of it): a retried run's write that had committed (delta-rs, no Spark job)."""
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        try:
+            done = DeltaTable(self.rs_uri(name), storage_options=self.rs_options).transaction_version(txn[0])
+        except TableNotFoundError:
+            return False
+        return done is not None and done >= txn[1]
+
+    def write_small(self, df: DataFrame | pa.Table, name: str, txn: tuple[str, int] | None = None) -> bool:
         """Overwrite a small table whole with delta-rs from the driver; False when `txn` was already written.
 
         For tables of a few thousand rows, a Spark Delta write costs several Spark jobs (the log
@@ -175,20 +240,15 @@ class Lake:
         version)` is recorded as the commit's application transaction, and a retry that finds it
         writes nothing (the Spark writer's txnAppId/txnVersion). The schema is replaced, like an
         overwrite with `overwriteSchema`. Only for a local lake (see `is_local`); the caller
-        keeps rows well below what the driver should hold.
+        keeps rows well below what the driver should hold. `df` may also be the rows already
+        fetched (an Arrow table, see `to_arrow_together`).
         """
-        from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-        from deltalake.exceptions import TableNotFoundError
+        from deltalake import CommitProperties, Transaction, write_deltalake
 
         uri = self.rs_uri(name)
-        if txn is not None:
-            try:
-                done = DeltaTable(uri, storage_options=self.rs_options).transaction_version(txn[0])
-            except TableNotFoundError:
-                done = None
-            if done is not None and done >= txn[1]:
-                return False
-        data = df.toArrow()
+        if txn is not None and self.txn_done(name, txn):
+            return False
+        data = df if isinstance(df, pa.Table) else df.toArrow()
         write_deltalake(
             uri, data, mode="overwrite", schema_mode="overwrite",
             configuration=GOLD_PROPERTIES if name.startswith("gold.") else None,

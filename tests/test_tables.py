@@ -5,7 +5,7 @@ import datetime as dt
 from chispa import assert_df_equality
 
 from lakehouse.session import tuned
-from lakehouse.tables import Lake
+from lakehouse.tables import Lake, to_arrow_together
 
 
 def test_a_pinned_read_gives_the_delta_sources_rows_at_that_version_including_evolved_columns(spark, tmp_path):
@@ -88,3 +88,27 @@ def test_registering_only_missing_tables_leaves_registered_ones_alone(spark, tmp
     assert lake.register(spark, ["silver.users"], only_missing=True) == []  # already there: no log read, no job
     assert jobs.nextJobId() == before  # (spark.catalog.tableExists reads a table's new Delta versions in a job)
     assert spark.sql("SELECT n FROM silver.users").collect()[0]["n"] == 2  # the latest version
+
+
+def test_small_tables_fetched_together_equal_each_frames_own_arrow_in_one_spark_job(spark):
+    a = spark.createDataFrame([(dt.date(2026, 1, d), d * 10, d / 4) for d in range(1, 4)],
+                              "activity_date date, dau long, stickiness double").coalesce(1).cache()
+    b = spark.createDataFrame([("u1", None, [1, 2], dt.datetime(2026, 1, 1, 12)), ("u0", "x", [], None)],
+                              "user_id string, segment string, picks array<int>, seen_at timestamp").coalesce(1).cache()
+    empty = spark.createDataFrame([], "name string").coalesce(1).cache()
+    frames = {"a": a, "b": b, "empty": empty}
+    for df in frames.values():
+        df.count()
+    expected = {n: df.toArrow() for n, df in frames.items()}
+    jobs = spark.sparkContext._jsc.sc().dagScheduler()
+    before = jobs.nextJobId()
+    got = to_arrow_together(frames, {"a": 3, "b": 2, "empty": 0})
+    assert jobs.nextJobId() - before == 1
+    for name, table in expected.items():
+        assert got[name].equals(table), name  # rows, order and Arrow schema (nullability included)
+        assert got[name].schema == table.schema
+    # Over `max_cells` the frames are fetched in groups, with the same results.
+    before = jobs.nextJobId()
+    apart = to_arrow_together(frames, {"a": 3, "b": 2, "empty": 0}, max_cells=1)
+    assert jobs.nextJobId() - before == 3
+    assert all(apart[n].equals(expected[n]) for n in frames)
