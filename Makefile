@@ -7,7 +7,7 @@ DEMO_DIR ?= demo
 HOST ?= 127.0.0.1
 PORT ?= 8050
 
-.PHONY: setup setup-browser demo demo-data lake dashboard serve-sql wheel test test-fast test-trust test-bi test-cluster test-s3 test-pg bench bench-pipeline bench-10m bench-dashboard bench-maintenance screenshots clean
+.PHONY: setup setup-browser demo demo-data lake dashboard serve-sql wheel test test-fast test-trust test-bi test-superset test-cluster test-s3 test-pg bench bench-pipeline bench-10m bench-dashboard bench-maintenance screenshots clean
 
 setup:
 	@bash scripts/setup.sh
@@ -41,6 +41,16 @@ test: setup-browser
 # The SQL endpoint started on a built lake and queried with PyHive and SQLAlchemy (minutes: own Spark JVMs).
 test-bi: setup
 	$(VENV)/python -m pytest -q -p no:cacheprovider -m bi --durations=10
+
+# Superset 6.1.0 itself over the endpoint (tests/test_superset.py, scripts/superset_screenshot.py): its own venv,
+# .venv-superset (Superset's pins clash with the project's), made here once; then a chart of gold checked
+# against gold, and its page drawn in headless Chromium (minutes).
+SUPERSET_PIP := apache-superset==6.1.0 rich cachetools 'flask-caching<2.4' pyhive thrift thrift-sasl pure-sasl
+test-superset: setup-browser
+	@test -x .venv-superset/bin/superset || { echo "test-superset: installing Superset into .venv-superset (minutes, once)"; \
+	  python3.11 -m venv .venv-superset && .venv-superset/bin/python -m pip install --quiet $(SUPERSET_PIP); }
+	.venv-superset/bin/python -m pip install --quiet --force-reinstall --no-deps ./contrib/sqlalchemy-sparksql
+	LAKEHOUSE_SUPERSET_PYTHON=$(CURDIR)/.venv-superset/bin/python $(VENV)/python -m pytest -q -p no:cacheprovider -m bi --durations=5 tests/test_superset.py
 
 # A standalone Spark master and two workers on 127.0.0.1 (pyspark's sbin/spark-daemon.sh): a lake built
 # through `lakehouse submit --master spark://...` equals a local build (minutes; docs/deploy.md).

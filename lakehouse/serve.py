@@ -54,6 +54,11 @@ JAVA_SOURCES = Path(__file__).resolve().parent / "java"
 MAIN_CLASS = "lakehouse.serve.ReadOnlyThriftServer"
 EXTENSION = "lakehouse.serve.ReadOnlyExtension"
 READY = "lakehouse serve-sql: ready"
+# The Hive metastore each client session's close reaches (SessionState.close -> Hive.getMSC): an in-memory
+# Derby database with a name. Spark's own default for it, `jdbc:derby:memory:;databaseName=...`, names
+# no in-memory database, so Derby tried to create one at derby.system.home, failed with XBM0J ("Directory
+# ... already exists") and Hive retried 10 times 2 s apart: every session close took ~20 s and logged errors.
+METASTORE_URL = "jdbc:derby:memory:lakehouse_serve_sql;create=true"
 
 
 class ServeError(RuntimeError):
@@ -206,6 +211,7 @@ def command(cfg: dict, tables_file: str, workdir: str, host: str, port: int,
         "spark.sql.catalogImplementation": "in-memory",
         "spark.sql.warehouse.dir": os.path.join(workdir, "warehouse"),
         "spark.databricks.delta.stalenessLimit": "0",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": METASTORE_URL,
         f"spark.delta.logStore.{lake_scheme}.impl": "lakehouse.serve.ReadOnlyLogStore",
         "spark.driver.extraJavaOptions": " ".join(o for o in java_opts if o),
     })

@@ -180,6 +180,24 @@ def test_the_sparksql_dialect_lists_the_gold_tables_for_superset(server, bi_lake
 
 
 @pytest.mark.bi
+def test_a_client_session_closes_without_recreating_the_metastore(server):
+    """Closing a session reaches Hive's metastore (SessionState.close -> Hive.getMSC). With Spark's
+    default `jdbc:derby:memory:;databaseName=...` Derby failed to create it (XBM0J "Directory ...
+    already exists") and Hive retried 10 times 2 s apart, logging each try: ~20 s per close."""
+    for _ in range(2):  # a first close (the metastore is created then) and a later one
+        conn = connect(server)
+        assert query(conn, "SELECT 1") == [(1,)]
+        before = len(server.lines)
+        conn.close()  # returns once the server has closed the session
+        with connect(server) as probe:  # and the server still serves
+            assert query(probe, "SELECT 2") == [(2,)]
+        time.sleep(1)  # the server's log reaches us through two pipes
+        logged = "\n".join(server.lines[before:])
+        for sign in ("XBM0J", "Failed to create database", "RetryingHMSHandler", "ERROR"):
+            assert sign not in logged, logged[:2000]
+
+
+@pytest.mark.bi
 def test_wrong_or_missing_password_is_refused(server):
     from pyhive import hive
 

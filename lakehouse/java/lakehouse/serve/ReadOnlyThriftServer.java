@@ -6,9 +6,13 @@ import java.nio.file.Paths;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
+import org.apache.hadoop.hive.conf.HiveConf;
+import org.apache.hadoop.hive.ql.metadata.Hive;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.hive.HiveUtils;
 import org.apache.spark.sql.hive.thriftserver.HiveThriftServer2;
 import org.apache.spark.sql.hive.thriftserver.SparkSQLEnv;
 
@@ -54,8 +58,26 @@ public final class ReadOnlyThriftServer {
         // Parses --hiveconf, reuses the session above (SparkSQLEnv is initialised) and starts the server;
         // it exits the JVM itself when the server cannot start (port taken, bad settings).
         HiveThriftServer2.main(Arrays.copyOfRange(args, 1, args.length));
+        warmMetastore();
         System.out.println("lakehouse serve-sql: ready (" + tables + " tables in " + String.join(", ", databases) + ")");
         System.out.flush();
+    }
+
+    /**
+     * Creates the in-memory Hive metastore that every client session's close opens (Hive's
+     * SessionState.close calls Hive.getMSC), so the first client's close does not pay for creating its
+     * schema. The URL is the one serve.py sets (spark.hadoop.javax.jdo.option.ConnectionURL), read the
+     * way the Thrift server's own Hive configuration is built (HiveUtils.newTemporaryConfiguration).
+     */
+    private static void warmMetastore() throws Exception {
+        HiveConf conf = new HiveConf();
+        Map<String, String> settings = scala.jdk.javaapi.CollectionConverters.asJava(HiveUtils.newTemporaryConfiguration(true));
+        settings.forEach(conf::set);
+        try {
+            Hive.getWithoutRegisterFns(conf).getMSC();
+        } finally {
+            Hive.closeCurrent();
+        }
     }
 
     private static String quoteName(String name) {
