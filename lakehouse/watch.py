@@ -13,8 +13,9 @@ stops at once (the batch is then replayed by the next run, as after a kill).
 
 Between cycles the session is trimmed so that it does not grow with the number of cycles: cached
 frames are dropped, Delta's table-log cache is emptied (the next cycle reads each log afresh, as
-a new process would) and the JVM collects garbage, which hands released local checkpoints and
-broadcasts to Spark's cleaner (docs/performance.md, "Watch mode").
+a new process would), the scheduler forgets the jobs of SQL executions that have ended
+(`release_finished_queries`) and the JVM collects garbage, which hands released local checkpoints
+and broadcasts to Spark's cleaner (docs/performance.md, "Watch mode").
 """
 
 from __future__ import annotations
