@@ -13,8 +13,9 @@ stops at once (the batch is then replayed by the next run, as after a kill).
 
 Between cycles the session is trimmed so that it does not grow with the number of cycles: cached
 frames are dropped, Delta's table-log cache is emptied (the next cycle reads each log afresh, as
-a new process would) and the JVM collects garbage, which hands released local checkpoints and
-broadcasts to Spark's cleaner (docs/performance.md, "Watch mode").
+a new process would), the scheduler forgets the jobs of SQL executions that have ended
+(`release_finished_queries`) and the JVM collects garbage, which hands released local checkpoints
+and broadcasts to Spark's cleaner (docs/performance.md, "Watch mode").
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from lakehouse.tables import Lake
 
 @dataclass
 class Cycle:
-    """One watch cycle: when it ran, whether it found new files, how long it took, heap after it."""
+    """One watch cycle: when it ran, whether it found new files, how long it took, heap after it
+    and how many finished SQL executions' jobs its trim released (`release_finished_queries`)."""
 
     number: int
     found: bool
@@ -43,6 +45,7 @@ class Cycle:
     heap_mb: float | None
     run_id: str | None = None
     status: str = "idle"
+    released_queries: int = 0
 
 
 @dataclass
@@ -142,23 +145,62 @@ def heap_used_mb(spark: SparkSession) -> float | None:
         return None
 
 
-def trim_session(spark: SparkSession) -> None:
-    """Drop what a finished cycle leaves in the session: cached frames and Delta's log cache."""
+def query_job_entries(spark: SparkSession) -> int | None:
+    """How many SQL executions the DAGScheduler keeps jobs for (None when not reachable)."""
+    try:
+        return int(spark.sparkContext._jsc.sc().dagScheduler().activeQueryToJobs().size())
+    except Exception:  # noqa: BLE001 - Spark Connect, or a Spark whose scheduler differs
+        return None
+
+
+def release_finished_queries(spark: SparkSession) -> int:
+    """Have the DAGScheduler forget the jobs of SQL executions that have finished; how many.
+
+    For stage retries within one query, the scheduler keeps each SQL execution's jobs
+    (`activeQueryToJobs`, `jobIdToQueryExecutionId`) until the execution's end posts a clean-up.
+    A job that is submitted under an execution id after that clean-up (from a thread that still
+    carries the id in its local properties) is kept for the session's life, and with it its stages
+    and their RDD lineage: plans, local checkpoints, Delta snapshots. Only executions that are no
+    longer running are released (their ids are read before the running ones, and ids are never
+    reused), through the scheduler's own clean-up event; anything else is left alone.
+    """
+    try:
+        sc = spark.sparkContext
+        ids = list(sc._jsc.sc().dagScheduler().activeQueryToJobs().keySet().toArray())
+        sql_execution = sc._jvm.org.apache.spark.sql.execution.SQLExecution
+        finished = [i for i in ids if sql_execution.getQueryExecution(i) is None]
+        dag = sc._jsc.sc().dagScheduler()
+        for i in finished:
+            dag.cleanupQueryJobs(i)
+        # The clean-ups run on the scheduler's event thread: wait (briefly) for them to be done.
+        deadline = time.monotonic() + 5.0
+        while finished and dag.activeQueryToJobs().size() > len(ids) - len(finished) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(finished)
+    except Exception:  # noqa: BLE001 - Spark Connect, or a Spark whose scheduler differs: nothing to do
+        return 0
+
+
+def trim_session(spark: SparkSession) -> int:
+    """Drop what a finished cycle leaves in the session: cached frames, Delta's log cache and the
+    scheduler's bookkeeping of finished SQL executions (how many of those, returned)."""
     spark.catalog.clearCache()
     with contextlib.suppress(Exception):
         spark.sparkContext._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    return release_finished_queries(spark)
 
 
 def watch(spark: SparkSession, cfg: dict, landing, lake_root: str, interval: float = 60.0,
           max_cycles: int | None = None, progress: Callable[[str], None] = print,
-          run: Callable | None = None, flag: StopFlag | None = None) -> WatchResult:
+          run: Callable | None = None, flag: StopFlag | None = None,
+          on_cycle: Callable[[Cycle], None] | None = None) -> WatchResult:
     """Run the pipeline on each new batch of landed files until stopped.
 
     `landing`: the landing folder, or the sources to watch (`lakehouse.sources.from_run`).
 
     `interval`: seconds from the start of one cycle to the start of the next (a cycle that takes
     longer is followed at once). `max_cycles`: stop after that many cycles (None: until a signal).
-    `run` is `pipeline.run` (injectable for tests). Errors of a cycle end the watch with that error,
+    `run` is `pipeline.run` (injectable for tests); `on_cycle` is called with each finished cycle. Errors of a cycle end the watch with that error,
     after the cycle's run log row is written (as `lakehouse run` does), so a supervisor restarts it.
     """
     if interval <= 0:
@@ -189,7 +231,7 @@ def watch(spark: SparkSession, cfg: dict, landing, lake_root: str, interval: flo
                     except LakeBusyError as exc:  # e.g. `lakehouse maintain` holds the lake: next cycle
                         cycle.status = "busy"
                         progress(f"watch: cycle {n}: {exc}")
-                    trim_session(spark)
+                    cycle.released_queries = trim_session(spark)
                     cycle.heap_mb = heap_used_mb(spark)
                 else:
                     _complete_erasures(cfg, lake, n, progress)
@@ -197,6 +239,8 @@ def watch(spark: SparkSession, cfg: dict, landing, lake_root: str, interval: flo
                 flag.busy = False
                 cycle.seconds = time.perf_counter() - started
                 result.cycles.append(cycle)
+            if on_cycle is not None:
+                on_cycle(cycle)
             if cycle.status == "success":
                 progress(f"watch: cycle {n}: processed new files in {cycle.seconds:.1f}s (run {cycle.run_id}, "
                          f"heap {cycle.heap_mb} MB)")

@@ -186,3 +186,25 @@ def test_tiny_or_constant_data_gives_one_cluster_without_silhouette(spark):
         (p,) = res.profiles.collect()
         assert (p.cluster, p.label, p.users, p.share, p.silhouette) == (0, SINGLE_CLUSTER_LABEL, n, 1.0, None)
     assert {(r.cluster_pc1, r.cluster_pc2) for r in const.users.collect()} == {(0.0, 0.0)}
+
+
+def test_parallel_fits_run_in_the_callers_job_group_and_leave_their_thread_clean(spark):
+    # The k-means fits run on pool threads: each sees the caller's job group and description while
+    # it runs (cancelling the group cancels it), and its thread keeps none of them afterwards.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lakehouse.transforms.segments import JOB_PROPERTIES, _with_job_properties
+
+    sc = spark.sparkContext
+    seen = lambda _=None: tuple(sc.getLocalProperty(k) for k in JOB_PROPERTIES[:2])  # noqa: E731
+    sc.setJobGroup("fits-group", "clustering fits")
+    try:
+        wrapped = _with_job_properties(spark, seen)
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # one thread: the second call reuses it
+        during = pool.submit(wrapped, 3).result()
+        after = pool.submit(seen).result()
+    assert during == ("fits-group", "clustering fits")
+    assert after == (None, None), "the worker thread kept the fit's job properties"

@@ -134,6 +134,31 @@ def test_a_busy_lake_skips_the_cycle_and_the_watch_goes_on(spark, tmp_path, cfg,
     assert [c.status for c in result.cycles] == ["busy", "success"]
 
 
+def test_the_trim_releases_the_jobs_the_scheduler_keeps_for_finished_queries(spark, tmp_path, cfg, monkeypatch):
+    # A job submitted under the id of a SQL execution that is not running (a thread that still
+    # carries the id in its local properties) is kept by the DAGScheduler, with its stages and their
+    # lineage, for the session's life. The trim after each cycle releases it: the count stays flat.
+    monkeypatch.setattr(watch, "has_work", lambda *a: True)
+    sc = spark.sparkContext
+
+    def late_job(n):
+        sc.setLocalProperty("spark.sql.execution.id", str(10**12 + n))  # no such execution is running
+        try:
+            sc.parallelize([n], 1).count()
+        finally:
+            sc.setLocalProperty("spark.sql.execution.id", None)
+        during.append(watch.query_job_entries(spark))
+
+    watch.release_finished_queries(spark)  # what earlier tests in this session left
+    start, during = watch.query_job_entries(spark), []
+    assert start is not None, "the scheduler's bookkeeping is readable"
+    watch.watch(spark, cfg, str(tmp_path), str(tmp_path / "lake"), interval=0.01, max_cycles=4,
+                run=FakeRun(on_call=late_job), progress=lambda m: None)
+    assert during == [start + 1] * 4, "each cycle's late job was kept until that cycle's trim"
+    assert watch.query_job_entries(spark) == start
+    assert watch.release_finished_queries(spark) == 0, "nothing left to release"
+
+
 def test_an_interval_of_zero_or_less_is_refused(spark, tmp_path, cfg):
     with pytest.raises(ValueError, match="--interval"):
         watch.watch(spark, cfg, str(tmp_path), str(tmp_path / "lake"), interval=0, run=FakeRun())

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import pyspark.sql.functions as F
-from pyspark import inheritable_thread_target
 from pyspark.ml.clustering import KMeans
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.feature import PCA, StandardScaler, VectorAssembler
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 
 from lakehouse.transforms.common import DateRange, in_order, ratio
 
@@ -433,6 +432,36 @@ def _profiles(spark, rows: list[dict], centers_z, silhouette, features: list[str
     return new_id, spark.createDataFrame(prof_rows, prof_schema).orderBy("cluster")
 
 
+# The caller's local properties a k-means fit runs with: its job group (cancelling the group cancels
+# the fits), description, interrupt flag and scheduler pool.
+JOB_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel", "spark.scheduler.pool")
+
+
+def _with_job_properties(spark: SparkSession, fn):
+    """`fn` for a worker thread: run with the caller's job properties (read now), cleared when it ends.
+
+    Each call sets its own values on its thread's local properties and removes them afterwards, so a
+    pooled thread keeps nothing of a fit. (pyspark's `inheritable_thread_target` instead installs one
+    clone of all the caller's properties on every worker, shared between them and left in place.)
+    """
+    try:
+        sc = spark.sparkContext
+    except Exception:  # noqa: BLE001 - Spark Connect: no SparkContext, no local properties to carry
+        return fn
+    values = {k: v for k in JOB_PROPERTIES if (v := sc.getLocalProperty(k)) is not None}
+
+    def run(arg):
+        for key, value in values.items():
+            sc.setLocalProperty(key, value)
+        try:
+            return fn(arg)
+        finally:
+            for key in values:
+                sc.setLocalProperty(key, None)  # null removes the key
+
+    return run
+
+
 def _cluster_with_mllib(users: DataFrame, prepared: DataFrame, features: list[str], model_cols: list[str],
                         s: Mapping) -> ClusterResult:
     """cluster_users on Spark MLlib (scaler, k-means fits in parallel, silhouettes, PCA)."""
@@ -490,7 +519,7 @@ def _cluster_with_mllib(users: DataFrame, prepared: DataFrame, features: list[st
         # The k candidates are independent and each deterministic: fit them concurrently (the
         # per-iteration job latency dominates on small data), then pick in k order.
         with ThreadPoolExecutor(max_workers=min(len(candidates), int(s.get("parallel_fits", 4)))) as pool:
-            results = list(pool.map(inheritable_thread_target(spark)(fit), candidates))
+            results = list(pool.map(_with_job_properties(spark, fit), candidates))
         for k, sil, model in results:
             if sil is not None and (best is None or sil > best[0] + 1e-12):
                 best = (sil, k, model)
