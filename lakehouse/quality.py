@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,53 +282,78 @@ def load_rules(path: str | Path | None = None) -> dict[str, list[Rule]]:
 
 # ---------------------------------------------------------------- evaluation
 
-def _lit(x: float) -> Column:
+# Rules are turned into Spark SQL text, one expression string per rule: a column built through
+# the Python Column API costs a py4j round trip per function call (and more with PySpark's
+# call-site capture), and the ~200 rules of a gold run made thousands of them (docs/performance.md).
+
+def _ident(name: str) -> str:
+    """A column name as a quoted SQL identifier."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _sql_lit(x: Any) -> str:
+    """A plain YAML value as a Spark SQL literal of the type `F.lit` would give it."""
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, int):
+        return str(x)  # INT, or BIGINT when out of INT's range (as F.lit)
+    if isinstance(x, float):
+        if math.isnan(x) or math.isinf(x):
+            return f"CAST('{'NaN' if math.isnan(x) else ('-' if x < 0 else '') + 'Infinity'}' AS DOUBLE)"
+        return f"{x!r}D"
+    text = str(x).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def _lit(x: float) -> str:
     """A bound as a literal: whole numbers as integers, so integer columns are not cast to double."""
-    return F.lit(int(x)) if float(x).is_integer() else F.lit(x)
+    return _sql_lit(int(x)) if float(x).is_integer() else _sql_lit(float(x))
 
 
-def _fails(rule: Rule) -> Column:
-    """A never-null boolean column: true when the row fails the rule."""
+def _any(conds: list[str]) -> str:
+    return "(" + " OR ".join(conds) + ")" if conds else "false"
+
+
+def _fails(rule: Rule) -> str:
+    """A never-null boolean SQL expression: true when the row fails the rule."""
     if rule.kind == "not_null":
-        cond = F.lit(False)
-        for c in rule.columns:
-            cond = cond | F.col(c).isNull()
+        cond = _any([f"{_ident(c)} IS NULL" for c in rule.columns])
     elif rule.kind == "unique":
-        w = Window.partitionBy(*[F.col(c) for c in rule.columns])
-        cond = F.count(F.lit(1)).over(w) > 1
+        cond = f"(count(1) OVER (PARTITION BY {', '.join(_ident(c) for c in rule.columns)}) > 1)"
     elif rule.kind == "accepted_values":
-        cond = F.lit(False)
-        for c in rule.columns:
-            bad = ~F.col(c).isin(*rule.values)
-            cond = cond | (F.col(c).isNull() & F.lit(not rule.allow_null)) | F.coalesce(bad, F.lit(False))
+        values = ", ".join(_sql_lit(v) for v in rule.values)
+        cond = _any([f"({_ident(c)} IS NULL AND {_sql_lit(not rule.allow_null)}) OR coalesce(NOT {_ident(c)} IN ({values}), false)"
+                     for c in rule.columns])
     elif rule.kind == "range":
-        cond = F.lit(False)
+        parts = []
         for c in rule.columns:
-            out = F.lit(False)
+            out = []
             if rule.min is not None:
-                out = out | (F.col(c) < _lit(rule.min))
+                out.append(f"{_ident(c)} < {_lit(rule.min)}")
             if rule.max is not None:
-                out = out | (F.col(c) > _lit(rule.max))
-            cond = cond | F.coalesce(out, F.lit(not rule.allow_null))
+                out.append(f"{_ident(c)} > {_lit(rule.max)}")
+            parts.append(f"coalesce({_any(out)}, {_sql_lit(not rule.allow_null)})")
+        cond = _any(parts)
     elif rule.kind == "expression":
-        cond = F.coalesce(~F.expr(rule.expr), F.lit(False))
+        cond = f"coalesce(NOT ({rule.expr}), false)"
     elif rule.kind == "monotonic":
-        w = Window.partitionBy(*[F.col(c) for c in rule.partition_by]).orderBy(*[F.col(c) for c in rule.order_by])
-        value = F.col(rule.columns[0])
-        prev = F.lag(value).over(w)
-        cond = F.coalesce(value > prev if rule.direction == "non_increasing" else value < prev, F.lit(False))
+        over = f"ORDER BY {', '.join(_ident(c) for c in rule.order_by)}"
+        if rule.partition_by:
+            over = f"PARTITION BY {', '.join(_ident(c) for c in rule.partition_by)} {over}"
+        value = _ident(rule.columns[0])
+        cond = f"coalesce({value} {'>' if rule.direction == 'non_increasing' else '<'} lag({value}) OVER ({over}), false)"
     else:  # pragma: no cover - load_rules rejects other kinds
         raise ValueError(f"unknown rule kind {rule.kind}")
     if rule.where and rule.kind in ("not_null", "accepted_values", "range", "expression"):
-        cond = F.coalesce(F.expr(rule.where), F.lit(False)) & cond
+        cond = f"(coalesce({rule.where}, false) AND {cond})"
     return cond
 
 
-def _sample(rule: Rule, key: tuple[str, ...], columns: list[str]) -> Column:
-    """`col=value, ...` for a failing row: the table key, then the rule's own columns."""
+def _sample(rule: Rule, key: tuple[str, ...], columns: list[str]) -> str:
+    """`col=value, ...` for a failing row (SQL): the table key, then the rule's own columns."""
     cols = [c for c in dict.fromkeys(key + (rule.columns if rule.kind != "expression" else ())) if c in columns]
-    parts = [F.concat(F.lit(f"{c}="), F.coalesce(F.col(c).cast("string"), F.lit("null"))) for c in cols]
-    return F.concat_ws(", ", *parts) if parts else F.lit(None).cast("string")
+    parts = [f"concat({_sql_lit(c + '=')}, coalesce(CAST({_ident(c)} AS STRING), 'null'))" for c in cols]
+    return f"concat_ws(', ', {', '.join(parts)})" if parts else "CAST(NULL AS STRING)"
 
 
 def _table_key(rules: list[Rule], columns: list[str]) -> tuple[str, ...]:
@@ -392,7 +418,7 @@ def _plan_table(name: str, df: DataFrame, rules: list[Rule], tables: Mapping[str
                 other = one_partition(other).hint("merge")
             other = other.dropDuplicates(list(rule.join.on)).alias(_short(rule.join.table))
             cur = cur.join(other, list(rule.join.on), "left")
-        keep = [F.col(f"{_short(name)}.`{c}`") for c in checked.columns]
+        keep = [f"{_ident(_short(name))}.{_ident(c)}" for c in checked.columns]
         checked = _checked_select(cur, columns, joined, decided, name, keep=keep)
     done = {o.rule.name for o in decided}
     flags = [(r, f) for r, f in plain + joined if r.name not in done]
@@ -400,13 +426,13 @@ def _plan_table(name: str, df: DataFrame, rules: list[Rule], tables: Mapping[str
 
 
 def _checked_select(df: DataFrame, columns: list[str], rules: list[tuple[Rule, str]], decided: list[_Outcome],
-                    table: str, keep: list[Column] | None = None) -> DataFrame:
+                    table: str, keep: list[str] | None = None) -> DataFrame:
     """df + one boolean column per rule; a rule whose SQL does not resolve becomes an outcome instead."""
-    base = keep if keep is not None else [F.col(f"`{c}`") for c in columns]
+    base = keep if keep is not None else [_ident(c) for c in columns]
     todo = list(rules)
     while True:
         try:
-            return df.select(*base, *[_fails(r).alias(f) for r, f in todo])
+            return df.selectExpr(*base, *[f"{_fails(r)} AS {f}" for r, f in todo])
         except AnalysisException:
             if not todo:
                 raise
@@ -414,7 +440,7 @@ def _checked_select(df: DataFrame, columns: list[str], rules: list[tuple[Rule, s
         still = []
         for rule, flag in todo:
             try:
-                df.select(_fails(rule).alias(flag))
+                df.selectExpr(f"{_fails(rule)} AS {flag}")
                 still.append((rule, flag))
             except AnalysisException as exc:
                 decided.append(_bad_sql(table, rule, exc))
@@ -446,15 +472,13 @@ def _aggregations(name: str, df: DataFrame, rules: list[Rule], tables: Mapping[s
     outcomes = {o.rule.name: o for o in decided}
     if not flags:
         return None, flags, outcomes, checked
-    aggs = [F.count(F.lit(1)).alias("__rows")]
+    aggs = ["count(1) AS __rows"]
     for rule, flag in flags:
-        fail = F.col(flag)
-        s = F.when(fail, _sample(rule, key, columns))
-        aggs += [F.sum(F.when(fail, 1).otherwise(0)).alias(f"{flag}_n"),
-                 F.min(s).alias(f"{flag}_lo"), F.max(s).alias(f"{flag}_hi")]
+        s = f"CASE WHEN {flag} THEN {_sample(rule, key, columns)} END"
+        aggs += [f"sum(CASE WHEN {flag} THEN 1 ELSE 0 END) AS {flag}_n", f"min({s}) AS {flag}_lo", f"max({s}) AS {flag}_hi"]
         if samples > 2:
-            aggs.append(F.min_by(s, F.when(fail, F.xxhash64(s))).alias(f"{flag}_mid"))
-    counts = checked.agg(*aggs).select(F.lit(name).alias("table"), F.to_json(F.struct("*")).alias("counts"))
+            aggs.append(f"min_by({s}, CASE WHEN {flag} THEN xxhash64({s}) END) AS {flag}_mid")
+    counts = checked.selectExpr(*aggs).selectExpr(f"{_sql_lit(name)} AS table", "to_json(struct(*)) AS counts")
     return counts, flags, outcomes, checked
 
 

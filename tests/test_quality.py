@@ -61,6 +61,23 @@ def test_every_rule_kind_passes_on_good_data(spark):
     assert res.tables["gold.funnel_daily"] is df
 
 
+def test_rule_values_and_bounds_are_matched_exactly_as_written_in_the_yaml(spark):
+    # Rules become Spark SQL text: quotes, backslashes, fractions and numbers beyond INT must
+    # keep their meaning (a value matches only itself, a bound is the number written).
+    r = rules(r"""
+        gold.users:
+          - {rule: accepted_values, name: odd_names, column: name, values: ["it's", 'a\b', "tab\t", "x"], action: warn}
+          - {rule: range, name: half_to_big, column: n, min: 0.5, max: 3000000000, action: warn}
+          - {rule: accepted_values, name: flags, column: flag, values: [true], allow_null: true, action: warn}
+    """)
+    df = spark.createDataFrame(
+        [("it's", 0.5, True), ("a\\b", 3000000000.0, None), ("tab\\t", 0.49, False), ("its", 3000000000.5, True),
+         ("a\\\\b", 1.0, True), ("x", None, True)],
+        "name string, n double, flag boolean")
+    got = {k: v["failing_rows"] for k, v in by_rule(Q.apply({"gold.users": df}, r, "t")).items()}
+    assert got == {"odd_names": 3, "half_to_big": 2, "flags": 1}  # "its", a\\b and tab\t (not a tab)
+
+
 def test_not_null_passes_on_good_data_and_counts_rows_with_any_null(spark):
     r = rules("""
         gold.engagement_daily:
