@@ -207,7 +207,9 @@ def publish(lake: Lake, tables: dict[str, tuple[DataFrame, str | None]], txn_ver
         name, (df, predicate) = item
         start = time.perf_counter()
         if name in small and predicate is None:
-            lake.write_small(fetched[name] if name in fetched else one_partition(df), f"gold.{name}", txn=txn(name))
+            # A table in `fetched` was fetched because txn_done said it was not written yet.
+            lake.write_small(fetched[name] if name in fetched else one_partition(df), f"gold.{name}", txn=txn(name),
+                             txn_checked=name in fetched)
         else:
             lake.write(one_partition(df), f"gold.{name}", mode="overwrite", replace_where=predicate, txn=txn(name))
         if on_table is not None:

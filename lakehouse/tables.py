@@ -7,7 +7,6 @@ from typing import Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -51,9 +50,8 @@ def to_arrow_together(frames: Mapping[str, DataFrame], rows: Mapping[str, int], 
     `frames` maps a name to a frame (best cached, in one partition); `rows` gives each frame's
     row count (known from the expectation check's aggregation). Frames are packed in groups
     whose rows × columns stay at most `max_cells` (a frame larger than that alone is fetched on
-    its own); each group is one Spark job: a union of the frames side by side in one wide row
-    layout (each frame's columns, null in the other frames' rows, and its index), split again
-    on the driver. Each table equals the frame's own `toArrow()`: the same rows in the same
+    its own); each group is one Spark job: a union of the frames in one row layout (see
+    `_stacked`: the frame's index and typed slot columns), split again on the driver. Each table equals the frame's own `toArrow()`: the same rows in the same
     order and the same Arrow schema (nullability included). A job per table costs more than
     the few kilobytes most gold tables hold (docs/performance.md).
     """
@@ -75,22 +73,57 @@ def to_arrow_together(frames: Mapping[str, DataFrame], rows: Mapping[str, int], 
         if len(group) == 1:
             out[group[0]] = frames[group[0]].toArrow()
             continue
-        wide = [(i, j, f) for i, n in enumerate(group) for j, f in enumerate(frames[n].schema.fields)]
-        parts = [frames[n].select(F.lit(i).alias("__frame"), *[
-            (F.col(f"`{f.name}`") if k == i else F.lit(None).cast(f.dataType)).alias(f"__c{k}_{j}")
-            for k, j, f in wide]) for i, n in enumerate(group)]
-        union = parts[0]
-        for part in parts[1:]:
-            union = union.union(part)
-        table = union.toArrow()
+        slots = _slots([frames[n] for n in group])
+        table = _stacked([frames[n] for n in group], slots).toArrow()
         for i, n in enumerate(group):
             df = frames[n]
-            cols = [f"__c{i}_{j}" for j in range(len(df.columns))]
+            cols = slots[i]
             schema = to_arrow_schema(df.schema, error_on_duplicated_field_names_in_struct=True, timezone="UTC",
                                      prefers_large_types=large)
             part = table.filter(pc.equal(table["__frame"], i)).select(cols).rename_columns(df.columns)
             out[n] = part.cast(schema)
     return out
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _slots(frames: list[DataFrame]) -> list[list[str]]:
+    """For each frame, the slot column each of its columns goes to in `_stacked` (`__s<type>_<n>`:
+    the n-th column of that Spark type in the frame)."""
+    types: dict[str, int] = {}
+    out = []
+    for df in frames:
+        seen: dict[int, int] = {}
+        names = []
+        for f in df.schema.fields:
+            t = types.setdefault(f.dataType.json(), len(types))
+            names.append(f"__s{t}_{seen.get(t, 0)}")
+            seen[t] = seen.get(t, 0) + 1
+        out.append(names)
+    return out
+
+
+def _stacked(frames: list[DataFrame], slots: list[list[str]]) -> DataFrame:
+    """The frames one after another in one row layout: `__frame` (the frame's index), then slot
+    columns, each holding one column of one type for every frame (null where a frame has fewer
+    columns of that type), so the layout is as narrow as the widest frame per type.
+
+    Each part is one `selectExpr` of plain strings: a column built through the Python API costs
+    several py4j round trips, and a cell per table and column (24 gold tables of ~10 columns in
+    every row) made thousands of them (tens of seconds of driver time under load) and code
+    generation for thousands of output columns (docs/performance.md). A bare NULL takes its
+    slot's type from the frames that fill it (the union widens it). The frames are used as they
+    are (a SQL view over them would not read their cache).
+    """
+    every = list(dict.fromkeys(name for names in slots for name in names))
+    union = None
+    for i, (df, names) in enumerate(zip(frames, slots)):
+        mine = dict(zip(names, df.columns))
+        part = df.selectExpr(f"{i} AS __frame", *[f"{_quoted(mine[c])} AS {c}" if c in mine else f"NULL AS {c}" for c in every])
+        union = part if union is None else union.union(part)
+    return union
 
 
 class UnknownTableError(KeyError):
@@ -230,7 +263,8 @@ class Lake:
             return False
         return done is not None and done >= txn[1]
 
-    def write_small(self, df: DataFrame | pa.Table, name: str, txn: tuple[str, int] | None = None) -> bool:
+    def write_small(self, df: DataFrame | pa.Table, name: str, txn: tuple[str, int] | None = None,
+                    txn_checked: bool = False) -> bool:
         """Overwrite a small table whole with delta-rs from the driver; False when `txn` was already written.
 
         For tables of a few thousand rows, a Spark Delta write costs several Spark jobs (the log
@@ -241,12 +275,13 @@ class Lake:
         writes nothing (the Spark writer's txnAppId/txnVersion). The schema is replaced, like an
         overwrite with `overwriteSchema`. Only for a local lake (see `is_local`); the caller
         keeps rows well below what the driver should hold. `df` may also be the rows already
-        fetched (an Arrow table, see `to_arrow_together`).
+        fetched (an Arrow table, see `to_arrow_together`). `txn_checked`: the caller has just
+        asked `txn_done` for this `txn` (one delta-rs log load less per table).
         """
         from deltalake import CommitProperties, Transaction, write_deltalake
 
         uri = self.rs_uri(name)
-        if txn is not None and self.txn_done(name, txn):
+        if txn is not None and not txn_checked and self.txn_done(name, txn):
             return False
         data = df if isinstance(df, pa.Table) else df.toArrow()
         write_deltalake(
