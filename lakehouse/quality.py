@@ -30,10 +30,10 @@ from typing import Any, Mapping
 
 import yaml
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.tables import one_partition
+from lakehouse.tables import one_partition, quote_ident
 
 ACTIONS = ("warn", "drop", "fail")
 KINDS = ("not_null", "unique", "accepted_values", "range", "expression", "monotonic")
@@ -286,11 +286,6 @@ def load_rules(path: str | Path | None = None) -> dict[str, list[Rule]]:
 # the Python Column API costs a py4j round trip per function call (and more with PySpark's
 # call-site capture), and the ~200 rules of a gold run made thousands of them (docs/performance.md).
 
-def _ident(name: str) -> str:
-    """A column name as a quoted SQL identifier."""
-    return "`" + name.replace("`", "``") + "`"
-
-
 def _sql_lit(x: Any) -> str:
     """A plain YAML value as a Spark SQL literal of the type `F.lit` would give it."""
     if isinstance(x, bool):
@@ -317,30 +312,30 @@ def _any(conds: list[str]) -> str:
 def _fails(rule: Rule) -> str:
     """A never-null boolean SQL expression: true when the row fails the rule."""
     if rule.kind == "not_null":
-        cond = _any([f"{_ident(c)} IS NULL" for c in rule.columns])
+        cond = _any([f"{quote_ident(c)} IS NULL" for c in rule.columns])
     elif rule.kind == "unique":
-        cond = f"(count(1) OVER (PARTITION BY {', '.join(_ident(c) for c in rule.columns)}) > 1)"
+        cond = f"(count(1) OVER (PARTITION BY {', '.join(quote_ident(c) for c in rule.columns)}) > 1)"
     elif rule.kind == "accepted_values":
         values = ", ".join(_sql_lit(v) for v in rule.values)
-        cond = _any([f"({_ident(c)} IS NULL AND {_sql_lit(not rule.allow_null)}) OR coalesce(NOT {_ident(c)} IN ({values}), false)"
+        cond = _any([f"({quote_ident(c)} IS NULL AND {_sql_lit(not rule.allow_null)}) OR coalesce(NOT {quote_ident(c)} IN ({values}), false)"
                      for c in rule.columns])
     elif rule.kind == "range":
         parts = []
         for c in rule.columns:
             out = []
             if rule.min is not None:
-                out.append(f"{_ident(c)} < {_lit(rule.min)}")
+                out.append(f"{quote_ident(c)} < {_lit(rule.min)}")
             if rule.max is not None:
-                out.append(f"{_ident(c)} > {_lit(rule.max)}")
+                out.append(f"{quote_ident(c)} > {_lit(rule.max)}")
             parts.append(f"coalesce({_any(out)}, {_sql_lit(not rule.allow_null)})")
         cond = _any(parts)
     elif rule.kind == "expression":
         cond = f"coalesce(NOT ({rule.expr}), false)"
     elif rule.kind == "monotonic":
-        over = f"ORDER BY {', '.join(_ident(c) for c in rule.order_by)}"
+        over = f"ORDER BY {', '.join(quote_ident(c) for c in rule.order_by)}"
         if rule.partition_by:
-            over = f"PARTITION BY {', '.join(_ident(c) for c in rule.partition_by)} {over}"
-        value = _ident(rule.columns[0])
+            over = f"PARTITION BY {', '.join(quote_ident(c) for c in rule.partition_by)} {over}"
+        value = quote_ident(rule.columns[0])
         cond = f"coalesce({value} {'>' if rule.direction == 'non_increasing' else '<'} lag({value}) OVER ({over}), false)"
     else:  # pragma: no cover - load_rules rejects other kinds
         raise ValueError(f"unknown rule kind {rule.kind}")
@@ -352,7 +347,7 @@ def _fails(rule: Rule) -> str:
 def _sample(rule: Rule, key: tuple[str, ...], columns: list[str]) -> str:
     """`col=value, ...` for a failing row (SQL): the table key, then the rule's own columns."""
     cols = [c for c in dict.fromkeys(key + (rule.columns if rule.kind != "expression" else ())) if c in columns]
-    parts = [f"concat({_sql_lit(c + '=')}, coalesce(CAST({_ident(c)} AS STRING), 'null'))" for c in cols]
+    parts = [f"concat({_sql_lit(c + '=')}, coalesce(CAST({quote_ident(c)} AS STRING), 'null'))" for c in cols]
     return f"concat_ws(', ', {', '.join(parts)})" if parts else "CAST(NULL AS STRING)"
 
 
@@ -418,7 +413,7 @@ def _plan_table(name: str, df: DataFrame, rules: list[Rule], tables: Mapping[str
                 other = one_partition(other).hint("merge")
             other = other.dropDuplicates(list(rule.join.on)).alias(_short(rule.join.table))
             cur = cur.join(other, list(rule.join.on), "left")
-        keep = [f"{_ident(_short(name))}.{_ident(c)}" for c in checked.columns]
+        keep = [f"{quote_ident(_short(name))}.{quote_ident(c)}" for c in checked.columns]
         checked = _checked_select(cur, columns, joined, decided, name, keep=keep)
     done = {o.rule.name for o in decided}
     flags = [(r, f) for r, f in plain + joined if r.name not in done]
@@ -428,7 +423,7 @@ def _plan_table(name: str, df: DataFrame, rules: list[Rule], tables: Mapping[str
 def _checked_select(df: DataFrame, columns: list[str], rules: list[tuple[Rule, str]], decided: list[_Outcome],
                     table: str, keep: list[str] | None = None) -> DataFrame:
     """df + one boolean column per rule; a rule whose SQL does not resolve becomes an outcome instead."""
-    base = keep if keep is not None else [_ident(c) for c in columns]
+    base = keep if keep is not None else [quote_ident(c) for c in columns]
     todo = list(rules)
     while True:
         try:

@@ -85,7 +85,8 @@ def to_arrow_together(frames: Mapping[str, DataFrame], rows: Mapping[str, int], 
     return out
 
 
-def _quoted(name: str) -> str:
+def quote_ident(name: str) -> str:
+    """A column name as a quoted Spark SQL identifier (backticks doubled inside)."""
     return "`" + name.replace("`", "``") + "`"
 
 
@@ -121,7 +122,7 @@ def _stacked(frames: list[DataFrame], slots: list[list[str]]) -> DataFrame:
     union = None
     for i, (df, names) in enumerate(zip(frames, slots)):
         mine = dict(zip(names, df.columns))
-        part = df.selectExpr(f"{i} AS __frame", *[f"{_quoted(mine[c])} AS {c}" if c in mine else f"NULL AS {c}" for c in every])
+        part = df.selectExpr(f"{i} AS __frame", *[f"{quote_ident(mine[c])} AS {c}" if c in mine else f"NULL AS {c}" for c in every])
         union = part if union is None else union.union(part)
     return union
 
