@@ -168,7 +168,15 @@ class Lake:
         return storage_options(self.root)
 
     def exists(self, spark: SparkSession, name: str) -> bool:
-        """True when the table has a Delta log."""
+        """True when the table has a Delta log.
+
+        A local lake is asked through delta-rs (no JVM call: Spark's `isDeltaTable` replays the
+        table's log); any other URI through Spark, which knows every Hadoop file system.
+        """
+        if self.is_local:
+            from deltalake import DeltaTable as RsTable
+
+            return RsTable.is_deltatable(self.rs_uri(name))
         from delta.tables import DeltaTable
 
         return DeltaTable.isDeltaTable(spark, self.path(name))
