@@ -324,3 +324,38 @@ def test_one_seed_gives_the_same_gold_in_every_shape(spark, cfg, tmp_path):
             other = DeltaTable(str(lakes[fmt] / "gold" / name)).to_pandas()
             assert list(other.columns) == list(landing.columns), (fmt, name)
             assert sorted(map(str, other.to_dict("records"))) == sorted(map(str, landing.to_dict("records"))), (fmt, name)
+
+
+def _hadoop_listing(spark, folder: Path) -> list[tuple[str, int, int]]:
+    """The reference: Hadoop's own recursive listing (uri, bytes, modification ms)."""
+    jvm = spark.sparkContext._jvm
+    root = jvm.org.apache.hadoop.fs.Path(str(folder))
+    files = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).listFiles(root, True)
+    out = []
+    while files.hasNext():
+        s = files.next()
+        out.append((s.getPath().toString(), int(s.getLen()), int(s.getModificationTime())))
+    return sorted(out)
+
+
+def test_a_local_folder_is_listed_with_the_uris_sizes_and_times_hadoop_gives(spark, tmp_path):
+    """ops.ingest_files is keyed by Hadoop's URI of each file: the Python walk of a local landing
+    must give the same URIs (nested folders, spaces, symbolic links to folders) and times."""
+    landing = tmp_path / "land ing"
+    (landing / "events" / "date=2025-01-01").mkdir(parents=True)
+    (landing / "events" / "date=2025-01-01" / "a b.jsonl").write_text('{"x": 1}\n')
+    (landing / "events" / "c.jsonl.gz").write_bytes(gzip.compress(b'{"x": 2}\n'))
+    (landing / "events" / "_partial.jsonl").write_text("")
+    (landing / "users").mkdir()
+    (landing / "users" / "u.csv").write_text("user_id\nu1\n")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "d.json").write_text('{"x": 3}\n')
+    (landing / "events" / "linked").symlink_to(outside, target_is_directory=True)
+
+    walked = [(u, n, round(t.timestamp() * 1000)) for u, n, t in bronze._list_files(spark, str(landing))]
+    assert walked == _hadoop_listing(spark, landing)
+    listed = bronze.list_landing(spark, str(landing))
+    assert [u.rsplit("/", 1)[-1] for u, _, _ in listed["events"]] == ["c.jsonl.gz", "a b.jsonl", "d.json"]  # by URI
+    assert [u.rsplit("/", 1)[-1] for u, _, _ in listed["users"]] == ["u.csv"]
+    assert all(u.startswith("file:/") for feed in listed.values() for u, _, _ in feed)
