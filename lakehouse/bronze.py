@@ -72,7 +72,8 @@ def _list_files(spark: SparkSession, root_uri: str) -> list[tuple[str, int, dt.d
     """Every file below a folder (recursively) as (uri, size, modification time), sorted; [] when absent.
 
     URIs are Hadoop's (`file:/abs/path` for a local folder), the keys of ops.ingest_files. A local
-    folder is walked by Python (`_walk_local`, the same URIs): asking Hadoop's iterator costs
+    folder is walked by Python (`_walk_local`: the same URIs; it also lists the hidden `.crc` files
+    Hadoop's local file system hides, which no landing filter keeps): asking Hadoop's iterator costs
     eight py4j round trips a file (5.6 s for a year of daily files under load).
     """
     if is_local(root_uri):
@@ -91,14 +92,24 @@ def _list_files(spark: SparkSession, root_uri: str) -> list[tuple[str, int, dt.d
 
 def _walk_local(root_uri: str) -> list[tuple[str, int, dt.datetime]]:
     """`_list_files` of a local folder: the URIs Hadoop's local file system gives (`file:` and the
-    absolute path, symbolic links to folders followed), sizes and modification times (ms)."""
-    root = os.path.abspath(local_path(root_uri))
+    absolute path with repeated slashes collapsed; symbolic links to folders followed), sizes and
+    modification times (ms). As with Hadoop, a file gone before it is looked at (or a broken link)
+    is left out, and a folder that cannot be read stops the listing."""
+    root = "/" + os.path.abspath(local_path(root_uri)).lstrip("/")  # POSIX keeps a leading "//"
     if not os.path.exists(root):
         return []
+
+    def unreadable(err: OSError) -> None:
+        if not isinstance(err, FileNotFoundError):
+            raise LandingError(f"cannot list {err.filename}: {err.strerror}")
+
     out = []
-    for folder, _, names in os.walk(root, followlinks=True):
+    for folder, _, names in os.walk(root, onerror=unreadable, followlinks=True):
         for name in names:
-            st = os.stat(os.path.join(folder, name))
+            try:
+                st = os.stat(os.path.join(folder, name))
+            except FileNotFoundError:
+                continue
             modified = dt.datetime.fromtimestamp(st.st_mtime_ns // 1_000_000 / 1000, tz=dt.timezone.utc)
             out.append(("file:" + os.path.join(folder, name), int(st.st_size), modified))
     return sorted(out)

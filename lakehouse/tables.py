@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -176,7 +177,8 @@ class Lake:
         if self.is_local:
             from deltalake import DeltaTable as RsTable
 
-            return RsTable.is_deltatable(self.rs_uri(name))
+            uri = self.rs_uri(name)
+            return os.path.isdir(uri) and RsTable.is_deltatable(uri)
         from delta.tables import DeltaTable
 
         return DeltaTable.isDeltaTable(spark, self.path(name))

@@ -352,9 +352,11 @@ def test_a_local_folder_is_listed_with_the_uris_sizes_and_times_hadoop_gives(spa
     outside.mkdir()
     (outside / "d.json").write_text('{"x": 3}\n')
     (landing / "events" / "linked").symlink_to(outside, target_is_directory=True)
+    (landing / "events" / "gone.jsonl").symlink_to(tmp_path / "renamed-away.jsonl")  # a broken link
 
     walked = [(u, n, round(t.timestamp() * 1000)) for u, n, t in bronze._list_files(spark, str(landing))]
     assert walked == _hadoop_listing(spark, landing)
+    assert [u for u, _, _ in bronze._list_files(spark, "/" + str(landing) + "/")] == [u for u, _, _ in walked]
     listed = bronze.list_landing(spark, str(landing))
     assert [u.rsplit("/", 1)[-1] for u, _, _ in listed["events"]] == ["c.jsonl.gz", "a b.jsonl", "d.json"]  # by URI
     assert [u.rsplit("/", 1)[-1] for u, _, _ in listed["users"]] == ["u.csv"]

@@ -112,3 +112,17 @@ def test_small_tables_fetched_together_equal_each_frames_own_arrow_in_one_spark_
     apart = to_arrow_together(frames, {"a": 3, "b": 2, "empty": 0}, max_cells=1)
     assert jobs.nextJobId() - before == 3
     assert all(apart[n].equals(expected[n]) for n in frames)
+
+
+def test_a_table_path_that_is_a_file_or_holds_an_empty_log_is_not_a_table(spark, tmp_path):
+    """Lake.exists (delta-rs for a local lake) answers as Spark's isDeltaTable: a Delta table needs
+    a committed version; a plain file, an empty `_delta_log` or no folder at all is no table."""
+    lake = Lake(str(tmp_path))
+    (tmp_path / "silver").mkdir()
+    (tmp_path / "silver" / "events").write_text("not a table")
+    (tmp_path / "silver" / "users" / "_delta_log").mkdir(parents=True)
+    assert not lake.exists(spark, "silver.events")
+    assert not lake.exists(spark, "silver.users")
+    assert not lake.exists(spark, "silver.sessions")
+    lake.write(spark.createDataFrame([(1,)], "x int"), "silver.sessions")
+    assert lake.exists(spark, "silver.sessions")
