@@ -35,8 +35,12 @@ serve-sql: lake
 wheel: setup
 	$(VENV)/python -m build --wheel --outdir dist .
 
+# Two pytest-xdist workers (a Spark session each; every test file runs whole on one worker, tests/conftest.py):
+# 1 runs the suite in one process, more suit machines with more cores (each worker: a JVM of up to 4 GB).
+TEST_WORKERS ?= 2
 test: setup-browser
-	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not trust and not bi and not cluster and not s3 and not pg" --durations=10
+	$(VENV)/python -m pytest -q -p no:cacheprovider -m "not trust and not bi and not cluster and not s3 and not pg" --durations=10 \
+	  $(if $(filter-out 1 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 # The SQL endpoint started on a built lake and queried with PyHive and SQLAlchemy (minutes: own Spark JVMs).
 test-bi: setup

@@ -77,3 +77,30 @@ def generated_build(spark, cfg, tmp_path_factory) -> dict:
         mp.setattr(pipeline, "tuned", spy)
         result = pipeline.run(spark, cfg, str(root / "landing"), str(root / "lake"), progress=lambda m: None)
     return {"lake": root / "lake", "summary": summary, "result": result, "tuned": tuned}
+
+
+# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadfile`): each test file runs
+# whole on one worker, so a module-scoped fixture (most build a lake) is built once. Files that share
+# a lake-building session fixture run on the same worker too, so that lake is also built once.
+SHARED_SCOPES = {
+    "tests/test_e2e.py": "generated_build",
+    "tests/dashboard/test_gold_parity.py": "generated_build",
+}
+
+try:
+    from xdist.scheduler import LoadFileScheduling
+except ImportError:  # pytest-xdist is a dev dependency; without it the suite runs in one process
+    LoadFileScheduling = None
+
+if LoadFileScheduling is not None:
+
+    class _FileScheduling(LoadFileScheduling):
+        """`--dist loadfile`, with the files of SHARED_SCOPES as one unit of work."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SHARED_SCOPES.get(path, path)
+
+    def pytest_xdist_make_scheduler(config, log):
+        """Our scheduler for `--dist loadfile`; any other mode is xdist's own."""
+        return _FileScheduling(config, log) if config.getvalue("dist") == "loadfile" else None
