@@ -52,7 +52,9 @@ ZORDER = {
     "bronze.users": ("batch_id",),
     "silver.quarantine": ("batch_id",),
     "silver.events": ("user_id", "ts"),
-    "silver.sessions": ("user_id", "session_start"),
+    # By start only: each batch replaces the sessions from a start time on (lakehouse.silver), and
+    # files laid out by start keep that rewrite to the newest ones.
+    "silver.sessions": ("session_start",),
     **{f"gold.{t.name}": t.zorder for t in catalog.GOLD_TABLES if t.zorder},
 }
 

@@ -40,6 +40,9 @@ SCHEMAS = {
         ("event_names_json", pa.string()), ("versions_json", pa.string()), ("mode", pa.string()), ("since", pa.string()),
         ("recorded_at", TS),
     ]),
+    "ops.silver_state": pa.schema([
+        ("batch_id", pa.int64()), ("sessions_settings", pa.string()), ("recorded_at", TS),
+    ]),
     "ops.erasures": pa.schema([
         ("erasure_id", pa.string()), ("requested_at", TS), ("completed_at", TS), ("user_id_hash", pa.string()),
         ("rows_removed_json", pa.string()), ("status", pa.string()),

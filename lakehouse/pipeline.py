@@ -214,6 +214,11 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
             summary.quarantined = res.quarantined
             layer.finish(f"silver: batches {res.batches}: {res.events_added} events added, {res.duplicates} duplicates dropped, "
                          f"{sum(res.quarantined.values())} lines quarantined")
+        elif full_refresh and silver.sessions_stale(spark, lake, cfg):
+            layer = _Layer(spark, summary, progress, "silver")
+            layer.run(lambda: silver.refresh_sessions(spark, lake, cfg), "silver: cutting sessions again")
+            wrote = True
+            layer.finish("silver: sessions cut again whole (session_gap_minutes or excluded_events differ from those they were cut with)")
     if "gold" in layers:
         silver_done = silver.done_batches(lake, "silver")
         gold_done = silver.done_batches(lake, "gold")

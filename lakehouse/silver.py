@@ -7,6 +7,8 @@ the batch and lands on exactly the same tables.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,8 +23,9 @@ from lakehouse.sources import options_for
 from lakehouse.tables import Lake
 from lakehouse.transforms import silver as T
 from lakehouse.transforms import sources as S
-from lakehouse.transforms.sessions import SECONDS, sessionize
+from lakehouse.transforms.sessions import new_events_reach, outside_reach, reached_events, sessionize
 
+SESSIONS_FETCH_MAX_ROWS = 200_000  # sessions a batch may replace through the driver (delta-rs), see _write_sessions
 MAX_DROPPED_TIES = 8  # ties one batch may drop for closing a cycle; ids of cycles beyond keep their own ids
 IDENTITIES_SCHEMA = ("anonymous_id string, user_id string, tied_at timestamp, source string, source_file string, "
                      "batch_id long, line_id long, part int, moved_events long")
@@ -229,25 +232,113 @@ def _as_parsed(users: DataFrame) -> DataFrame:
                         F.lit(None).cast("timestamp").alias("file_modified_at"), F.lit(None).cast("long").alias("line_id"))
 
 
-def _sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, gone: DataFrame | None = None):
-    """silver.sessions after `batch_id`: the sessions of users with events in the batch are derived
-    again from all their events; every other user's sessions are kept as they are, but those of
-    `gone` ids (anonymous ids whose events now belong to a user: `user_id` column) are dropped.
+def sessions_settings(cfg: dict) -> str:
+    """The settings silver.sessions is cut with (`session_gap_minutes`, `excluded_events`), as JSON."""
+    return json.dumps({"session_gap_minutes": cfg["session_gap_minutes"],
+                       "excluded_events": sorted(cfg["excluded_events"])}, sort_keys=True)
 
-    A user's sessions depend on that user's events only, so this equals a full rebuild.
+
+def sessions_stale(spark: SparkSession, lake: Lake, cfg: dict) -> bool:
+    """Whether silver.sessions exists but was last cut whole with other settings, or before they
+    were recorded (`ops.silver_state`, delta-rs, no Spark job): it must then be cut again whole."""
+    rows = ops.read(lake, "ops.silver_state")
+    if not rows:
+        return lake.exists(spark, "silver.sessions")
+    return max(rows, key=lambda r: r["recorded_at"])["sessions_settings"] != sessions_settings(cfg)
+
+
+def _sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, gone: DataFrame | None, cached: list,
+              whole: bool = False):
+    """silver.sessions after `batch_id`, or None when the batch changes no session: (the whole table,
+    None, None), or (the rows from a start on, that start in microseconds since the epoch, the
+    sessions cut again). Equals cutting every session again from all of silver.events.
+
+    Usually only the sessions the batch's events can reach are cut again (`new_events_reach`: whole
+    client sessions, and each user's derived sessions from shortly before their first new event),
+    and only the rows from the earliest start among them on are replaced (`session_start >= ...`;
+    the table is laid out in start order, so Delta rewrites the newest files only). When earlier
+    events were re-keyed (`gone`: anonymous ids whose events now belong to a user, `user_id`
+    column), the sessions of the batch's users are derived again from all their events and the
+    table is rewritten whole in start order. With `whole` (no table yet, or cut with other
+    settings: `sessions_stale`), every session is cut again. Frames it caches are added to `cached`.
     """
-    cut = sessionize(cfg["session_gap_minutes"], tuple(cfg["excluded_events"]))
-    events = lake.read(spark, "silver.events")
-    if not lake.exists(spark, "silver.sessions"):
-        return events.transform(cut)
-    if dict(lake.read(spark, "silver.sessions").dtypes).get("duration_s") != SECONDS:
-        # Sessions written before lengths and gaps kept sub-second precision: derive them all again.
-        return events.transform(cut)
-    touched = events.filter(F.col("batch_id") == batch_id).select("user_id").distinct()
-    fresh = events.join(F.broadcast(touched), "user_id", "left_semi").transform(cut)
-    dropped = touched if gone is None else touched.unionByName(gone.select("user_id")).distinct()
-    kept = lake.read(spark, "silver.sessions").join(F.broadcast(dropped), "user_id", "left_anti")
-    return kept.unionByName(fresh)
+    gap, excluded = cfg["session_gap_minutes"], tuple(cfg["excluded_events"])
+    cut = sessionize(gap, excluded)
+    # Pinned reads: the live files listed once by delta-rs (no Spark job per scan, see Lake.read_pinned).
+    events = lake.read_pinned(spark, "silver.events")
+    if whole or not lake.exists(spark, "silver.sessions"):
+        return events.transform(cut).orderBy("session_start"), None, None
+    old = lake.read_pinned(spark, "silver.sessions")
+    new = events.filter(F.col("batch_id") == batch_id)
+    if gone is not None:
+        touched = new.select("user_id").distinct()
+        fresh = events.join(F.broadcast(touched), "user_id", "left_semi").transform(cut)
+        dropped = touched.unionByName(gone.select("user_id")).distinct()
+        return old.join(F.broadcast(dropped), "user_id", "left_anti").unionByName(fresh).orderBy("session_start"), None, None
+    reach = new_events_reach(gap, excluded)(new, old)
+    fresh = events.transform(reached_events(reach)).transform(cut).persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(fresh)
+    first, rows = fresh.agg(F.min(F.unix_micros("session_start")), F.count(F.lit(1))).collect()[0]
+    if first is None:
+        return None
+    window = (old.filter(F.expr(f"session_start >= TIMESTAMP'{_timestamp_text(first)}'"))
+              .transform(outside_reach(reach)).unionByName(fresh))
+    return window.coalesce(1).sortWithinPartitions("session_start"), first, rows
+
+
+def _write_sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int | None, gone: DataFrame | None,
+                    cached: list, whole: bool) -> None:
+    """Update silver.sessions for `batch_id` (`_sessions`); a whole cut records its settings.
+
+    Rows from a start on replace those of the table (one commit): through delta-rs from the driver
+    when the rows written stay under SESSIONS_FETCH_MAX_ROWS (counted from the table's file stats:
+    the log replay and Delta DELETE of a Spark replaceWhere cost several Spark jobs), else Spark.
+    """
+    sessions = _sessions(spark, lake, cfg, batch_id, gone, cached, whole)
+    if sessions is None:
+        return
+    frame, first, rows = sessions
+    txn = ("silver.sessions", batch_id) if batch_id is not None else None
+    if first is None:
+        lake.write(frame, "silver.sessions", mode="overwrite", txn=txn)
+    elif lake.is_local and rows + _rows_from(lake, "silver.sessions", "session_start", first) <= SESSIONS_FETCH_MAX_ROWS:
+        lake.write_small(frame, "silver.sessions", txn=txn, predicate=f"session_start >= '{_timestamp_text(first)}'")
+    else:
+        lake.write(frame, "silver.sessions", mode="overwrite", txn=txn,
+                   replace_where=f"session_start >= TIMESTAMP'{_timestamp_text(first)}'")
+    if whole:
+        ops.append(lake, "ops.silver_state", [{"batch_id": batch_id, "sessions_settings": sessions_settings(cfg),
+                                               "recorded_at": ops.now()}])
+
+
+def _rows_from(lake: Lake, name: str, column: str, micros: int) -> int:
+    """Rows in the table's files whose `column` reaches `micros` or later (a timestamp; from the
+    Delta log's file statistics, delta-rs, no Spark job): at most the rows a replacement from
+    `micros` on keeps. Files without statistics count whole."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    actions = pa.table(DeltaTable(lake.rs_uri(name), storage_options=lake.rs_options).get_add_actions(flatten=True))
+    at = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=micros - 1000)  # stats keep milliseconds
+    highs = actions.column(f"max.{column}").to_pylist() if f"max.{column}" in actions.column_names else [None] * actions.num_rows
+    counts = actions.column("num_records").to_pylist() if "num_records" in actions.column_names else [None] * actions.num_rows
+    return sum(n if n is not None else 10**12 for high, n in zip(highs, counts) if high is None or high >= at)
+
+
+def refresh_sessions(spark: SparkSession, lake: Lake, cfg: dict) -> bool:
+    """Cut silver.sessions again whole when it was cut with other settings (`sessions_stale`), so a
+    full refresh of gold reads sessions of the current settings; whether it did."""
+    if not (lake.exists(spark, "silver.events") and sessions_stale(spark, lake, cfg)):
+        return False
+    _write_sessions(spark, lake, cfg, None, None, [], whole=True)
+    return True
+
+
+def _timestamp_text(micros: int) -> str:
+    """`micros` since the epoch as ISO 8601 text in UTC, exact to the microsecond (for an SQL literal,
+    Spark's or delta-rs's, read the same whatever the session's time zone)."""
+    at = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=micros)
+    return f"{at:%Y-%m-%dT%H:%M:%S.%f}+00:00"
 
 
 def process(spark: SparkSession, lake: Lake, cfg: dict, bronze_batches: list[int],
@@ -266,6 +357,7 @@ def process(spark: SparkSession, lake: Lake, cfg: dict, bronze_batches: list[int
         mark[0] = now
 
     last = done_batches(lake, "silver")
+    stale = sessions_stale(spark, lake, cfg)  # cut with other settings: cut again whole with the next batch
     sources = ops.batch_sources(lake)  # which feeds and sources each batch landed files for (no Spark job)
     for batch_id in [b for b in bronze_batches if b > last]:
         kinds = sources.get(batch_id, {})
@@ -282,10 +374,13 @@ def process(spark: SparkSession, lake: Lake, cfg: dict, bronze_batches: list[int
         if landing_profiles or m.profiles is not None or changed is not None:
             _profiles_batch(spark, lake, cfg, batch_id, result, landing_profiles, m.profiles, resolved)
             lap(f"batch {batch_id} profiles")
-        if lake.exists(spark, "silver.events") and (added or moved or not lake.exists(spark, "silver.sessions")):
-            gone = changed.select(F.col("anonymous_id").alias("user_id")) if moved else None
-            lake.write(_sessions(spark, lake, cfg, batch_id, gone), "silver.sessions", mode="overwrite", txn=("silver.sessions", batch_id))
-            lap(f"batch {batch_id} sessions")
+        if lake.exists(spark, "silver.events"):
+            whole = stale or not lake.exists(spark, "silver.sessions")
+            if added or moved or whole:
+                gone = changed.select(F.col("anonymous_id").alias("user_id")) if moved else None
+                _write_sessions(spark, lake, cfg, batch_id, gone, m.cached, whole)
+                stale = False
+                lap(f"batch {batch_id} sessions")
         for frame in m.cached:
             frame.unpersist()
         mark_done(lake, "silver", batch_id)

@@ -19,7 +19,7 @@ LAYERS = ("bronze", "silver", "gold", "ops")
 BRONZE = ("events", "users")
 SILVER = ("events", "users", "sessions", "quarantine", "identities")
 GOLD = CATALOGUE_NAMES  # declared in lakehouse.catalog
-OPS = ("ingest_files", "progress", "pipeline_runs", "expectations", "erasures", "gold_state")
+OPS = ("ingest_files", "progress", "pipeline_runs", "expectations", "erasures", "gold_state", "silver_state")
 
 REGISTRY = {f"bronze.{n}" for n in BRONZE} | {f"silver.{n}" for n in SILVER} | {f"gold.{n}" for n in GOLD} | {f"ops.{n}" for n in OPS}
 
@@ -275,8 +275,9 @@ class Lake:
         return done is not None and done >= txn[1]
 
     def write_small(self, df: DataFrame | pa.Table, name: str, txn: tuple[str, int] | None = None,
-                    txn_checked: bool = False) -> bool:
-        """Overwrite a small table whole with delta-rs from the driver; False when `txn` was already written.
+                    txn_checked: bool = False, predicate: str | None = None) -> bool:
+        """Overwrite a small table whole (or, with `predicate`, its rows matching it) with delta-rs from
+        the driver; False when `txn` was already written.
 
         For tables of a few thousand rows, a Spark Delta write costs several Spark jobs (the log
         replay of the table's snapshot, the write, the commit's bookkeeping) for a file of a few
@@ -287,7 +288,10 @@ class Lake:
         overwrite with `overwriteSchema`. Only for a local lake (see `is_local`); the caller
         keeps rows well below what the driver should hold. `df` may also be the rows already
         fetched (an Arrow table, see `to_arrow_together`). `txn_checked`: the caller has just
-        asked `txn_done` for this `txn` (one delta-rs log load less per table).
+        asked `txn_done` for this `txn` (one delta-rs log load less per table). With `predicate`
+        (delta-rs SQL, e.g. `ts >= '2026-01-01T00:00:00+00:00'`) only the rows matching it are
+        replaced, as Spark's replaceWhere does: the schema is kept, and every row of `df` must
+        match it (delta-rs raises otherwise, and nothing is written).
         """
         from deltalake import CommitProperties, Transaction, write_deltalake
 
@@ -296,7 +300,7 @@ class Lake:
             return False
         data = df if isinstance(df, pa.Table) else df.toArrow()
         write_deltalake(
-            uri, data, mode="overwrite", schema_mode="overwrite",
+            uri, data, mode="overwrite", schema_mode=None if predicate else "overwrite", predicate=predicate,
             configuration=GOLD_PROPERTIES if name.startswith("gold.") else None,
             commit_properties=CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]) if txn else None,
             storage_options=self.rs_options,

@@ -63,7 +63,11 @@ def _land(files: list[Path], src: Path, landing: Path) -> None:
 
 
 def _gold(lake: Path, name: str):
-    table = DeltaTable(str(lake / "gold" / name)).to_pandas()
+    return _table(lake, "gold", name)
+
+
+def _table(lake: Path, layer: str, name: str):
+    table = DeltaTable(str(lake / layer / name)).to_pandas()
     return table.sort_values(list(table.columns)).reset_index(drop=True)
 
 
@@ -96,6 +100,13 @@ def test_eleven_incremental_batches_give_the_gold_tables_of_one_rebuild(lakes):
         inc, full = _gold(incremental, name), _gold(rebuild, name)
         assert list(inc.columns) == list(full.columns), name
         assert inc.equals(full), f"gold.{name} differs between 11 incremental runs and one rebuild"
+
+
+def test_silver_sessions_updated_batch_by_batch_equal_one_rebuild(lakes):
+    """Each batch cut again only the sessions it could reach (lakehouse.silver._sessions)."""
+    incremental, rebuild, _, _ = lakes
+    inc, full = _table(incremental, "silver", "sessions"), _table(rebuild, "silver", "sessions")
+    assert len(inc) > 0 and inc.equals(full)
 
 
 def test_every_incremental_run_processed_only_its_new_files_and_says_what_it_recomputed(lakes):

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 
 import pyspark.sql.functions as F
 from chispa import assert_df_equality
+from deltalake import DeltaTable
 
+from lakehouse import bronze as bronze_step
+from lakehouse import pipeline, silver
+from lakehouse.tables import Lake
 from lakehouse.transforms import silver as T
 from lakehouse.transforms.sessions import sessionize
 
@@ -172,3 +177,33 @@ def test_lines_that_are_not_utf8_are_quarantined_with_their_original_bytes(spark
     df = spark.createDataFrame(rows, BRONZE_SCHEMA + ", value_bytes binary")
     q = T.quarantined(df.transform(T.parse_events()), "events").collect()
     assert [(r["reason"], bytes(r["value_bytes"])) for r in q] == [("not_utf8", raw)]
+
+
+def test_sessions_are_cut_again_whole_when_the_gap_or_excluded_events_change(spark, cfg, tmp_path):
+    """silver.sessions keeps no session cut with other settings: the next batch (or a full refresh)
+    cuts every user's sessions again, not only those its events reach."""
+    landing, lake = tmp_path / "landing", Lake(str(tmp_path / "lake"))
+    (landing / "events").mkdir(parents=True)
+
+    def land(name: str, *events: tuple[str, str, str]) -> None:
+        (landing / "events" / name).write_text("".join(event(event_id=i, user_id=u, ts=ts) + "\n" for i, u, ts in events))
+
+    def sessions_per_user() -> dict:
+        return dict(Counter(r["user_id"] for r in DeltaTable(lake.rs_uri("silver.sessions")).to_pyarrow_table().to_pylist()))
+
+    def run(settings: dict) -> None:
+        bronze_step.ingest(spark, lake, str(landing))
+        silver.process(spark, lake, settings, bronze_step.committed_batches(lake))
+
+    gap10 = {**cfg, "session_gap_minutes": 10}
+    land("a.jsonl", ("e1", "u1", "2026-01-09T10:00:00Z"), ("e2", "u1", "2026-01-09T10:20:00Z"),
+         ("e3", "u2", "2026-01-09T10:00:00Z"), ("e4", "u2", "2026-01-09T10:15:00Z"))
+    run(cfg)  # 30 minutes
+    assert sessions_per_user() == {"u1": 1, "u2": 1} and not silver.sessions_stale(spark, lake, cfg)
+    assert silver.sessions_stale(spark, lake, gap10)
+    land("b.jsonl", ("e5", "u1", "2026-01-09T12:00:00Z"))
+    run(gap10)  # u2 has no new event, yet its session is cut again with the new gap
+    assert sessions_per_user() == {"u1": 3, "u2": 2} and not silver.sessions_stale(spark, lake, gap10)
+    assert not silver.refresh_sessions(spark, lake, gap10)
+    pipeline.run(spark, cfg, str(landing), lake.root, only="silver", full_refresh=True, progress=None, register=False)
+    assert sessions_per_user() == {"u1": 2, "u2": 1}  # `lakehouse run --full-refresh`: back to 30 minutes

@@ -4,6 +4,8 @@ users per date (`gold.sessions_daily`) (docs/spec/metrics.md, "Sessions").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
@@ -81,5 +83,72 @@ def sessionize(gap_minutes: int = 30, excluded_events: tuple[str, ...] = ("app_u
             .withColumn("duration_s", session_seconds(F.col("session_start"), F.col("session_end")))
             .select("user_id", "session_id", "session_start", "session_end", "events", "duration_s", "is_derived")
         )
+
+    return _transform
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The sessions a batch of new events can change, and where their events start.
+
+    `clients`: (user_id, session_id) of the client sessions the new events belong to (a client
+    session may span any time: it is derived again whole). `since`: (user_id, since) per user with
+    new events without a session id: their derived sessions from `since` on are cut again (earlier
+    ones end more than the gap before any new event, so they cannot change).
+    """
+
+    clients: DataFrame
+    since: DataFrame
+
+
+def new_events_reach(gap_minutes: int = 30, excluded_events: tuple[str, ...] = ("app_uninstall",)):
+    """(new events, sessions before them) -> `Reach`: what `sessionize` must cut again (docs/incremental.md).
+
+    A new event without a session id at `t0` (the user's earliest such) joins the derived session
+    that ends at most `gap_minutes` before it, or any later one; so the user's derived sessions are
+    cut again from the earliest of `t0` and the start of the first derived session ending at or
+    after `t0 - gap`. Excluded events (`excluded_events`) reach nothing. Both frames are small (one
+    row per client session or user of the batch); `sessions` is silver.sessions as it was.
+    """
+    gap = gap_minutes * 60 * MICROS
+
+    def _reach(new: DataFrame, sessions: DataFrame) -> Reach:
+        active = new.filter(~F.col("event").isin(*excluded_events))
+        clients = active.filter(F.col("session_id").isNotNull()).select("user_id", "session_id").distinct()
+        firsts = active.filter(F.col("session_id").isNull()).groupBy("user_id").agg(F.min("ts").alias("_t0"))
+        near = (sessions.filter(F.col("is_derived")).join(F.broadcast(firsts), "user_id")
+                .filter(F.unix_micros("session_end") >= F.unix_micros("_t0") - gap)
+                .groupBy("user_id").agg(F.min("session_start").alias("_first")))
+        since = firsts.join(near, "user_id", "left").select("user_id", F.least("_t0", "_first").alias("since"))
+        return Reach(clients, since)
+
+    return _reach
+
+
+def reached_events(reach: Reach) -> Transform:
+    """Events -> the events of the sessions `reach` names (all of each client session; a user's
+    events without a session id from their `since` on), to be cut again by `sessionize`."""
+
+    def _transform(events: DataFrame) -> DataFrame:
+        given = events.filter(F.col("session_id").isNotNull()).join(
+            F.broadcast(reach.clients), ["user_id", "session_id"], "left_semi")
+        derived = (events.filter(F.col("session_id").isNull()).join(F.broadcast(reach.since), "user_id")
+                   .filter(F.col("ts") >= F.col("since")).drop("since"))
+        return given.unionByName(derived)
+
+    return _transform
+
+
+def outside_reach(reach: Reach) -> Transform:
+    """Sessions -> those `reach` does not name (kept as they are; `sessionize` of `reached_events`
+    replaces the others)."""
+
+    def _transform(sessions: DataFrame) -> DataFrame:
+        clients = reach.clients.withColumn("_client", F.lit(True))
+        reached = (~F.col("is_derived") & F.coalesce(F.col("_client"), F.lit(False))) | (
+            F.col("is_derived") & F.coalesce(F.col("session_start") >= F.col("since"), F.lit(False)))
+        return (sessions.join(F.broadcast(clients), ["user_id", "session_id"], "left")
+                .join(F.broadcast(reach.since), "user_id", "left")
+                .filter(~reached).select(*sessions.columns))
 
     return _transform
