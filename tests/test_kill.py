@@ -351,6 +351,11 @@ def _canonical_rows(path: Path, drop: tuple[str, ...] = ()) -> tuple[list[str], 
     return table.column_names, sorted(rows)
 
 
+def _built_tables(ref: Path, got: Path, layer: str, names) -> list[str]:
+    """`layer.name` of the tables either lake has (a silver.identities exists only with Segment sources)."""
+    return [f"{layer}.{n}" for n in names if (ref / layer / n).exists() or (got / layer / n).exists()]
+
+
 def _assert_same_table(ref: Path, got: Path, name: str, drop: tuple[str, ...] = ()) -> int:
     ref_cols, ref_rows = _canonical_rows(ref / name.replace(".", "/"), drop)
     got_cols, got_rows = _canonical_rows(got / name.replace(".", "/"), drop)
@@ -445,8 +450,8 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_tables(tmp_pat
     rows = {name: _assert_same_table(ref, lake, f"gold.{name}") for name in GOLD}
     assert rows["engagement_daily"] > 0 and rows["users"] > 0 and rows["quarantine_summary"] > 0
     # Silver and bronze hold the same rows (only the ingestion times differ between the lakes).
-    for name in SILVER:
-        _assert_same_table(ref, lake, f"silver.{name}", drop=("ingested_at",))
+    for name in _built_tables(ref, lake, "silver", SILVER):
+        _assert_same_table(ref, lake, name, drop=("ingested_at",))
     for name in BRONZE:
         _assert_same_table(ref, lake, f"bronze.{name}", drop=("ingested_at",))
     # No event lost, none counted twice: both lakes against the landing files themselves.
