@@ -95,16 +95,26 @@ def table_version(lake: Lake, name: str) -> int | None:
         return None
 
 
-def live_rows(lake: Lake, name: str) -> int | None:
+def live_rows(lake: Lake, name: str, reaching: tuple[str, object] | None = None) -> int | None:
     """Rows in a table's latest version, summed from its files' statistics (no data scan);
-    0 for a missing table, None when a file has no row count."""
+    0 for a missing table, None when a file has no row count (or, with `reaching`, no maximum).
+
+    `reaching=(column, value)` counts only the files whose maximum of `column` is at least `value`
+    (an upper bound of the rows from `value` on; timestamp statistics keep milliseconds, so pass a
+    value a millisecond early)."""
     try:
         adds = pa.table(DeltaTable(lake.rs_uri(name), storage_options=lake.rs_options).get_add_actions(flatten=True))
     except TableNotFoundError:
         return 0
     if "num_records" not in adds.column_names or adds.column("num_records").null_count:
         return None
-    return int(sum(adds.column("num_records").to_pylist()))
+    counts = adds.column("num_records").to_pylist()
+    if reaching is None:
+        return int(sum(counts))
+    column, value = reaching
+    if f"max.{column}" not in adds.column_names or adds.column(f"max.{column}").null_count:
+        return None
+    return int(sum(n for n, high in zip(counts, adds.column(f"max.{column}").to_pylist()) if high >= value))
 
 
 def pending_bytes(lake: Lake, after_batch: int) -> int:

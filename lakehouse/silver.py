@@ -301,7 +301,7 @@ def _write_sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int | 
     txn = ("silver.sessions", batch_id) if batch_id is not None else None
     if first is None:
         lake.write(frame, "silver.sessions", mode="overwrite", txn=txn)
-    elif lake.is_local and rows + _rows_from(lake, "silver.sessions", "session_start", first) <= SESSIONS_FETCH_MAX_ROWS:
+    elif lake.is_local and (kept := _kept_rows_from(lake, first)) is not None and rows + kept <= SESSIONS_FETCH_MAX_ROWS:
         lake.write_small(frame, "silver.sessions", txn=txn, predicate=f"session_start >= '{_timestamp_text(first)}'")
     else:
         lake.write(frame, "silver.sessions", mode="overwrite", txn=txn,
@@ -311,18 +311,10 @@ def _write_sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int | 
                                                "recorded_at": ops.now()}])
 
 
-def _rows_from(lake: Lake, name: str, column: str, micros: int) -> int:
-    """Rows in the table's files whose `column` reaches `micros` or later (a timestamp; from the
-    Delta log's file statistics, delta-rs, no Spark job): at most the rows a replacement from
-    `micros` on keeps. Files without statistics count whole."""
-    import pyarrow as pa
-    from deltalake import DeltaTable
-
-    actions = pa.table(DeltaTable(lake.rs_uri(name), storage_options=lake.rs_options).get_add_actions(flatten=True))
-    at = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=micros - 1000)  # stats keep milliseconds
-    highs = actions.column(f"max.{column}").to_pylist() if f"max.{column}" in actions.column_names else [None] * actions.num_rows
-    counts = actions.column("num_records").to_pylist() if "num_records" in actions.column_names else [None] * actions.num_rows
-    return sum(n if n is not None else 10**12 for high, n in zip(highs, counts) if high is None or high >= at)
+def _kept_rows_from(lake: Lake, micros: int) -> int | None:
+    """At most the silver.sessions rows starting at `micros` or later (file statistics, no Spark job)."""
+    at = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=micros - 1000)
+    return ops.live_rows(lake, "silver.sessions", reaching=("session_start", at))
 
 
 def refresh_sessions(spark: SparkSession, lake: Lake, cfg: dict) -> bool:
