@@ -348,7 +348,7 @@ def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run
             else:
                 out[n] = (df, None)  # a small table: rewriting it whole is cheaper than a Delta DELETE
         # Small whole tables go through delta-rs (fewer Spark jobs); sizes come from the check's counts.
-        small_max = int((cfg.get("gold") or {}).get("small_table_max_rows", 50_000))
+        small_max = int((cfg.get("gold") or {}).get("small_table_max_rows", 200_000))
         small = {n: result.rows[f"gold.{n}"] for n, (_, pred) in out.items()
                  if pred is None and lake.is_local and result.rows.get(f"gold.{n}", small_max + 1) <= small_max}
         max_cells = int((cfg.get("gold") or {}).get("small_fetch_max_cells", 4_000_000))
