@@ -252,17 +252,24 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
     )
     users = keep(derived.unionByName(carried_users(old_users.join(t, "user_id", "left_anti"), profiles, rng)))
 
-    # Compare with the previous users: moved first-seen dates, changed attributes, changed last activity.
+    # Compare with the previous users: moved first-seen dates, changed attributes, changed last
+    # activity. One aggregation (one Spark job) gives everything the comparison yields: the number
+    # of users, the earliest moved first-seen date, the dates of the cohorts that gain or lose a
+    # member or whose member's last activity moved, and the users whose attributes changed (their
+    # ids only up to the listing limit: above it user_activity_daily is rewritten whole).
     o = old_users.select("user_id", *[F.col(c).alias(f"o_{c}") for c in (*ATTRIBUTES, "last_active_date")])
-    cmp = o.join(users.select("user_id", *ATTRIBUTES, "last_active_date"), "user_id", "full")
+    cmp = o.join(users.select("user_id", *ATTRIBUTES, "last_active_date", F.lit(1).alias("_is_user")), "user_id", "full")
     same = lambda c: F.col(f"o_{c}").eqNullSafe(F.col(c))  # noqa: E731
     first_moved = ~same("first_seen_date")
     attrs_changed = F.col("o_first_seen_date").isNotNull() & ~(same("first_seen_date") & same("country") & same("gender") & same("age_group"))
     cohort_moved = first_moved | ~same("last_active_date")
-    diff = keep(cmp.filter(~(same("first_seen_date") & same("country") & same("gender") & same("age_group") & same("last_active_date"))))
-    agg = diff.agg(
+    agg = cmp.agg(
+        F.count("_is_user").alias("users"),
         F.min(F.when(first_moved, F.least("o_first_seen_date", "first_seen_date"))).alias("first_moved"),
         F.sum(F.when(attrs_changed, 1).otherwise(0)).alias("relisted"),
+        F.array_union(F.collect_set(F.when(cohort_moved, F.col("o_first_seen_date"))),
+                      F.collect_set(F.when(cohort_moved, F.col("first_seen_date")))).alias("moved_dates"),
+        F.slice(F.collect_list(F.when(attrs_changed, F.col("user_id"))), 1, MAX_LISTED_USERS + 1).alias("relisted_ids"),
     ).collect()[0]
     trace("users derived and compared")
     since = min(d for d in (a0, agg["first_moved"]) if d is not None)
@@ -273,12 +280,10 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
     scope = Scope(full=False, since=since, rng=rng, new_events=st["n"],
                   funnel_since=funnel_rebuild_from(since, old.end, rng, int(funnel["window_days"])),
                   cohorts_since=max(rng.start, since - dt.timedelta(days=int(ret["max_day"]))),
-                  touched_users=touched.count(), relisted_users=int(agg["relisted"] or 0), users=users.count())
-    moved = {d for r in diff.filter(cohort_moved).select("o_first_seen_date", "first_seen_date").distinct().collect()
-             for d in r if d is not None and rng.start <= d <= rng.end}
+                  touched_users=touched.count(), relisted_users=int(agg["relisted"] or 0), users=int(agg["users"]))
+    moved = {d for d in agg["moved_dates"] if d is not None and rng.start <= d <= rng.end}
     scope.extra_cohorts = sorted(d for d in moved if d < scope.cohorts_since)
-    relisted = ([r["user_id"] for r in diff.filter(attrs_changed).select("user_id").collect()]
-                if scope.relisted_users <= MAX_LISTED_USERS else None)
+    relisted = sorted(agg["relisted_ids"]) if scope.relisted_users <= MAX_LISTED_USERS else None
 
     trace("scope")
     # Inputs of the date tables.
