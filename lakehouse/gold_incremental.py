@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field
 
 import pyspark.sql.functions as F
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse import currency
@@ -105,6 +106,14 @@ class Previous:
         if name not in self.frames:
             self.frames[name] = self.lake.read_pinned(self.spark, f"gold.{name}", self.versions[name])
         return self.frames[name]
+
+    def rows(self, name: str, columns: list[str], filters: list[tuple]) -> list[dict]:
+        """A few rows of the table at its recorded version, read by delta-rs on the driver (no Spark
+        job): `filters` in pyarrow's DNF form, e.g. [("activity_date", "=", date)]."""
+        from deltalake import DeltaTable
+
+        table = DeltaTable(self.lake.rs_uri(f"gold.{name}"), version=self.versions[name], storage_options=self.lake.rs_options)
+        return table.to_pyarrow_table(columns=columns, filters=filters).to_pylist()
 
 
 def _date_ts(day: dt.date, days_before: int = 2) -> F.Column:
@@ -204,7 +213,9 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
     silver = lake.read_pinned(spark, "silver.events")
     profiles = lake.read_or_empty(spark, "silver.users", SILVER_USERS_SCHEMA, pinned=True)
     sessions = read_sessions(spark, lake)
-    new = keep(silver.filter(F.col("batch_id") > after_batch).select(*GOLD_EVENT_COLUMNS).transform(with_activity_date(tz)))
+    # Checkpointed lazily: the statistics' aggregation below materialises it (one job, not two).
+    new = (silver.filter(F.col("batch_id") > after_batch).select(*GOLD_EVENT_COLUMNS).transform(with_activity_date(tz))
+           .localCheckpoint(eager=False))
     is_active = ~F.col("event").isin(*excluded)
     st = new.agg(
         F.count(F.lit(1)).alias("n"), F.min("activity_date").alias("d"), F.min("ts").alias("t"),
@@ -243,7 +254,11 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
     days = keep(before.unionByName(fresh.select(*DAY_COLUMNS)))
 
     # Users: the touched ones (new events or a new profile) from their whole history, the others carried.
-    touched = keep(event_users.unionByName(profiles.filter(F.col("batch_id") > after_batch).select("user_id")).distinct())
+    touched = event_users.unionByName(profiles.filter(F.col("batch_id") > after_batch).select("user_id")).distinct()
+    # Cached, not checkpointed: the four joins below broadcast it once (Spark reuses a broadcast of
+    # the same cached frame within a query, not of a local checkpoint); the count fills the cache.
+    touched = touched.persist(StorageLevel.MEMORY_AND_DISK)
+    touched_users = touched.count()
     t = F.broadcast(touched)
     old_users = prev.read("users")
     derived = user_dimension(
@@ -251,6 +266,7 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
         first_event_country(silver.join(t, "user_id", "left_semi")), rng, tz,
     )
     users = keep(derived.unionByName(carried_users(old_users.join(t, "user_id", "left_anti"), profiles, rng)))
+    touched.unpersist()
 
     # Compare with the previous users: moved first-seen dates, changed attributes, changed last
     # activity. One aggregation (one Spark job) gives everything the comparison yields: the number
@@ -280,7 +296,7 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
     scope = Scope(full=False, since=since, rng=rng, new_events=st["n"],
                   funnel_since=funnel_rebuild_from(since, old.end, rng, int(funnel["window_days"])),
                   cohorts_since=max(rng.start, since - dt.timedelta(days=int(ret["max_day"]))),
-                  touched_users=touched.count(), relisted_users=int(agg["relisted"] or 0), users=int(agg["users"]))
+                  touched_users=touched_users, relisted_users=int(agg["relisted"] or 0), users=int(agg["users"]))
     moved = {d for d in agg["moved_dates"] if d is not None and rng.start <= d <= rng.end}
     scope.extra_cohorts = sorted(d for d in moved if d < scope.cohorts_since)
     relisted = sorted(agg["relisted_ids"]) if scope.relisted_users <= MAX_LISTED_USERS else None
@@ -307,8 +323,7 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
     month_days = days.filter(F.col("activity_date") >= F.lit(month0))
     month_dau = month_cal.join(month_days.groupBy("activity_date").agg(F.count(F.lit(1)).alias("dau")), "activity_date", "left").fillna(0, ["dau"])
 
-    opening = (prev.read("loyalty_daily").filter(F.col("activity_date") == F.lit(since - dt.timedelta(days=1)))
-               .select("outstanding_points").collect())
+    opening = prev.rows("loyalty_daily", ["outstanding_points"], [("activity_date", "=", since - dt.timedelta(days=1))])
     new_points = loyalty_events(new)
     balances = keep(add_loyalty_balances(prev.read("loyalty_balances"), loyalty_balances(new_points)))
 
@@ -338,7 +353,7 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
     counts_pred = from_since
     if new_names:
         zeros = (calendar(spark, DateRange(rng.start, since - dt.timedelta(days=1)))
-                 .crossJoin(spark.createDataFrame([(n,) for n in new_names], "event string"))
+                 .withColumn("event", F.explode(F.array(*[F.lit(n) for n in new_names])))
                  .select("activity_date", "event", F.lit(0).cast("long").alias("events"), F.lit(0).cast("long").alias("users")))
         event_counts = event_counts.unionByName(zeros)
         counts_pred = f"({from_since} OR {_in('event', new_names)})"
@@ -363,7 +378,7 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
         new=new, ev=ev, active=active, money=money, new_money=new.transform(active_only(excluded)).transform(to_money),
         cal=cal, users=users, daily=daily, recent_days=recent_days, month_days=month_days, month_dau=month_dau,
         lifecycle_neighbours=with_neighbours(days.filter(F.col("activity_date") >= F.lit(since - dt.timedelta(days=1)))),
-        opening_points=opening[0][0] if opening else 0, balances=balances, relabelled_days=uad_days,
+        opening_points=opening[0]["outstanding_points"] if opening else 0, balances=balances, relabelled_days=uad_days,
         segmented=(seg_users, segment_summary, cluster_profiles),
         cohort_cal=cohort_cal, cohort_members=cohort_members, cohort_days=member_days(cohort_members),
         week_cal=week_cal, week_members=week_members, week_days=member_days(week_members),

@@ -189,7 +189,8 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
         if not landing:
             raise PipelineError("--landing or --source is required to run bronze")
         layer = _Layer(spark, summary, progress, "bronze")
-        result = layer.run(lambda: bronze.ingest(spark, lake, landing), "bronze: looking for new files")
+        with tuned(spark, layer_conf(cfg, "bronze", None)):
+            result = layer.run(lambda: bronze.ingest(spark, lake, landing), "bronze: looking for new files")
         if result.batch_id is not None:
             wrote = True
             summary.files, summary.lines = result.files, result.lines

@@ -23,7 +23,7 @@ from lakehouse.sources import options_for
 from lakehouse.tables import Lake
 from lakehouse.transforms import silver as T
 from lakehouse.transforms import sources as S
-from lakehouse.transforms.sessions import new_events_reach, outside_reach, reached_events, sessionize
+from lakehouse.transforms.sessions import Reach, new_events_reach, outside_reach, reached_events, sessionize
 
 SESSIONS_FETCH_MAX_ROWS = 200_000  # sessions a batch may replace through the driver (delta-rs), see _write_sessions
 MAX_DROPPED_TIES = 8  # ties one batch may drop for closing a cycle; ids of cycles beyond keep their own ids
@@ -79,7 +79,7 @@ def _map_sources(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, kind
         pairs = kinds.get(feed, set())
         if not pairs or pairs == {("landing", "landing")}:
             continue
-        bronze = lake.read(spark, f"bronze.{feed}").filter(F.col("batch_id") == batch_id)
+        bronze = lake.read_pinned(spark, f"bronze.{feed}", holding=("batch_id", batch_id)).filter(F.col("batch_id") == batch_id)
         has_source = "source" in bronze.columns
         for name, kind in sorted(pairs):
             rows = bronze.filter(F.coalesce(F.col("source"), F.lit("landing")) == name) if has_source else bronze
@@ -163,7 +163,8 @@ def _resolve(df: DataFrame, resolved: DataFrame | None) -> DataFrame:
 
 def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, result: SilverResult,
                   lap: Step = lambda _: None, mapped: DataFrame | None = None, resolved: DataFrame | None = None) -> int:
-    bronze = lake.read(spark, "bronze.events").filter(F.col("batch_id") == batch_id)
+    # Pinned: the batch's files picked from the log's statistics by delta-rs (no Spark job).
+    bronze = lake.read_pinned(spark, "bronze.events", holding=("batch_id", batch_id)).filter(F.col("batch_id") == batch_id)
     if mapped is not None:  # records of other sources, mapped; quarantined ones keep the raw record
         bronze = mapped.drop("raw_value")
         raw = mapped.withColumn("value", F.col("raw_value")).drop("raw_value", "map_reason")
@@ -175,7 +176,7 @@ def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, res
     lap(f"batch {batch_id} events parsed")
     events = T.first_copy_per_event_id(T.valid_events(parsed)).transform(lambda df: _resolve(df, resolved))
     if lake.exists(spark, "silver.events"):
-        events = events.transform(T.drop_known_event_ids(lake.read(spark, "silver.events")))
+        events = events.transform(T.drop_known_event_ids(lake.read_pinned(spark, "silver.events")))
     version = ops.table_version(lake, "silver.events")
     lake.write(events, "silver.events", mode="append", txn=("silver.events", batch_id))
     if ops.table_version(lake, "silver.events") != version:
@@ -200,7 +201,7 @@ def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, r
     parse = T.parse_profiles(str(cfg["email_salt"]), cfg["max_line_bytes"])
     frames = [mapped.transform(parse)] if mapped is not None else []
     if landing:
-        bronze = lake.read(spark, "bronze.users").filter(F.col("batch_id") == batch_id)
+        bronze = lake.read_pinned(spark, "bronze.users", holding=("batch_id", batch_id)).filter(F.col("batch_id") == batch_id)
         if "source" in bronze.columns:
             bronze = bronze.filter(F.coalesce(F.col("source_kind"), F.lit("landing")) == "landing")
         frames.insert(0, T.with_raw_bytes(bronze).select(*S.BRONZE_COLUMNS).transform(parse))
@@ -276,6 +277,9 @@ def _sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, gone: D
         dropped = touched.unionByName(gone.select("user_id")).distinct()
         return old.join(F.broadcast(dropped), "user_id", "left_anti").unionByName(fresh).orderBy("session_start"), None, None
     reach = new_events_reach(gap, excluded)(new, old)
+    # Checkpointed lazily: the broadcasts of the cut below compute them once, and the kept sessions'
+    # join (`outside_reach`) reads them back instead of deriving them from silver again.
+    reach = Reach(reach.clients.localCheckpoint(eager=False), reach.since.localCheckpoint(eager=False))
     fresh = events.transform(reached_events(reach)).transform(cut).persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(fresh)
     first, rows = fresh.agg(F.min(F.unix_micros("session_start")), F.count(F.lit(1))).collect()[0]

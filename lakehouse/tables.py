@@ -187,7 +187,8 @@ class Lake:
         """The current version of a table."""
         return spark.read.format("delta").load(self.path(name))
 
-    def read_pinned(self, spark: SparkSession, name: str, version: int | None = None) -> DataFrame:
+    def read_pinned(self, spark: SparkSession, name: str, version: int | None = None,
+                    holding: tuple[str, object] | None = None) -> DataFrame:
         """The table at one version (default: the latest), its files listed once, read as Parquet.
 
         Spark's Delta source lists a table's live files again for every query planned over it (one
@@ -197,6 +198,10 @@ class Lake:
         Falls back to the Delta source where plain Parquet would not give the table's rows:
         reader features (deletion vectors, column mapping), partition columns, or a lake that is
         not a local path.
+
+        `holding=(column, value)` reads only the files whose statistics say they may hold a row with
+        `column == value` (Delta's data skipping, without its Spark job); files without statistics
+        are read. The caller still filters the rows.
         """
         reader = spark.read.format("delta")
         if version is not None:
@@ -214,6 +219,8 @@ class Lake:
         # The schema from the same log (no Spark job: the Delta source would replay the log in Spark).
         schema = from_arrow_schema(pa.schema(table.schema().to_arrow()))
         files = table.file_uris()
+        if holding is not None:
+            files = _files_holding(table, files, *holding)
         if not files:
             return spark.createDataFrame([], schema)
         return spark.read.schema(schema).parquet(*files)
@@ -327,6 +334,19 @@ class Lake:
             spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{self.path(name)}'")
             done.append(name)
         return done
+
+
+def _files_holding(table, files: list[str], column: str, value) -> list[str]:
+    """The data files (`files`, in the order of the table's add actions) whose min/max statistics of
+    `column` admit `value`; a file without them is kept. All files when the two listings disagree."""
+    adds = pa.table(table.get_add_actions(flatten=True))
+    paths = adds.column("path").to_pylist()
+    if len(paths) != len(files) or not all(f.endswith(p.split("/")[-1]) for f, p in zip(files, paths)):
+        return files
+    if f"min.{column}" not in adds.column_names or f"max.{column}" not in adds.column_names:
+        return files
+    lows, highs = adds.column(f"min.{column}").to_pylist(), adds.column(f"max.{column}").to_pylist()
+    return [f for f, lo, hi in zip(files, lows, highs) if lo is None or hi is None or lo <= value <= hi]
 
 
 def _registered_names(spark: SparkSession) -> set[str]:

@@ -76,7 +76,7 @@ def test_gold_runs_without_adaptive_execution_at_any_size_and_small_run_settings
     assert layer_conf(cfg, "gold", 10**9)["spark.sql.shuffle.partitions"] == 2      # dotted key kept whole
     assert "spark.sql.codegen.wholeStage" not in layer_conf(cfg, "gold", 11)
     assert layer_conf(cfg, "gold", 10)["spark.sql.codegen.wholeStage"] is False
-    assert layer_conf(cfg, "bronze", 1) == {}
+    assert layer_conf(cfg, "bronze", 1) == {"spark.sql.adaptive.enabled": False}  # no small-run settings for bronze
     with pytest.raises(ConfigError, match="spark.layers"):
         load_config(root=conf_root, environ={}, overrides={"spark.layers.gold": 3})
 

@@ -28,6 +28,18 @@ def test_event_counts_include_uninstalls_zero_filled_inside_the_range(spark):
     assert_df_equality(got, expected, ignore_nullable=True)
 
 
+def test_event_counts_over_given_names_zero_fill_every_name_on_every_date(spark):
+    rng = DateRange(D(2024, 1, 1), D(2024, 1, 2))
+    events = make_events(spark, [ev("page_view", "2024-01-01 10:00:00", "u1")])
+    got = event_counts_daily(calendar(spark, rng), events, rng, ["quiz_completed", "page_view"])
+    expected = spark.createDataFrame([
+        (D(2024, 1, 1), "page_view", 1, 1), (D(2024, 1, 1), "quiz_completed", 0, 0),
+        (D(2024, 1, 2), "page_view", 0, 0), (D(2024, 1, 2), "quiz_completed", 0, 0),
+    ], "activity_date date, event string, events long, users long")
+    assert_df_equality(got, expected, ignore_nullable=True)
+    assert event_counts_daily(calendar(spark, rng), events, rng, []).count() == 0
+
+
 def test_page_views_per_page_with_unknown_page(spark):
     rng = DateRange(D(2024, 1, 1), D(2024, 1, 2))
     active = make_events(spark, [

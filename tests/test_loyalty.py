@@ -24,6 +24,9 @@ def test_loyalty_participation_and_outstanding_points(spark):
         (D(2026, 1, 1), 100, 0, 1, 0, 1, 1.0, 100),
         (D(2026, 1, 2), 10, 30, 1, 1, 2, 2 / 3, 80),
     ]
+    # An incremental run passes the balance before the calendar's first date (a literal, no join).
+    later = loyalty_daily(cal.filter("activity_date > DATE'2026-01-01'"), points, daily, opening=100)
+    assert rows(later, "activity_date", "outstanding_points") == [(D(2026, 1, 2), 80)]
     bal = loyalty_balances(points)
     expected = spark.createDataFrame(
         [("a", 100, 30, 70, D(2026, 1, 1), D(2026, 1, 2)), ("b", 10, 0, 10, D(2026, 1, 2), D(2026, 1, 2))],

@@ -4,7 +4,7 @@ import datetime as dt
 
 from chispa import assert_df_equality
 
-from lakehouse.session import tuned
+from lakehouse.session import layer_conf, tuned
 from lakehouse.tables import Lake, to_arrow_together
 
 
@@ -65,6 +65,39 @@ def test_a_small_table_written_by_delta_rs_reads_back_in_spark_in_one_job_and_a_
     t = DeltaTable(lake.rs_uri("gold.engagement_daily"))
     assert (t.version(), t.transaction_version("gold.engagement_daily")) == (1, 8)
     assert t.metadata().configuration["delta.enableDeletionVectors"] == "false"  # gold stays readable by delta-rs
+
+
+def test_a_pinned_read_holding_a_batch_reads_only_the_files_whose_statistics_admit_it(spark, tmp_path):
+    import pyspark.sql.functions as F
+
+    lake = Lake(str(tmp_path))
+    for batch in (1, 2, 3):
+        lake.write(spark.createDataFrame([(f"line {batch}.{i}", batch) for i in range(3)], "value string, batch_id long")
+                   .coalesce(1), "bronze.events", mode="append")
+    got = lake.read_pinned(spark, "bronze.events", holding=("batch_id", 2))
+    assert got.select(F.input_file_name()).distinct().count() == 1  # one of the three files
+    assert sorted(r["value"] for r in got.filter(F.col("batch_id") == 2).collect()) == ["line 2.0", "line 2.1", "line 2.2"]
+    assert lake.read_pinned(spark, "bronze.events", holding=("batch_id", 9)).count() == 0
+    assert lake.read_pinned(spark, "bronze.events").count() == 9
+
+
+def test_bronzes_idempotent_append_checks_its_transaction_in_one_job_under_its_layer_settings(spark, cfg, tmp_path):
+    lake = Lake(str(tmp_path))
+    jobs = spark.sparkContext._jsc.sc().dagScheduler()
+    rows = spark.createDataFrame([("line", 1)], "value string, batch_id long").coalesce(1)
+    lake.write(rows, "bronze.events", mode="append", txn=("bronze.events", 1))
+
+    def jobs_of_append(batch: int) -> int:
+        before = jobs.nextJobId()
+        lake.write(rows, "bronze.events", mode="append", txn=("bronze.events", batch), merge_schema=True)
+        return jobs.nextJobId() - before
+
+    with tuned(spark, {"spark.sql.adaptive.enabled": True}):
+        adaptive = jobs_of_append(2)
+    with tuned(spark, layer_conf(cfg, "bronze", None)):
+        assert jobs_of_append(3) == 2  # the state reconstruction for the txnAppId check, then the write
+    assert adaptive > 2  # adaptive execution splits that reconstruction into several jobs (three in Delta 4.4)
+    assert lake.read(spark, "bronze.events").count() == 3
 
 
 def test_a_pinned_read_is_planned_without_a_spark_job(spark, tmp_path):

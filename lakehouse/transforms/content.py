@@ -23,10 +23,10 @@ def event_counts_daily(cal: DataFrame, events: DataFrame, rng: DateRange,
     counts = in_range(events, rng).groupBy("activity_date", "event").agg(
         F.count(F.lit(1)).alias("events"), F.countDistinct("user_id").alias("users"))
     if names is None:
-        names = events.select("event").distinct()
-    else:
-        names = cal.sparkSession.createDataFrame([(n,) for n in sorted(names)], "event string")
-    out = cal.crossJoin(F.broadcast(names)).join(counts, ["activity_date", "event"], "left")
+        grid = cal.crossJoin(F.broadcast(events.select("event").distinct()))
+    else:  # each date x each name, generated in place (a join with a frame of names is a broadcast job)
+        grid = cal.withColumn("event", F.explode(F.array(*[F.lit(str(n)) for n in sorted(names)]).cast("array<string>")))
+    out = grid.join(counts, ["activity_date", "event"], "left")
     return out.select("activity_date", "event", as_long("events"), as_long("users")).transform(in_order("activity_date", "event"))
 
 

@@ -33,18 +33,18 @@ def loyalty_daily(cal: DataFrame, points: DataFrame, daily: DataFrame, opening: 
         F.countDistinct("user_id").alias("participants"),
     )
     running = Window.orderBy("activity_date").rowsBetween(Window.unboundedPreceding, 0)
-    if opening is None:
-        before = points.join(cal.agg(F.min("activity_date").alias("s")), F.col("activity_date") < F.col("s")).agg(
-            F.coalesce(F.sum(F.col("earned") - F.col("redeemed")), F.lit(0)).alias("opening")
-        )
-    else:
-        before = cal.sparkSession.range(1).select(F.lit(int(opening)).cast("long").alias("opening"))
     out = (
         cal.join(per_day, "activity_date", "left")
         .join(daily.select("activity_date", "dau"), "activity_date", "left")
         .fillna(0, subset=["points_earned", "points_redeemed", "earners", "redeemers", "participants", "dau"])
-        .crossJoin(before)
     )
+    if opening is None:
+        before = points.join(cal.agg(F.min("activity_date").alias("s")), F.col("activity_date") < F.col("s")).agg(
+            F.coalesce(F.sum(F.col("earned") - F.col("redeemed")), F.lit(0)).alias("opening")
+        )
+        out = out.crossJoin(before)
+    else:  # a literal: no one-row frame to join (each join of one is a broadcast, a Spark job of its own)
+        out = out.withColumn("opening", F.lit(int(opening)).cast("long"))
     return out.select(
         "activity_date",
         *[F.col(c).cast("long").alias(c) for c in ("points_earned", "points_redeemed", "earners", "redeemers", "participants")],

@@ -23,7 +23,7 @@ from pyspark.ml.clustering import KMeans
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.feature import PCA, StandardScaler, VectorAssembler
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 
 from lakehouse.transforms.common import DateRange, in_order, ratio
 
@@ -136,13 +136,14 @@ def segment_summary(segmented: DataFrame) -> DataFrame:
         F.avg(F.col("revenue").cast("double")).alias("avg_revenue"),
         F.avg(F.col("active_days").cast("double")).alias("avg_active_days"),
     )
-    total = segmented.agg(F.count(F.lit(1)).alias("_total"))
-    # Unknown segment names (none with the built-in rules) are kept after the known ones.
-    out = names.join(per, "segment", "full").crossJoin(F.broadcast(total))
+    # Unknown segment names (none with the built-in rules) are kept after the known ones. The total
+    # is the sum over the segments (every user is in one): a window over these few rows, not a
+    # one-row frame joined in (a broadcast job).
+    out = names.join(per, "segment", "full").withColumn("users", F.coalesce("users", F.lit(0)))
     return out.select(
         "segment",
-        F.coalesce("users", F.lit(0)).cast("long").alias("users"),
-        ratio(F.coalesce("users", F.lit(0)), F.col("_total")).alias("share"),
+        F.col("users").cast("long").alias("users"),
+        ratio(F.col("users"), F.sum("users").over(Window.partitionBy())).alias("share"),
         F.col("avg_revenue").cast("double").alias("avg_revenue"),
         F.col("avg_active_days").cast("double").alias("avg_active_days"),
         F.coalesce("_order", F.lit(len(SEGMENTS))).alias("_order"),
@@ -572,7 +573,9 @@ def segment_and_cluster(users: DataFrame, days: DataFrame, rng: DateRange,
                         segment_settings: Mapping | None = None,
                         cluster_settings: Mapping | None = None) -> tuple[DataFrame, DataFrame, DataFrame]:
     """(users + segment, cluster, cluster_pc1, cluster_pc2; segment_summary; cluster_profiles)."""
-    segmented = assign_segments(users, days, rng, segment_settings)
+    # Materialised once: the clustering's feature fetch and its labelled users both read it (the
+    # per-user behaviour over all user-days, the quantile cut and its broadcast are computed once).
+    segmented = assign_segments(users, days, rng, segment_settings).localCheckpoint(eager=True)
     result = cluster_users(segmented, days, rng, cluster_settings)
     # Materialised with its lineage cut, so the clustering's cached feature frame can be freed and
     # later plans stay small (the k-means pipeline behind these rows is long).

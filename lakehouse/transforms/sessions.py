@@ -147,8 +147,10 @@ def outside_reach(reach: Reach) -> Transform:
         clients = reach.clients.withColumn("_client", F.lit(True))
         reached = (~F.col("is_derived") & F.coalesce(F.col("_client"), F.lit(False))) | (
             F.col("is_derived") & F.coalesce(F.col("session_start") >= F.col("since"), F.lit(False)))
-        return (sessions.join(F.broadcast(clients), ["user_id", "session_id"], "left")
-                .join(F.broadcast(reach.since), "user_id", "left")
+        # No broadcast hints: the sessions kept are those of a window (small), and a broadcast is a
+        # Spark job of its own; Spark still broadcasts small sides by its own threshold.
+        return (sessions.join(clients, ["user_id", "session_id"], "left")
+                .join(reach.since, "user_id", "left")
                 .filter(~reached).select(*sessions.columns))
 
     return _transform
