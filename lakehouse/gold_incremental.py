@@ -258,15 +258,17 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
     # Cached, not checkpointed: the four joins below broadcast it once (Spark reuses a broadcast of
     # the same cached frame within a query, not of a local checkpoint); the count fills the cache.
     touched = touched.persist(StorageLevel.MEMORY_AND_DISK)
-    touched_users = touched.count()
-    t = F.broadcast(touched)
-    old_users = prev.read("users")
-    derived = user_dimension(
-        days.join(t, "user_id", "left_semi"), profiles.join(t, "user_id", "left_semi"),
-        first_event_country(silver.join(t, "user_id", "left_semi")), rng, tz,
-    )
-    users = keep(derived.unionByName(carried_users(old_users.join(t, "user_id", "left_anti"), profiles, rng)))
-    touched.unpersist()
+    try:
+        touched_users = touched.count()
+        t = F.broadcast(touched)
+        old_users = prev.read("users")
+        derived = user_dimension(
+            days.join(t, "user_id", "left_semi"), profiles.join(t, "user_id", "left_semi"),
+            first_event_country(silver.join(t, "user_id", "left_semi")), rng, tz,
+        )
+        users = keep(derived.unionByName(carried_users(old_users.join(t, "user_id", "left_anti"), profiles, rng)))
+    finally:  # a long-lived session (watch mode) keeps no cache of a failed run
+        touched.unpersist()
 
     # Compare with the previous users: moved first-seen dates, changed attributes, changed last
     # activity. One aggregation (one Spark job) gives everything the comparison yields: the number

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from typing import Mapping
@@ -201,7 +202,8 @@ class Lake:
 
         `holding=(column, value)` reads only the files whose statistics say they may hold a row with
         `column == value` (Delta's data skipping, without its Spark job); files without statistics
-        are read. The caller still filters the rows.
+        are read. The caller still filters the rows. For columns with exact statistics (integers,
+        dates): timestamp statistics keep milliseconds only, so no file is skipped for a timestamp.
         """
         reader = spark.read.format("delta")
         if version is not None:
@@ -345,8 +347,13 @@ def _files_holding(table, files: list[str], column: str, value) -> list[str]:
         return files
     if f"min.{column}" not in adds.column_names or f"max.{column}" not in adds.column_names:
         return files
+    if isinstance(value, (dt.datetime, float)):  # inexact statistics: skip nothing
+        return files
     lows, highs = adds.column(f"min.{column}").to_pylist(), adds.column(f"max.{column}").to_pylist()
-    return [f for f, lo, hi in zip(files, lows, highs) if lo is None or hi is None or lo <= value <= hi]
+    try:
+        return [f for f, lo, hi in zip(files, lows, highs) if lo is None or hi is None or lo <= value <= hi]
+    except TypeError:  # statistics of another type than the value: skip nothing
+        return files
 
 
 def _registered_names(spark: SparkSession) -> set[str]:

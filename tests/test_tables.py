@@ -79,6 +79,11 @@ def test_a_pinned_read_holding_a_batch_reads_only_the_files_whose_statistics_adm
     assert sorted(r["value"] for r in got.filter(F.col("batch_id") == 2).collect()) == ["line 2.0", "line 2.1", "line 2.2"]
     assert lake.read_pinned(spark, "bronze.events", holding=("batch_id", 9)).count() == 0
     assert lake.read_pinned(spark, "bronze.events").count() == 9
+    # Timestamp statistics keep milliseconds: a timestamp never skips a file.
+    for ms in (1, 2):
+        lake.write(spark.createDataFrame([(dt.datetime(2026, 1, 1, 0, 0, 0, ms * 1000 + 1),)], "at timestamp"),
+                   "bronze.users", mode="append")
+    assert lake.read_pinned(spark, "bronze.users", holding=("at", dt.datetime(2026, 1, 1, 0, 0, 0, 2001))).count() == 2
 
 
 def test_bronzes_idempotent_append_checks_its_transaction_in_one_job_under_its_layer_settings(spark, cfg, tmp_path):

@@ -147,8 +147,10 @@ def outside_reach(reach: Reach) -> Transform:
         clients = reach.clients.withColumn("_client", F.lit(True))
         reached = (~F.col("is_derived") & F.coalesce(F.col("_client"), F.lit(False))) | (
             F.col("is_derived") & F.coalesce(F.col("session_start") >= F.col("since"), F.lit(False)))
-        # No broadcast hints: the sessions kept are those of a window (small), and a broadcast is a
-        # Spark job of its own; Spark still broadcasts small sides by its own threshold.
+        # No broadcast hints (each broadcast is a Spark job of its own, one per query): the window is
+        # usually a day or two of sessions, and the reach is read back from its checkpoint. A late
+        # event of an old client session widens the window; the join then sorts it instead (seconds
+        # at a few million sessions). Spark still broadcasts small sides by its own threshold.
         return (sessions.join(clients, ["user_id", "session_id"], "left")
                 .join(reach.since, "user_id", "left")
                 .filter(~reached).select(*sessions.columns))
