@@ -38,7 +38,8 @@ def generated_lake(generated_build):
 
 def test_small_silver_and_gold_run_with_the_small_run_settings_then_the_session_gets_its_own_back(spark, cfg, generated_build):
     small = cfg["spark"]["small_runs"]["conf"]
-    assert generated_build["tuned"] == [small, small]  # silver (a few MB landed), then gold (far below 2M events)
+    bronze = cfg["spark"]["layers"]["bronze"]  # bronze's own layer settings (no small-run ones)
+    assert generated_build["tuned"] == [bronze, small, small]  # then silver (a few MB landed), gold (far below 2M events)
     assert spark.conf.get("spark.sql.adaptive.enabled") == "true"
     assert spark.conf.get("spark.sql.codegen.factoryMode", None) in (None, "FALLBACK")
 
