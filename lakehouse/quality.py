@@ -502,6 +502,15 @@ def _without_dropped(checked: DataFrame, columns: list[str], flags: list, outcom
     return checked.filter(~bad).select(*[F.col(f"`{c}`") for c in columns])
 
 
+def _union_all(frames: list[DataFrame]) -> DataFrame:
+    """The one-row check frames (all `table`, `counts`, in that order) as one frame, unioned as a
+    balanced tree: every union re-analyses the plan it builds, so a left-deep chain of 24 cost
+    about three times the analysis of a tree (docs/performance.md)."""
+    while len(frames) > 1:
+        frames = [frames[i].union(frames[i + 1]) if i + 1 < len(frames) else frames[i] for i in range(0, len(frames), 2)]
+    return frames[0]
+
+
 def apply(tables: Mapping[str, DataFrame], rules: Mapping[str, list[Rule]], run_id: str,
           samples: int = 3, checked_at: dt.datetime | None = None,
           single_partition_layers: tuple[str, ...] = ("gold",)) -> QualityResult:
@@ -525,10 +534,7 @@ def apply(tables: Mapping[str, DataFrame], rules: Mapping[str, list[Rule]], run_
             planned[name] = _aggregations(name, tables[name], list(rules[name]), tables, samples, single)
     frames = [p[0] for p in planned.values() if p[0] is not None]
     if frames:
-        union = frames[0]
-        for f in frames[1:]:
-            union = union.unionByName(f)
-        for r in union.collect():
+        for r in _union_all(frames).collect():
             _, flags, outcomes, _ = planned[r["table"]]
             counts = json.loads(r["counts"])
             result.rows[r["table"]] = int(counts.get("__rows", 0))
