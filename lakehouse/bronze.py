@@ -364,10 +364,33 @@ def _database(by_name: dict[str, Source], name: str, origin: str) -> Source:
     return src
 
 
-def ingest(spark: SparkSession, lake: Lake, sources: str | list[Source]) -> BronzeResult:
+def text_bytes(uri: str, size: int) -> int:
+    """The bytes of text a landed file holds: its size, or for a local .gz file the uncompressed
+    size its gzip trailer records (ISIZE, modulo 4 GiB: a file that large is never small anyway),
+    never less than the file's own size. A remote .gz file, or one whose trailer cannot be read,
+    counts as 20 times its size (JSON lines compress about 10 to 15 times). The figure only picks
+    the writer: a truncated file's trailer is arbitrary bytes, and either writer lands its lines
+    and its error rows the same way."""
+    if size is None:
+        return 1 << 62
+    if not uri.lower().endswith(".gz"):
+        return size
+    if is_local(uri) and size >= 18:
+        try:
+            with open(local_path(uri), "rb") as fh:
+                fh.seek(-4, os.SEEK_END)
+                return max(int.from_bytes(fh.read(4), "little"), size)
+        except OSError:
+            pass
+    return 20 * size
+
+
+def ingest(spark: SparkSession, lake: Lake, sources: str | list[Source], small_max_bytes: int = 0) -> BronzeResult:
     """Ingest the files not ingested before (or finish an interrupted batch).
 
     `sources`: the landing folder, or the run's sources (`lakehouse.sources.from_run`).
+    `small_max_bytes`: a feed's files holding at most this many bytes of text (`text_bytes`; no
+    database range) are committed by delta-rs from the driver (`Lake.write`'s `small`), 0 = never.
     """
     batch_id, rows, ingested_at, replayed = plan_batch(spark, lake, sources)
     result = BronzeResult(batch_id=batch_id, replayed=replayed)
@@ -385,7 +408,8 @@ def ingest(spark: SparkSession, lake: Lake, sources: str | list[Source]) -> Bron
         origin = {path: (name, kind) for _, f, path, _, _, name, kind in rows if f == feed}
         lines = read_lines(spark, paths, batch_id, ingested_at, origin, extra=ranges)
         version = ops.table_version(lake, f"bronze.{feed}")
-        lake.write(lines, f"bronze.{feed}", mode="append", txn=(f"bronze.{feed}", batch_id), merge_schema=True)
+        small = not ranges and sum(text_bytes(path, size) for _, f, path, size, _, _, _ in rows if f == feed) <= small_max_bytes
+        lake.write(lines, f"bronze.{feed}", mode="append", txn=(f"bronze.{feed}", batch_id), merge_schema=True, small=small)
         if ops.table_version(lake, f"bronze.{feed}") != version:
             result.lines[feed] = ops.last_commit_rows(lake, f"bronze.{feed}")
         else:  # replay of a batch whose write had committed before the run was killed

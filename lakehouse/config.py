@@ -134,10 +134,27 @@ def _validate(cfg: dict) -> dict:
         value = small.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise ConfigError(f"spark.small_runs.{key}: must be a whole number >= 0 (0 = never), got {value!r}")
+    writes = cfg.get("small_writes") or {}
+    if not isinstance(writes, dict):
+        raise ConfigError("small_writes: must be a mapping with bronze_max_bytes and silver_max_rows")
+    for key, value in writes.items():
+        if key not in SMALL_WRITES or not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"small_writes.{key}: must be one of {', '.join(SMALL_WRITES)}, "
+                              f"a whole number >= 0 (0 = never), got {value!r}")
     check = spark.get("executor_check_seconds", 0)
     if isinstance(check, bool) or not isinstance(check, (int, float)) or check < 0:
         raise ConfigError(f"spark.executor_check_seconds: must be a number of seconds >= 0 (0 = no check), got {check!r}")
     return cfg
+
+
+SMALL_WRITES = ("bronze_max_bytes", "silver_max_rows")
+
+
+def small_writes(cfg: Mapping) -> dict[str, int]:
+    """The `small_writes` bounds (conf/base/lakehouse.yaml): bronze bytes of text per feed and silver
+    rows per write up to which a batch is committed by delta-rs from the driver; a bound the
+    config leaves out is 0 (never)."""
+    return {key: int((cfg.get("small_writes") or {}).get(key) or 0) for key in SMALL_WRITES}
 
 
 def load_config(

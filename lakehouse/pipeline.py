@@ -14,6 +14,7 @@ from typing import Callable
 from pyspark.sql import SparkSession
 
 from lakehouse import bronze, gold, maintenance, ops, silver, sparkstats
+from lakehouse.config import small_writes
 from lakehouse.progress import Line, Reporter, as_reporter
 from lakehouse.session import layer_conf, tuned
 from lakehouse.lock import LakeBusyError, PipelineError, lake_lock  # noqa: F401 - part of this module's API
@@ -190,7 +191,7 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
             raise PipelineError("--landing or --source is required to run bronze")
         layer = _Layer(spark, summary, progress, "bronze")
         with tuned(spark, layer_conf(cfg, "bronze", None)):
-            result = layer.run(lambda: bronze.ingest(spark, lake, landing), "bronze: looking for new files")
+            result = layer.run(lambda: bronze.ingest(spark, lake, landing, small_writes(cfg)["bronze_max_bytes"]), "bronze: looking for new files")
         if result.batch_id is not None:
             wrote = True
             summary.files, summary.lines = result.files, result.lines

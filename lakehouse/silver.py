@@ -19,6 +19,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse import ops
+from lakehouse.config import small_writes
 from lakehouse.sources import options_for
 from lakehouse.tables import Lake
 from lakehouse.transforms import silver as T
@@ -45,6 +46,12 @@ class SilverResult:
     profile_continuation_lines: int = 0  # lines after the first of multi-line CSV records (valid or quarantined)
     quarantined: Counter = field(default_factory=Counter)
     sessions: int = 0
+
+
+def _small(cfg: dict, rows: int | None) -> bool:
+    """Whether a write of `rows` rows goes through the driver (`Lake.write`'s `small`): at most
+    `small_writes.silver_max_rows` (0 = never; None, an unknown count, = no)."""
+    return rows is not None and rows <= small_writes(cfg)["silver_max_rows"]
 
 
 def done_batches(lake: Lake, layer: str) -> int:
@@ -101,7 +108,7 @@ def _map_sources(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, kind
     return out
 
 
-def _identity_map(spark: SparkSession, lake: Lake, batch_id: int, ties: DataFrame | None):
+def _identity_map(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, ties: DataFrame | None):
     """Record the batch's new identity claims; returns (resolved map, changed map, moved events) or None.
 
     The first tie to arrive claims an anonymous id (within a batch, the earliest); a tie that would
@@ -133,7 +140,7 @@ def _identity_map(spark: SparkSession, lake: Lake, batch_id: int, ties: DataFram
         events = lake.read_or_empty(spark, "silver.events", "user_id string, batch_id long")
         moved = events.join(F.broadcast(changed.select(F.col("anonymous_id").alias("user_id"))), "user_id", "left_semi").count()
         lake.write(fresh.withColumn("moved_events", F.lit(moved).cast("long")), "silver.identities", mode="append",
-                   txn=("silver.identities", batch_id))
+                   txn=("silver.identities", batch_id), small=_small(cfg, fresh.count()))
     else:  # replay of a batch whose ties were recorded before the run was killed: re-key as recorded
         moved = recorded
     return after, changed, moved
@@ -178,7 +185,7 @@ def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, res
     if lake.exists(spark, "silver.events"):
         events = events.transform(T.drop_known_event_ids(lake.read_pinned(spark, "silver.events")))
     version = ops.table_version(lake, "silver.events")
-    lake.write(events, "silver.events", mode="append", txn=("silver.events", batch_id))
+    lake.write(events, "silver.events", mode="append", txn=("silver.events", batch_id), small=_small(cfg, valid))
     if ops.table_version(lake, "silver.events") != version:
         added = ops.last_commit_rows(lake, "silver.events")
     else:  # replay: the batch had been written before the run was killed
@@ -186,7 +193,7 @@ def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, res
     lap(f"batch {batch_id} events written")
     if reasons:
         lake.write(T.quarantined(T.with_raw_lines(parsed, bronze if mapped is None else raw), "events"), "silver.quarantine", mode="append",
-                   txn=("silver.quarantine.events", batch_id))
+                   txn=("silver.quarantine.events", batch_id), small=_small(cfg, sum(reasons.values())))
         lap(f"batch {batch_id} quarantine written")
     parsed.unpersist()
     result.events_added += added
@@ -215,9 +222,12 @@ def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, r
     valid = reasons.pop(None, 0)
     current = _resolve(lake.read_or_empty(spark, "silver.users", T.SILVER_USERS_SCHEMA), resolved)
     merged = T.latest_profiles(current, parsed)
-    lake.write(merged.coalesce(1), "silver.users", mode="overwrite", txn=("silver.users", batch_id))
+    known = ops.live_rows(lake, "silver.users")  # from the log's statistics: no Spark job
+    lake.write(merged.coalesce(1), "silver.users", mode="overwrite", txn=("silver.users", batch_id),
+               small=_small(cfg, None if known is None else known + valid))
     if reasons:
-        lake.write(T.quarantined(parsed, "users"), "silver.quarantine", mode="append", txn=("silver.quarantine.users", batch_id))
+        lake.write(T.quarantined(parsed, "users"), "silver.quarantine", mode="append", txn=("silver.quarantine.users", batch_id),
+                   small=_small(cfg, sum(reasons.values())))
     # the lines of the landing's CSV header records (mapped records count their own lines)
     headers = (bronze.count() if landing else 0) + (mapped.count() if mapped is not None else 0) - record_lines
     parsed.unpersist()
@@ -294,7 +304,9 @@ def _write_sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int | 
                     cached: list, whole: bool) -> None:
     """Update silver.sessions for `batch_id` (`_sessions`); a whole cut records its settings.
 
-    Rows from a start on replace those of the table (one commit): through delta-rs from the driver
+    A whole table is rewritten through delta-rs from the driver when silver.events holds at most
+    `small_writes.silver_max_rows` rows (sessions are never more than events; `Lake.write`'s
+    `small`). Rows from a start on replace those of the table (one commit): through delta-rs from the driver
     when the rows written stay under SESSIONS_FETCH_MAX_ROWS (counted from the table's file stats:
     the log replay and Delta DELETE of a Spark replaceWhere cost several Spark jobs), else Spark.
     """
@@ -303,8 +315,8 @@ def _write_sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int | 
         return
     frame, first, rows = sessions
     txn = ("silver.sessions", batch_id) if batch_id is not None else None
-    if first is None:
-        lake.write(frame, "silver.sessions", mode="overwrite", txn=txn)
+    if first is None:  # rewritten whole: there are at most as many sessions as silver events
+        lake.write(frame, "silver.sessions", mode="overwrite", txn=txn, small=_small(cfg, ops.live_rows(lake, "silver.events")))
     elif lake.is_local and (kept := _kept_rows_from(lake, first)) is not None and rows + kept <= SESSIONS_FETCH_MAX_ROWS:
         lake.write_small(frame, "silver.sessions", txn=txn, predicate=f"session_start >= '{_timestamp_text(first)}'")
     else:
@@ -358,7 +370,7 @@ def process(spark: SparkSession, lake: Lake, cfg: dict, bronze_batches: list[int
     for batch_id in [b for b in bronze_batches if b > last]:
         kinds = sources.get(batch_id, {})
         m = _map_sources(spark, lake, cfg, batch_id, kinds)
-        identity = _identity_map(spark, lake, batch_id, m.ties)
+        identity = _identity_map(spark, lake, cfg, batch_id, m.ties)
         resolved, changed, moved = identity if identity else (None, None, 0)
         if moved:
             _rekey(spark, lake, changed, batch_id)

@@ -242,14 +242,9 @@ class Lake:
 
         return DeltaTable.forPath(spark, self.path(name)).history(1).collect()[0]["version"]
 
-    def write(self, df: DataFrame, name: str, mode: str = "append", txn: tuple[str, int] | None = None,
-              partition_by: list[str] | None = None, replace_where: str | None = None,
-              merge_schema: bool = False) -> None:
-        """Write with Delta; `txn=(app_id, version)` makes the write idempotent across retries.
-
-        With `replace_where` (an SQL predicate) an overwrite replaces only the rows matching it;
-        with `merge_schema` an append adds the frame's new columns to the table (older rows: null).
-        """
+    def _write_spark(self, df: DataFrame, name: str, mode: str, txn: tuple[str, int] | None,
+                     partition_by: list[str] | None, replace_where: str | None, merge_schema: bool) -> None:
+        """Spark's Delta writer (see `write`)."""
         writer = df.write.format("delta").mode(mode)
         if merge_schema:
             writer = writer.option("mergeSchema", "true")
@@ -284,7 +279,8 @@ class Lake:
         return done is not None and done >= txn[1]
 
     def write_small(self, df: DataFrame | pa.Table, name: str, txn: tuple[str, int] | None = None,
-                    txn_checked: bool = False, predicate: str | None = None) -> bool:
+                    txn_checked: bool = False, predicate: str | None = None, mode: str = "overwrite",
+                    merge_schema: bool = False) -> bool:
         """Overwrite a small table whole (or, with `predicate`, its rows matching it) with delta-rs from
         the driver; False when `txn` was already written.
 
@@ -301,6 +297,13 @@ class Lake:
         (delta-rs SQL, e.g. `ts >= '2026-01-01T00:00:00+00:00'`) only the rows matching it are
         replaced, as Spark's replaceWhere does: the schema is kept, and every row of `df` must
         match it (delta-rs raises otherwise, and nothing is written).
+
+        Outside gold every column is written nullable, as Spark's Delta writer does (a first batch
+        without nulls must not make a column NOT NULL for the batches and erasures after it).
+        With `mode="append"` the rows are added (bronze and silver batches, see `Lake.write`'s
+        `small`); a table column
+        the rows lack is added as nulls (as Spark fills it); with `merge_schema` columns the table
+        lacks are added to it (older rows: null), otherwise they are an error.
         """
         from deltalake import CommitProperties, Transaction, write_deltalake
 
@@ -308,13 +311,47 @@ class Lake:
         if txn is not None and not txn_checked and self.txn_done(name, txn):
             return False
         data = df if isinstance(df, pa.Table) else df.toArrow()
+        if not name.startswith("gold."):  # gold keeps its schemas as they were
+            data = _all_nullable(data)
+        if mode == "append":
+            data = _padded(data, self._schema(name))
+            schema_mode = "merge" if merge_schema else None
+        else:
+            schema_mode = None if predicate else "overwrite"
         write_deltalake(
-            uri, data, mode="overwrite", schema_mode=None if predicate else "overwrite", predicate=predicate,
+            uri, data, mode=mode, schema_mode=schema_mode, predicate=predicate,
             configuration=GOLD_PROPERTIES if name.startswith("gold.") else None,
             commit_properties=CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]) if txn else None,
             storage_options=self.rs_options,
         )
         return True
+
+    def _schema(self, name: str) -> pa.Schema | None:
+        """The table's Arrow schema (delta-rs, no Spark job), or None when it does not exist."""
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        try:
+            return pa.schema(DeltaTable(self.rs_uri(name), storage_options=self.rs_options).schema().to_arrow())
+        except TableNotFoundError:
+            return None
+
+    def write(self, df: DataFrame, name: str, mode: str = "append", txn: tuple[str, int] | None = None,
+              partition_by: list[str] | None = None, replace_where: str | None = None,
+              merge_schema: bool = False, small: bool = False) -> None:
+        """Write with Delta; `txn=(app_id, version)` makes the write idempotent across retries.
+
+        With `replace_where` (an SQL predicate) an overwrite replaces only the rows matching it;
+        with `merge_schema` an append adds the frame's new columns to the table (older rows: null).
+        `small`: the caller knows the frame is small (a bronze or silver batch within the
+        `small_writes` bounds): on a local lake it is committed by delta-rs from the driver
+        (`write_small`: one Spark job to compute it instead of the Delta writer's log replay,
+        write and commit jobs), with the same txn idempotence; elsewhere Spark writes it.
+        """
+        if small and self.is_local and replace_where is None and not partition_by:
+            self.write_small(df, name, txn=txn, mode=mode, merge_schema=merge_schema)
+            return
+        self._write_spark(df, name, mode, txn, partition_by, replace_where, merge_schema)
 
     def register(self, spark: SparkSession, names: list[str] | None = None, only_missing: bool = False) -> list[str]:
         """Register existing tables as `<layer>.<table>` in the session catalog; the names registered.
@@ -336,6 +373,34 @@ class Lake:
             spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{self.path(name)}'")
             done.append(name)
         return done
+
+
+def _nullable_type(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, _nullable_type(f.type), True) for f in t])
+    if pa.types.is_large_list(t):
+        return pa.large_list(pa.field(t.value_field.name, _nullable_type(t.value_type), True))
+    if pa.types.is_list(t):
+        return pa.list_(pa.field(t.value_field.name, _nullable_type(t.value_type), True))
+    if pa.types.is_map(t):
+        return pa.map_(t.key_type, pa.field(t.item_field.name, _nullable_type(t.item_type), True))
+    return t
+
+
+def _all_nullable(data: pa.Table) -> pa.Table:
+    """`data` with every field nullable, nested ones included (as Spark's Delta writer stores them)."""
+    schema = pa.schema([pa.field(f.name, _nullable_type(f.type), True) for f in data.schema], metadata=data.schema.metadata)
+    return data if schema.equals(data.schema) else data.cast(schema)
+
+
+def _padded(data: pa.Table, table: pa.Schema | None) -> pa.Table:
+    """`data` with each column of `table` it lacks added as nulls of the table's type."""
+    if table is None:
+        return data
+    for f in table:
+        if f.name not in data.column_names:
+            data = data.append_column(pa.field(f.name, f.type, True), pa.nulls(data.num_rows, f.type))
+    return data
 
 
 def _files_holding(table, files: list[str], column: str, value) -> list[str]:

@@ -103,3 +103,33 @@ def test_every_good_line_arrives(bad_lake):
     events = _table(lake, "silver.events").set_index("event_id")
     assert events.loc["g15", "event"] == "brand_new_event"          # unknown names are kept
     assert json.loads(events.loc["g14", "properties"]) == {"page": "/p"}
+
+
+def test_a_damaged_gzip_after_a_clean_small_batch_still_lands_in_bronze(spark, tmp_path):
+    from lakehouse import bronze
+    from lakehouse.tables import Lake
+
+    ev = tmp_path / "landing" / "events"
+    ev.mkdir(parents=True)
+    (ev / "clean.jsonl").write_text(good(1) + "\n")
+    lake = Lake(str(tmp_path / "lake"))
+    first = bronze.ingest(spark, lake, str(tmp_path / "landing"), small_max_bytes=1 << 40)  # every batch through delta-rs
+    assert bronze.text_bytes(str(ev / "clean.jsonl"), (ev / "clean.jsonl").stat().st_size) == len(good(1)) + 1
+    whole = gzip.compress(("\n".join(good(i) for i in range(2000)) + "\n").encode())
+    (ev / "later.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    # The first batch made the table through delta-rs; the marker line (no file time) still appends.
+    second = bronze.ingest(spark, lake, str(tmp_path / "landing"), small_max_bytes=1 << 40)  # every batch through delta-rs
+    assert (first.lines["events"], second.batch_id) == (1, first.batch_id + 1)
+    markers = lake.read(spark, "bronze.events").filter("file_modified_at IS NULL").collect()
+    assert len(markers) == 1 and markers[0]["source_file"].endswith("later.jsonl.gz")
+
+
+def test_a_gzip_files_text_size_is_read_from_its_trailer(tmp_path):
+    from lakehouse.bronze import text_bytes
+
+    text = ("\n".join(good(i) for i in range(500)) + "\n").encode()
+    path = tmp_path / "day.jsonl.gz"
+    path.write_bytes(gzip.compress(text))
+    assert text_bytes(str(path), path.stat().st_size) == len(text)
+    assert text_bytes("s3a://bucket/day.jsonl.gz", 100) == 2000  # not local: 20 times its size
+    assert text_bytes(str(tmp_path / "day.jsonl"), 123) == 123

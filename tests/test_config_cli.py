@@ -45,6 +45,7 @@ def test_layers_apply_base_then_env_then_local_then_environment_then_flags(conf_
     ({"funnel.steps": ["only_one"]}, "funnel.steps"),
     ({"excluded_events": "app_uninstall"}, "excluded_events"),
     ({"spark.small_runs.gold_max_events": "many"}, "spark.small_runs.gold_max_events"),
+    ({"small_writes.silver_max_rows": -1}, "small_writes.silver_max_rows"),
 ])
 def test_bad_config_values_are_named(conf_root, override, message):
     with pytest.raises(ConfigError, match=message):

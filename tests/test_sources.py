@@ -37,7 +37,7 @@ def write_calls(folder: Path, name: str, calls: list, gz: bool = False) -> None:
 
 def to_silver(spark, cfg, sources: list[Source], lake: Path) -> None:
     """Bronze and silver of one run (gold is not needed to check silver's rules)."""
-    bronze.ingest(spark, Lake(str(lake)), sources)
+    bronze.ingest(spark, Lake(str(lake)), sources, cfg["small_writes"]["bronze_max_bytes"])  # as a pipeline run does
     silver.process(spark, Lake(str(lake)), cfg, bronze.committed_batches(Lake(str(lake))))
 
 

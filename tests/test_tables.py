@@ -2,6 +2,9 @@
 
 import datetime as dt
 
+import pyspark.sql.functions as F
+import pytest
+
 from chispa import assert_df_equality
 
 from lakehouse.session import layer_conf, tuned
@@ -84,6 +87,39 @@ def test_a_pinned_read_holding_a_batch_reads_only_the_files_whose_statistics_adm
         lake.write(spark.createDataFrame([(dt.datetime(2026, 1, 1, 0, 0, 0, ms * 1000 + 1),)], "at timestamp"),
                    "bronze.users", mode="append")
     assert lake.read_pinned(spark, "bronze.users", holding=("at", dt.datetime(2026, 1, 1, 0, 0, 0, 2001))).count() == 2
+
+
+def test_a_small_append_is_committed_by_delta_rs_idempotently_all_nullable_and_evolving_like_sparks(spark, tmp_path):
+    lake = Lake(str(tmp_path))
+    jobs = spark.sparkContext._jsc.sc().dagScheduler()
+    first = spark.createDataFrame([("a", 1)], "value string, batch_id long")
+    first = first.select(F.col("value"), F.col("batch_id"), F.current_timestamp().alias("seen_at")).coalesce(1)
+    assert dict((f.name, f.nullable) for f in first.schema)["seen_at"] is False  # Spark's frame says NOT NULL
+    before = jobs.nextJobId()
+    lake.write(first, "bronze.events", mode="append", txn=("bronze.events", 1), merge_schema=True, small=True)
+    assert jobs.nextJobId() - before == 1  # the Arrow fetch; the commit is delta-rs's
+    # Every column stays nullable, as Spark's writer makes them: a later batch with nulls appends.
+    nulls = spark.createDataFrame([("b", 2, None)], "value string, batch_id long, seen_at timestamp")
+    lake.write(nulls, "bronze.events", mode="append", txn=("bronze.events", 2), merge_schema=True, small=True)
+    # A retried batch writes nothing; a new column is added (older rows: null); a missing one is null.
+    lake.write(nulls, "bronze.events", mode="append", txn=("bronze.events", 2), merge_schema=True, small=True)
+    lake.write(spark.createDataFrame([("c", 3, "x")], "value string, batch_id long, source string"), "bronze.events",
+               mode="append", txn=("bronze.events", 3), merge_schema=True, small=True)
+    got = lake.read(spark, "bronze.events").select("value", "batch_id", F.col("seen_at").isNotNull().alias("seen"), "source")
+    expected = spark.createDataFrame([("a", 1, True, None), ("b", 2, False, None), ("c", 3, False, "x")],
+                                     "value string, batch_id long, seen boolean, source string")
+    assert_df_equality(got, expected, ignore_nullable=True, ignore_row_order=True)
+    assert all(f.nullable for f in lake.read(spark, "bronze.events").schema)
+    # Spark's writer appends to the table delta-rs made, under the same transaction bookkeeping.
+    lake.write(nulls, "bronze.events", mode="append", txn=("bronze.events", 3), merge_schema=True)
+    assert lake.read(spark, "bronze.events").count() == 3
+    # Without merge_schema a column the table lacks is refused, and nothing is written.
+    lake.write(spark.createDataFrame([("d", 4)], "value string, batch_id long"), "silver.events", mode="append", small=True)
+    with pytest.raises(Exception, match="(?i)schema"):
+        lake.write(spark.createDataFrame([("e", 5, 1)], "value string, batch_id long, extra int"), "silver.events",
+                   mode="append", small=True)
+    assert lake.read(spark, "silver.events").columns == ["value", "batch_id"]
+    assert lake.read(spark, "silver.events").count() == 1
 
 
 def test_bronzes_idempotent_append_checks_its_transaction_in_one_job_under_its_layer_settings(spark, cfg, tmp_path):
