@@ -26,7 +26,6 @@ from lakehouse.transforms import silver as T
 from lakehouse.transforms import sources as S
 from lakehouse.transforms.sessions import Reach, new_events_reach, outside_reach, reached_events, sessionize
 
-SESSIONS_FETCH_MAX_ROWS = 200_000  # sessions a batch may replace through the driver (delta-rs), see _write_sessions
 MAX_DROPPED_TIES = 8  # ties one batch may drop for closing a cycle; ids of cycles beyond keep their own ids
 IDENTITIES_SCHEMA = ("anonymous_id string, user_id string, tied_at timestamp, source string, source_file string, "
                      "batch_id long, line_id long, part int, moved_events long")
@@ -307,7 +306,7 @@ def _write_sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int | 
     A whole table is rewritten through delta-rs from the driver when silver.events holds at most
     `small_writes.silver_max_rows` rows (sessions are never more than events; `Lake.write`'s
     `small`). Rows from a start on replace those of the table (one commit): through delta-rs from the driver
-    when the rows written stay under SESSIONS_FETCH_MAX_ROWS (counted from the table's file stats:
+    when the rows written stay within the same bound (counted from the table's file stats:
     the log replay and Delta DELETE of a Spark replaceWhere cost several Spark jobs), else Spark.
     """
     sessions = _sessions(spark, lake, cfg, batch_id, gone, cached, whole)
@@ -317,7 +316,7 @@ def _write_sessions(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int | 
     txn = ("silver.sessions", batch_id) if batch_id is not None else None
     if first is None:  # rewritten whole: there are at most as many sessions as silver events
         lake.write(frame, "silver.sessions", mode="overwrite", txn=txn, small=_small(cfg, ops.live_rows(lake, "silver.events")))
-    elif lake.is_local and (kept := _kept_rows_from(lake, first)) is not None and rows + kept <= SESSIONS_FETCH_MAX_ROWS:
+    elif lake.is_local and _small(cfg, None if (kept := _kept_rows_from(lake, first)) is None else rows + kept):
         lake.write_small(frame, "silver.sessions", txn=txn, predicate=f"session_start >= '{_timestamp_text(first)}'")
     else:
         lake.write(frame, "silver.sessions", mode="overwrite", txn=txn,

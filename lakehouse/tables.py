@@ -269,14 +269,19 @@ class Lake:
     def txn_done(self, name: str, txn: tuple[str, int]) -> bool:
         """Whether the table's log records application transaction `txn=(app_id, version)` (or a later
         version of it): a retried run's write that had committed (delta-rs, no Spark job)."""
+        table = self._rs_table(name)
+        return table is not None and _txn_recorded(table, txn)
+
+    def _rs_table(self, name: str):
+        """The table as a delta-rs `DeltaTable` (its log loaded once, no Spark job), or None when it
+        does not exist."""
         from deltalake import DeltaTable
         from deltalake.exceptions import TableNotFoundError
 
         try:
-            done = DeltaTable(self.rs_uri(name), storage_options=self.rs_options).transaction_version(txn[0])
+            return DeltaTable(self.rs_uri(name), storage_options=self.rs_options)
         except TableNotFoundError:
-            return False
-        return done is not None and done >= txn[1]
+            return None
 
     def write_small(self, df: DataFrame | pa.Table, name: str, txn: tuple[str, int] | None = None,
                     txn_checked: bool = False, predicate: str | None = None, mode: str = "overwrite",
@@ -293,7 +298,7 @@ class Lake:
         overwrite with `overwriteSchema`. Only for a local lake (see `is_local`); the caller
         keeps rows well below what the driver should hold. `df` may also be the rows already
         fetched (an Arrow table, see `to_arrow_together`). `txn_checked`: the caller has just
-        asked `txn_done` for this `txn` (one delta-rs log load less per table). With `predicate`
+        asked `txn_done` for this `txn` (it is not checked again). With `predicate`
         (delta-rs SQL, e.g. `ts >= '2026-01-01T00:00:00+00:00'`) only the rows matching it are
         replaced, as Spark's replaceWhere does: the schema is kept, and every row of `df` must
         match it (delta-rs raises otherwise, and nothing is written).
@@ -307,34 +312,24 @@ class Lake:
         """
         from deltalake import CommitProperties, Transaction, write_deltalake
 
-        uri = self.rs_uri(name)
-        if txn is not None and not txn_checked and self.txn_done(name, txn):
+        table = self._rs_table(name)  # the log loaded once: the txn check, the schema and the commit
+        if txn is not None and not txn_checked and table is not None and _txn_recorded(table, txn):
             return False
         data = df if isinstance(df, pa.Table) else df.toArrow()
         if not name.startswith("gold."):  # gold keeps its schemas as they were
             data = _all_nullable(data)
         if mode == "append":
-            data = _padded(data, self._schema(name))
+            data = _padded(data, None if table is None else pa.schema(table.schema().to_arrow()))
             schema_mode = "merge" if merge_schema else None
         else:
             schema_mode = None if predicate else "overwrite"
         write_deltalake(
-            uri, data, mode=mode, schema_mode=schema_mode, predicate=predicate,
+            self.rs_uri(name) if table is None else table, data, mode=mode, schema_mode=schema_mode, predicate=predicate,
             configuration=GOLD_PROPERTIES if name.startswith("gold.") else None,
             commit_properties=CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]) if txn else None,
             storage_options=self.rs_options,
         )
         return True
-
-    def _schema(self, name: str) -> pa.Schema | None:
-        """The table's Arrow schema (delta-rs, no Spark job), or None when it does not exist."""
-        from deltalake import DeltaTable
-        from deltalake.exceptions import TableNotFoundError
-
-        try:
-            return pa.schema(DeltaTable(self.rs_uri(name), storage_options=self.rs_options).schema().to_arrow())
-        except TableNotFoundError:
-            return None
 
     def write(self, df: DataFrame, name: str, mode: str = "append", txn: tuple[str, int] | None = None,
               partition_by: list[str] | None = None, replace_where: str | None = None,
@@ -373,6 +368,12 @@ class Lake:
             spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{self.path(name)}'")
             done.append(name)
         return done
+
+
+def _txn_recorded(table, txn: tuple[str, int]) -> bool:
+    """Whether a delta-rs `DeltaTable`'s log records application transaction `txn` or a later version of it."""
+    done = table.transaction_version(txn[0])
+    return done is not None and done >= txn[1]
 
 
 def _nullable_type(t: pa.DataType) -> pa.DataType:
