@@ -34,7 +34,7 @@ from lakehouse.gold_incremental import (
 )
 from lakehouse.progress import trace
 from lakehouse.tables import GOLD, Lake, one_partition, to_arrow_together
-from lakehouse.transforms.common import DateRange, active_only, calendar, date_range, sessions_per_day, user_days, with_activity_date, with_neighbours
+from lakehouse.transforms.common import DateRange, active_only, calendar, date_range_and_names, sessions_per_day, user_days, with_activity_date, with_neighbours
 from lakehouse.transforms.engagement import engagement_daily, rolling_active
 from lakehouse.transforms.funnel import funnel_user_entries
 from lakehouse.transforms.loyalty import loyalty_balances, loyalty_events
@@ -70,6 +70,7 @@ class FullInputs:
     cfg: dict
     money: DataFrame | None = None  # active events with amounts in the reporting currency
     cached: list = field(default_factory=list)
+    names: list = field(default_factory=list)  # every event name in silver, sorted (ops.gold_state)
 
     @cached_property
     def daily(self) -> DataFrame:
@@ -120,7 +121,7 @@ def prepare(spark: SparkSession, events: DataFrame, profiles: DataFrame, session
     # Only the columns gold reads: the raw properties text and lineage columns stay in silver.
     events = events.select(*GOLD_EVENT_COLUMNS).transform(with_activity_date(tz)).persist(StorageLevel.MEMORY_AND_DISK)
     active = events.transform(active_only(excluded))
-    rng = date_range(active)
+    rng, names = date_range_and_names(events, excluded)  # one job for both (it also fills the cache)
     if rng is None:
         events.unpersist()
         return None
@@ -132,7 +133,7 @@ def prepare(spark: SparkSession, events: DataFrame, profiles: DataFrame, session
     users = user_dimension(days, profiles, first_event_country(events), rng, tz).localCheckpoint(eager=True)
     cal = calendar(spark, rng).localCheckpoint(eager=True)
     return FullInputs(events, active, days, neighbours, users, sessions, cal, rng, quarantine, cfg, money=money,
-                      cached=[events])
+                      cached=[events], names=names)
 
 
 def with_reporting_currency(name: str, df: DataFrame, cfg: dict) -> DataFrame:
@@ -315,7 +316,7 @@ def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run
                 return GoldRun({}, "nothing (silver holds no active event)")
             scope.rng = x.rng
             tables = x.tables()
-            names = [r["event"] for r in x.events.select("event").distinct().collect()]
+            names = x.names
         else:
             names = set(json.loads(state["event_names_json"])) | set(scope.new_event_names)
         tables = {n: (with_reporting_currency(n, df, cfg), pred) for n, (df, pred) in tables.items()}

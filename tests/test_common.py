@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from lakehouse.session import tuned
-from lakehouse.transforms.common import DateRange, calendar, in_order, with_activity_date
+from lakehouse.transforms.common import DateRange, calendar, date_range, date_range_and_names, in_order, with_activity_date
 
 from gold_rows import D, EVENT_SCHEMA, at, build, ev
 
@@ -16,6 +16,19 @@ def test_calendar_has_one_row_per_date_and_none_when_the_range_ends_before_it_st
     assert rows(dt.date(2024, 2, 28), dt.date(2024, 3, 1)) == [dt.date(2024, 2, 28), dt.date(2024, 2, 29), dt.date(2024, 3, 1)]
     assert rows(dt.date(2024, 3, 1), dt.date(2024, 3, 1)) == [dt.date(2024, 3, 1)]
     assert rows(dt.date(2024, 3, 2), dt.date(2024, 3, 1)) == []
+
+
+def test_the_range_spans_active_events_only_and_the_names_include_excluded_ones(spark):
+    # gold's state keeps every name (a name first seen later is zero-filled on earlier dates); the
+    # range is the active events' (an excluded event on the last day does not extend it).
+    events = [ev("u1", at(1), event="app_uninstall"), ev("u1", at(2)), ev("u2", at(3), event="purchase"),
+              ev("u2", at(5), event="app_uninstall")]
+    e = spark.createDataFrame(events, EVENT_SCHEMA).transform(with_activity_date("UTC"))
+    assert date_range_and_names(e, ("app_uninstall",)) == (DateRange(D(2026, 1, 2), D(2026, 1, 3)),
+                                                          ["app_uninstall", "page_view", "purchase"])
+    assert date_range(e) == DateRange(D(2026, 1, 1), D(2026, 1, 5))  # nothing excluded
+    only_excluded = e.filter("event = 'app_uninstall'")
+    assert date_range_and_names(only_excluded, ("app_uninstall",)) == (None, ["app_uninstall"])
 
 
 def test_activity_date_follows_the_reporting_timezone(spark):
