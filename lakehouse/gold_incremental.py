@@ -25,7 +25,7 @@ from lakehouse import currency
 from lakehouse.catalog import GOLD_TABLES
 from lakehouse.progress import trace
 from lakehouse.tables import GOLD, Lake, local_path
-from lakehouse.transforms.common import DateRange, active_only, calendar, local_date, sessions_per_day, user_days, with_activity_date, with_neighbours
+from lakehouse.transforms.common import DateRange, active_only, calendar, is_active, local_date, sessions_per_day, user_days, with_activity_date, with_neighbours
 from lakehouse.transforms.content import event_counts_daily
 from lakehouse.transforms.engagement import engagement_daily, rolling_active
 from lakehouse.transforms.funnel import funnel_user_entries
@@ -216,10 +216,10 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
     # Checkpointed lazily: the statistics' aggregation below materialises it (one job, not two).
     new = (silver.filter(F.col("batch_id") > after_batch).select(*GOLD_EVENT_COLUMNS).transform(with_activity_date(tz))
            .localCheckpoint(eager=False))
-    is_active = ~F.col("event").isin(*excluded)
+    active = is_active(excluded)
     st = new.agg(
         F.count(F.lit(1)).alias("n"), F.min("activity_date").alias("d"), F.min("ts").alias("t"),
-        F.min(F.when(is_active, F.col("activity_date"))).alias("s"), F.max(F.when(is_active, F.col("activity_date"))).alias("e"),
+        F.min(F.when(active, F.col("activity_date"))).alias("s"), F.max(F.when(active, F.col("activity_date"))).alias("e"),
         F.collect_set("event").alias("names"),
     ).collect()[0]
     trace("new-batch stats")

@@ -99,11 +99,16 @@ def with_activity_date(timezone: str) -> Transform:
     return _transform
 
 
+def is_active(excluded_events: tuple[str, ...]) -> Column:
+    """True for an active event (any name but the excluded ones; `excluded_events` in the config)."""
+    return ~F.col("event").isin(*excluded_events)
+
+
 def active_only(excluded_events: tuple[str, ...]) -> Transform:
     """Keep active events (every event but the excluded names)."""
 
     def _transform(events: DataFrame) -> DataFrame:
-        return events.filter(~F.col("event").isin(*excluded_events))
+        return events.filter(is_active(excluded_events))
 
     return _transform
 
@@ -115,12 +120,12 @@ def date_range(active: DataFrame) -> DateRange | None:
 
 def date_range_and_names(events: DataFrame, excluded_events: tuple[str, ...]) -> tuple[DateRange | None, list[str]]:
     """(`date_range` of the events not in `excluded_events`, every event name found, sorted), from
-    one aggregation over `events` (with `activity_date`): one Spark job where two queries took two.
+    one aggregation over `events` (with `activity_date`): one Spark job instead of two.
 
     The names are those of all events, excluded ones included (gold's state remembers them to
     zero-fill a name that first appears later); the range is None when no event is active.
     """
-    day = F.when(~F.col("event").isin(*excluded_events), F.col("activity_date"))
+    day = F.when(is_active(excluded_events), F.col("activity_date"))
     row = events.agg(F.min(day).alias("s"), F.max(day).alias("e"),
                      F.sort_array(F.collect_set("event")).alias("names")).collect()[0]
     return (None if row["s"] is None else DateRange(row["s"], row["e"])), list(row["names"])

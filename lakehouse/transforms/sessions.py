@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
-from lakehouse.transforms.common import Transform, as_long, in_order, local_date, ratio
+from lakehouse.transforms.common import Transform, as_long, in_order, is_active, local_date, ratio
 
 
 def sessions_daily(cal: DataFrame, sessions: DataFrame, timezone: str) -> DataFrame:
@@ -55,7 +55,7 @@ def sessionize(gap_minutes: int = 30, excluded_events: tuple[str, ...] = ("app_u
     """Active events -> one row per session (client session_id, else a >gap_minutes inactivity split)."""
 
     def _transform(events: DataFrame) -> DataFrame:
-        active = events.filter(~F.col("event").isin(*excluded_events)).select("user_id", "session_id", "ts")
+        active = events.filter(is_active(excluded_events)).select("user_id", "session_id", "ts")
         given = active.filter(F.col("session_id").isNotNull()).select(
             "user_id", "session_id", "ts", F.lit(False).alias("is_derived")
         )
@@ -113,7 +113,7 @@ def new_events_reach(gap_minutes: int = 30, excluded_events: tuple[str, ...] = (
     gap = gap_minutes * 60 * MICROS
 
     def _reach(new: DataFrame, sessions: DataFrame) -> Reach:
-        active = new.filter(~F.col("event").isin(*excluded_events))
+        active = new.filter(is_active(excluded_events))
         clients = active.filter(F.col("session_id").isNotNull()).select("user_id", "session_id").distinct()
         firsts = active.filter(F.col("session_id").isNull()).groupBy("user_id").agg(F.min("ts").alias("_t0"))
         near = (sessions.filter(F.col("is_derived")).join(F.broadcast(firsts), "user_id")
