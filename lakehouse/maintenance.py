@@ -31,6 +31,7 @@ from pyspark.sql.types import BinaryType, StringType
 from lakehouse import catalog, gold, ops
 from lakehouse.lock import lake_lock
 from lakehouse.objectstore import storage_options
+from lakehouse.session import layer_settings, tuned
 from lakehouse.tables import BRONZE, GOLD, REGISTRY, SILVER, Lake, is_local
 from lakehouse.transforms import silver as silver_transforms
 
@@ -222,8 +223,10 @@ def _deletion_vectors(lake: Lake, name: str) -> bool:
 
 
 def _recompute_gold(spark: SparkSession, lake: Lake, cfg: dict, erasure_id: str) -> list[str]:
-    """Every gold table gold.run builds, from the cleaned silver (nothing when silver has no activity)."""
-    return [f"gold.{n}" for n in gold.run(spark, lake, cfg, txn_version=None, run_id=f"erasure-{erasure_id}").rows]
+    """Every gold table gold.run builds, from the cleaned silver (nothing when silver has no activity),
+    with the settings a pipeline run's gold step has (`session.layer_settings`)."""
+    with tuned(spark, layer_settings(cfg, lake, "gold")):
+        return [f"gold.{n}" for n in gold.run(spark, lake, cfg, txn_version=None, run_id=f"erasure-{erasure_id}").rows]
 
 
 def _redact_ops(lake: Lake, names: list[str], ids: list[str]) -> list[str]:

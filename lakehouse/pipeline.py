@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 from lakehouse import bronze, gold, maintenance, ops, silver, sparkstats
 from lakehouse.config import small_writes
 from lakehouse.progress import Line, Reporter, as_reporter
-from lakehouse.session import layer_conf, tuned
+from lakehouse.session import layer_settings, tuned
 from lakehouse.lock import LakeBusyError, PipelineError, lake_lock  # noqa: F401 - part of this module's API
 from lakehouse.tables import GOLD, Lake
 
@@ -190,7 +190,7 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
         if not landing:
             raise PipelineError("--landing or --source is required to run bronze")
         layer = _Layer(spark, summary, progress, "bronze")
-        with tuned(spark, layer_conf(cfg, "bronze", None)):
+        with tuned(spark, layer_settings(cfg, lake, "bronze")):
             result = layer.run(lambda: bronze.ingest(spark, lake, landing, small_writes(cfg)["bronze_max_bytes"]), "bronze: looking for new files")
         if result.batch_id is not None:
             wrote = True
@@ -205,8 +205,7 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
         batches = bronze.committed_batches(lake)
         if batches and silver.done_batches(lake, "silver") < batches[-1]:
             layer = _Layer(spark, summary, progress, "silver")
-            size = ops.pending_bytes(lake, silver.done_batches(lake, "silver"))
-            with tuned(spark, layer_conf(cfg, "silver", size)):
+            with tuned(spark, layer_settings(cfg, lake, "silver")):
                 res = layer.run(lambda: silver.process(spark, lake, cfg, batches, on_step=layer.item),
                                 "silver: parsing, validating, deduplicating")
             wrote = True
@@ -231,7 +230,7 @@ def _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progre
                 summary.tables[name] = seconds
                 layer.item(name, seconds)
 
-            with tuned(spark, layer_conf(cfg, "gold", ops.live_rows(lake, "silver.events"))):
+            with tuned(spark, layer_settings(cfg, lake, "gold")):
                 res = layer.run(lambda: gold.run(spark, lake, cfg, None if full_refresh else silver_done,
                                                  summary.run_id, after_batch=gold_done, on_table=on_table),
                                 "gold: building metrics", total=len(GOLD))

@@ -15,9 +15,10 @@ from typing import Iterable, Iterator, Mapping
 
 from pyspark.sql import SparkSession
 
-from lakehouse import objectstore
+from lakehouse import objectstore, ops, silver
 from lakehouse.config import conf_dir
 from lakehouse.errors import describe
+from lakehouse.tables import Lake
 
 
 class JavaMissingError(RuntimeError):
@@ -321,6 +322,17 @@ def layer_conf(cfg: dict, layer: str, size: int | None) -> dict:
     conf = dict(((cfg.get("spark") or {}).get("layers") or {}).get(layer) or {})
     conf.update(small_run_conf(cfg, layer, size) or {})
     return conf
+
+
+def layer_settings(cfg: dict, lake: Lake, layer: str) -> dict:
+    """The SQL settings `layer` ("bronze", "silver" or "gold") runs with on `lake` now
+    (`layer_conf`): the small-run ones when silver's pending batches hold at most
+    `spark.small_runs.silver_max_bytes` landed bytes, or silver.events at most `gold_max_events`
+    rows (both from the ops tables and the Delta log, no Spark job)."""
+    size = {"bronze": lambda: None,
+            "silver": lambda: ops.pending_bytes(lake, silver.done_batches(lake, "silver")),
+            "gold": lambda: ops.live_rows(lake, "silver.events")}[layer]()
+    return layer_conf(cfg, layer, size)
 
 
 def small_run_conf(cfg: dict, layer: str, size: int | None) -> dict | None:

@@ -14,6 +14,7 @@ import pytest
 from deltalake import DeltaTable
 
 from lakehouse import bronze, pipeline, silver
+from lakehouse.session import layer_settings, tuned
 from lakehouse.sources import Source, SourceError, from_config, from_run, parse_flag, redact
 from lakehouse.tables import GOLD, Lake
 
@@ -36,9 +37,13 @@ def write_calls(folder: Path, name: str, calls: list, gz: bool = False) -> None:
 
 
 def to_silver(spark, cfg, sources: list[Source], lake: Path) -> None:
-    """Bronze and silver of one run (gold is not needed to check silver's rules)."""
-    bronze.ingest(spark, Lake(str(lake)), sources, cfg["small_writes"]["bronze_max_bytes"])  # as a pipeline run does
-    silver.process(spark, Lake(str(lake)), cfg, bronze.committed_batches(Lake(str(lake))))
+    """Bronze and silver of one run, with the settings a pipeline run gives each (gold is not needed
+    to check silver's rules)."""
+    at = Lake(str(lake))
+    with tuned(spark, layer_settings(cfg, at, "bronze")):
+        bronze.ingest(spark, at, sources, cfg["small_writes"]["bronze_max_bytes"])
+    with tuned(spark, layer_settings(cfg, at, "silver")):
+        silver.process(spark, at, cfg, bronze.committed_batches(at))
 
 
 def rows(lake: Path, table: str, *columns: str) -> list[tuple]:
@@ -361,3 +366,15 @@ def test_a_local_folder_is_listed_with_the_uris_sizes_and_times_hadoop_gives(spa
     assert [u.rsplit("/", 1)[-1] for u, _, _ in listed["events"]] == ["c.jsonl.gz", "a b.jsonl", "d.json"]  # by URI
     assert [u.rsplit("/", 1)[-1] for u, _, _ in listed["users"]] == ["u.csv"]
     assert all(u.startswith("file:/") for feed in listed.values() for u, _, _ in feed)
+
+
+def test_resolving_identities_plans_the_claims_once_whatever_the_hops(spark):
+    from lakehouse.transforms.sources import resolve_identities
+
+    claims = spark.createDataFrame([("a", "b"), ("b", "c"), ("c", "d"), ("x", "y")], "anonymous_id string, user_id string")
+    resolved = resolve_identities(claims)
+    assert sorted(map(tuple, resolved.collect())) == [("a", "d"), ("b", "d"), ("c", "d"), ("x", "y")]
+    # each pointer-jumping hop reads the previous one twice: unless each hop is a leaf of its own (a
+    # checkpoint), the plan doubles per hop (9 scans of the claims and 52 plan lines for four hops)
+    plan = str(resolved._jdf.queryExecution().analyzed())
+    assert plan.count("LogicalRDD") <= 2 and len(plan.splitlines()) <= 10, plan

@@ -268,7 +268,9 @@ def resolve_identities(claims: DataFrame) -> DataFrame:
     """First claims -> (anonymous_id, user_id): each id with the user it finally belongs to.
 
     Chains are followed (`a -> b`, `b -> c` gives `a -> c` and `b -> c`) up to MAX_IDENTITY_HOPS
-    ties, by pointer jumping (four joins, no Spark job until read). An id in a cycle of ties, or
+    ties, by pointer jumping (four joins, no Spark job until read; each hop is checkpointed lazily,
+    as its join reads the previous hop twice: without it the plan doubled with every hop and held
+    the claims' plan sixteen times, all of it analysed and planned). An id in a cycle of ties, or
     at the start of a longer chain, keeps its own id (it is not merged): the resolved target must
     be an id that is not itself claimed.
     """
@@ -277,7 +279,8 @@ def resolve_identities(claims: DataFrame) -> DataFrame:
     while hops < MAX_IDENTITY_HOPS:
         nxt = edges.select(F.col("anonymous_id").alias("_via"), F.col("user_id").alias("_to"))
         edges = (edges.join(nxt, edges["user_id"] == nxt["_via"], "left")
-                 .select("anonymous_id", F.coalesce("_to", "user_id").alias("user_id")))
+                 .select("anonymous_id", F.coalesce("_to", "user_id").alias("user_id"))
+                 .localCheckpoint(eager=False))
         hops *= 2
     claimed = claims.select(F.col("anonymous_id").alias("user_id"))
     return edges.join(claimed, "user_id", "left_anti").select("anonymous_id", "user_id")
