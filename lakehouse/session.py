@@ -329,9 +329,11 @@ def layer_settings(cfg: dict, lake: Lake, layer: str) -> dict:
     (`layer_conf`): the small-run ones when silver's pending batches hold at most
     `spark.small_runs.silver_max_bytes` landed bytes, or silver.events at most `gold_max_events`
     rows (both from the ops tables and the Delta log, no Spark job)."""
-    size = {"bronze": lambda: None,
-            "silver": lambda: ops.pending_bytes(lake, silver.done_batches(lake, "silver")),
-            "gold": lambda: ops.live_rows(lake, "silver.events")}[layer]()
+    size = None
+    if layer == "silver":
+        size = ops.pending_bytes(lake, silver.done_batches(lake, "silver"))
+    elif layer == "gold":
+        size = ops.live_rows(lake, "silver.events")
     return layer_conf(cfg, layer, size)
 
 
