@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from lakehouse import jdbc, ops
 from lakehouse.sources import CSV_SUFFIXES, DEFAULT_NAME, JSON_SUFFIXES, Source, SourceError
 from lakehouse.tables import Lake, is_local, local_path
+from lakehouse.transforms.common import local_frame
 from lakehouse.transforms.silver import UNREADABLE_MARKER
 
 FEEDS = {
@@ -325,7 +326,8 @@ def read_lines(spark: SparkSession, paths: list[str], batch_id: int, ingested_at
     )] if paths else []
     lines = functools.reduce(DataFrame.unionByName, frames + list(extra or []))
     if damaged:
-        markers = spark.createDataFrame(
+        markers = local_frame(
+            spark,
             [(UNREADABLE_MARKER + reason, uri, None) for uri, reason in sorted(damaged.items())],
             "value string, source_file string, file_modified_at timestamp",
         )

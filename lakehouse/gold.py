@@ -34,7 +34,7 @@ from lakehouse.gold_incremental import (
 )
 from lakehouse.progress import trace
 from lakehouse.tables import GOLD, Lake, one_partition, to_arrow_together
-from lakehouse.transforms.common import DateRange, active_only, calendar, date_range_and_names, sessions_per_day, user_days, with_activity_date, with_neighbours
+from lakehouse.transforms.common import DateRange, active_only, calendar, date_range_and_names, local_frame, sessions_per_day, user_days, with_activity_date, with_neighbours
 from lakehouse.transforms.engagement import engagement_daily, rolling_active
 from lakehouse.transforms.funnel import funnel_user_entries
 from lakehouse.transforms.loyalty import loyalty_balances, loyalty_events
@@ -237,7 +237,7 @@ def table_rows(lake: Lake, names) -> dict[str, int]:
 
 def empty_quarantine(spark: SparkSession) -> DataFrame:
     """An empty silver.quarantine frame."""
-    return spark.createDataFrame([], "feed string, reason string, value string, source_file string, batch_id long, ingested_at timestamp")
+    return local_frame(spark, [], "feed string, reason string, value string, source_file string, batch_id long, ingested_at timestamp")
 
 
 def read_silver(spark: SparkSession, lake: Lake) -> tuple[DataFrame, DataFrame, DataFrame, DataFrame]:

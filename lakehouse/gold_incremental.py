@@ -25,7 +25,7 @@ from lakehouse import currency
 from lakehouse.catalog import GOLD_TABLES
 from lakehouse.progress import trace
 from lakehouse.tables import GOLD, Lake, local_path
-from lakehouse.transforms.common import DateRange, active_only, calendar, is_active, local_date, sessions_per_day, user_days, with_activity_date, with_neighbours
+from lakehouse.transforms.common import DateRange, active_only, calendar, is_active, local_date, local_frame, sessions_per_day, user_days, with_activity_date, with_neighbours
 from lakehouse.transforms.content import event_counts_daily
 from lakehouse.transforms.engagement import engagement_daily, rolling_active
 from lakehouse.transforms.funnel import funnel_user_entries
@@ -336,14 +336,14 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
 
     cohort_cal = calendar(spark, DateRange(scope.cohorts_since, rng.end))
     if scope.extra_cohorts:
-        cohort_cal = cohort_cal.unionByName(spark.createDataFrame([(d,) for d in scope.extra_cohorts], "activity_date date"))
+        cohort_cal = cohort_cal.unionByName(local_frame(spark, [(d,) for d in scope.extra_cohorts], "activity_date date"))
     cohort_pred = on_or_after("cohort_date", scope.cohorts_since) + (
         f" OR {_in('cohort_date', scope.extra_cohorts)}" if scope.extra_cohorts else "")
     week0 = max(_monday(since) - dt.timedelta(weeks=int(ret["max_week"])), _monday(rng.start))
     weeks = sorted({_monday(d) for d in moved if _monday(d) < week0})
     week_cal = calendar(spark, DateRange(max(rng.start, week0), rng.end))
     if weeks:
-        week_cal = week_cal.unionByName(spark.createDataFrame([(max(w, rng.start),) for w in weeks], "activity_date date"))
+        week_cal = week_cal.unionByName(local_frame(spark, [(max(w, rng.start),) for w in weeks], "activity_date date"))
     week_pred = on_or_after("cohort_week", week0) + (f" OR {_in('cohort_week', weeks)}" if weeks else "")
     week_members = users.filter(F.col("first_seen_date") >= F.lit(week0))
     if weeks:

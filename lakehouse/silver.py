@@ -24,6 +24,7 @@ from lakehouse.sources import options_for
 from lakehouse.tables import Lake
 from lakehouse.transforms import silver as T
 from lakehouse.transforms import sources as S
+from lakehouse.transforms.common import local_frame
 from lakehouse.transforms.sessions import Reach, new_events_reach, outside_reach, reached_events, sessionize
 
 MAX_DROPPED_TIES = 8  # ties one batch may drop for closing a cycle; ids of cycles beyond keep their own ids
@@ -212,7 +213,7 @@ def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, r
             bronze = bronze.filter(F.coalesce(F.col("source_kind"), F.lit("landing")) == "landing")
         frames.insert(0, T.with_raw_bytes(bronze).select(*S.BRONZE_COLUMNS).transform(parse))
     if not frames:  # only ids newly tied: the profiles already in silver are re-keyed
-        frames = [spark.createDataFrame([], T.SILVER_USERS_SCHEMA).transform(_as_parsed)]
+        frames = [local_frame(spark, [], T.SILVER_USERS_SCHEMA).transform(_as_parsed)]
     parsed = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
     parsed = _resolve(parsed, resolved).persist(StorageLevel.MEMORY_AND_DISK)
     counts = parsed.groupBy(F.col("_error").alias("reason")).agg(F.count(F.lit(1)).alias("n"), F.sum("_lines").alias("lines")).collect()

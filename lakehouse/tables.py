@@ -14,6 +14,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 
 from lakehouse.catalog import NAMES as CATALOGUE_NAMES
 from lakehouse.objectstore import storage_options
+from lakehouse.transforms.common import local_frame
 
 LAYERS = ("bronze", "silver", "gold", "ops")
 
@@ -224,7 +225,7 @@ class Lake:
         if holding is not None:
             files = _files_holding(table, files, *holding)
         if not files:
-            return spark.createDataFrame([], schema)
+            return local_frame(spark, [], schema)
         return spark.read.schema(schema).parquet(*files)
 
     def read_or_empty(self, spark: SparkSession, name: str, schema: str, pinned: bool = False) -> DataFrame:
@@ -232,7 +233,7 @@ class Lake:
         does not exist yet."""
         if self.exists(spark, name):
             return self.read_pinned(spark, name) if pinned else self.read(spark, name)
-        return spark.createDataFrame([], schema)
+        return local_frame(spark, [], schema)
 
     def version(self, spark: SparkSession, name: str) -> int | None:
         """The latest committed version, or None."""

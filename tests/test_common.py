@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from lakehouse.session import tuned
-from lakehouse.transforms.common import DateRange, calendar, date_range, date_range_and_names, in_order, with_activity_date
+from lakehouse.transforms.common import DateRange, calendar, date_range, date_range_and_names, in_order, local_frame, with_activity_date
 
 from gold_rows import D, EVENT_SCHEMA, at, build, ev
 
@@ -16,6 +16,21 @@ def test_calendar_has_one_row_per_date_and_none_when_the_range_ends_before_it_st
     assert rows(dt.date(2024, 2, 28), dt.date(2024, 3, 1)) == [dt.date(2024, 2, 28), dt.date(2024, 2, 29), dt.date(2024, 3, 1)]
     assert rows(dt.date(2024, 3, 1), dt.date(2024, 3, 1)) == [dt.date(2024, 3, 1)]
     assert rows(dt.date(2024, 3, 2), dt.date(2024, 3, 1)) == []
+
+
+def test_a_frame_of_driver_rows_keeps_its_schema_and_is_read_without_python(spark):
+    # Rows from a list of tuples are read back by Python workers (a PythonRDD scan: "ExistingRDD");
+    # an Arrow-built frame is a local relation the JVM reads alone. Naive datetimes are UTC.
+    df = local_frame(spark, [(dt.date(2026, 1, 1), "a", dt.datetime(2026, 1, 1, 12), [1, 2]), (None, None, None, None)],
+                     "d date, s string, t timestamp, xs array<int>")
+    assert df.schema.simpleString() == "struct<d:date,s:string,t:timestamp,xs:array<int>>"
+    assert [(r.d, r.s, r.xs) for r in df.collect()] == [(dt.date(2026, 1, 1), "a", [1, 2]), (None, None, None)]
+    assert [r[0] for r in df.selectExpr("date_format(t, 'yyyy-MM-dd HH:mm')").collect()] == ["2026-01-01 12:00", None]
+    plan = df._jdf.queryExecution().executedPlan().toString()
+    assert "LocalTableScan" in plan and "ExistingRDD" not in plan
+    assert local_frame(spark, [], "d date").count() == 0
+    listed = spark.createDataFrame([(1,)], "n int")._jdf.queryExecution().executedPlan().toString()
+    assert "ExistingRDD" in listed   # what the check above tells apart
 
 
 def test_the_range_spans_active_events_only_and_the_names_include_excluded_ones(spark):

@@ -208,6 +208,50 @@ def test_csv_records_follow_rfc_4180():
     ]
 
 
+def test_a_file_without_quotes_splits_into_the_same_records_as_one_with_quotes(spark):
+    """Quote-free files are split in Spark, files holding a quote by `csv_records` (pandas):
+    the records, fields and reasons are the same either way."""
+    plain = ["\ufeff" + HEADER, "u1, Ann ,,se,,", "", "\ufeffu2,,,,,", "u3,x"]   # a BOM only starts the file
+    quoted = [HEADER, *MALMO, 'u6,,,,ab"c,', "u7,,,,Oslo,"]
+    files = {"file:/landing/users/a.csv": (plain, 10), "file:/landing/users/b.csv": (quoted, 0)}
+    rows = [(line, f, dt.datetime(2026, 1, 10, 11), start + i, 1, INGESTED)
+            for f, (lines, start) in files.items() for i, line in enumerate(lines)]
+    got = (spark.createDataFrame(rows, BRONZE_SCHEMA).transform(T.with_raw_bytes).transform(T.csv_file_records)
+           .orderBy("source_file", "line_id").collect())
+    assert [(r["line_id"], r["_lines"], r["_fields"], r["_csv_reason"]) for r in got if r["source_file"].endswith("a.csv")] == [
+        (10, 1, HEADER.split(","), None), (11, 1, ["u1", "Ann", "", "se", "", ""], None), (12, 1, [""], None),
+        (13, 1, ["\ufeffu2", "", "", "", "", ""], None), (14, 1, ["u3", "x"], None)]
+    for f, (lines, start) in files.items():   # the same records as csv_records gives, both routes
+        expected = [(start + first, n, [x.strip(" ") for x in fields] if fields else None, reason)
+                    for first, n, fields, reason in T.csv_records(lines)]
+        assert [(r["line_id"], r["_lines"], r["_fields"], r["_csv_reason"]) for r in got if r["source_file"] == f] == expected
+    assert [r["value"] for r in got if r["source_file"].endswith("a.csv")] == plain   # each line kept verbatim
+
+
+def _python_rows_sent(df) -> int:
+    """Bytes a collected frame's executed plan sent to Python workers (pandas functions), from
+    the Python nodes' SQL metrics (adaptive query stages followed)."""
+    def nodes(p):
+        yield p
+        for child in [p.plan()] if "QueryStage" in p.nodeName() else [p.executedPlan()] if p.nodeName() == "AdaptiveSparkPlan" else []:
+            yield from nodes(child)
+        it = p.children().iterator()
+        while it.hasNext():
+            yield from nodes(it.next())
+    return sum(n.metrics().apply("pythonDataSent").value() for n in nodes(df._jdf.queryExecution().executedPlan())
+               if n.metrics().contains("pythonDataSent"))
+
+
+def test_a_batch_without_quotes_sends_no_csv_line_to_python(spark):
+    rows = [(line, "file:/landing/users/a.csv", dt.datetime(2026, 1, 10, 11), i, 1, INGESTED)
+            for i, line in enumerate([HEADER, "u1,,,,Lund,"])]
+    plain = spark.createDataFrame(rows, BRONZE_SCHEMA).transform(T.with_raw_bytes).transform(T.csv_file_records)
+    assert len(plain.collect()) == 2 and _python_rows_sent(plain) == 0
+    quoted = spark.createDataFrame(rows + [(MALMO[0], "file:/landing/users/b.csv", dt.datetime(2026, 1, 10, 11), 9, 1, INGESTED)],
+                                   BRONZE_SCHEMA).transform(T.with_raw_bytes).transform(T.csv_file_records)
+    assert len(quoted.collect()) == 3 and _python_rows_sent(quoted) > 0   # the file with a quote goes to pandas
+
+
 def _profiles(spark, lines, name="updates.csv"):
     return bronze(spark, lines, f"file:/landing/users/{name}").transform(T.parse_profiles("s")).orderBy("line_id")
 

@@ -78,11 +78,29 @@ def age_on(birth_date: Column, as_of: dt.date) -> Column:
     return (F.year(d) - F.year(birth_date) - F.when(before_birthday, 1).otherwise(0)).cast("int")
 
 
+def local_frame(spark, rows: list, schema) -> DataFrame:
+    """A DataFrame of rows the driver holds: `rows` are tuples in the order of `schema` (a DDL
+    string such as "s date, e date", or a StructType); naive datetimes are read as UTC.
+
+    Built from an Arrow table, which Spark reads as a local relation in the JVM. A frame built from
+    a list of tuples (`spark.createDataFrame(rows, schema)`) is read back through Python workers
+    instead: the first such frame of a run started them (about 1 s of a demo run on these 2 cores;
+    docs/performance.md "Frames of driver rows without a Python worker").
+    """
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import DataType, StructType
+
+    struct = schema if isinstance(schema, StructType) else DataType.fromDDL(schema)
+    table = pa.Table.from_pylist([dict(zip(struct.names, row)) for row in rows], schema=to_arrow_schema(struct, timezone="UTC"))
+    return spark.createDataFrame(table, struct)
+
+
 def calendar(spark, rng: DateRange, column: str = "activity_date") -> DataFrame:
     """One row per date of the range; no rows when it ends before it starts (Spark's `sequence`
     would count down)."""
     days = [(rng.start, rng.end)] if rng.start <= rng.end else []
-    return spark.createDataFrame(days, "s date, e date").select(F.explode(F.sequence("s", "e")).alias(column))
+    return local_frame(spark, days, "s date, e date").select(F.explode(F.sequence("s", "e")).alias(column))
 
 
 def with_activity_date(timezone: str) -> Transform:

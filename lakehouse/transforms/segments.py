@@ -25,7 +25,7 @@ from pyspark.ml.feature import PCA, StandardScaler, VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 
-from lakehouse.transforms.common import DateRange, in_order, ratio
+from lakehouse.transforms.common import DateRange, in_order, local_frame, ratio
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def assign_segments(users: DataFrame, days: DataFrame, rng: DateRange, settings:
 def segment_summary(segmented: DataFrame) -> DataFrame:
     """Users, share, mean revenue and mean active days per segment (every segment listed, zero-filled)."""
     spark = segmented.sparkSession
-    names = spark.createDataFrame([(i, n) for i, n in enumerate(SEGMENTS)], "_order int, segment string")
+    names = local_frame(spark, list(enumerate(SEGMENTS)), "_order int, segment string")
     per = segmented.groupBy("segment").agg(
         F.count(F.lit(1)).alias("users"),
         F.avg(F.col("revenue").cast("double")).alias("avg_revenue"),
@@ -430,7 +430,7 @@ def _profiles(spark, rows: list[dict], centers_z, silhouette, features: list[str
          *[None if r[f"c_{f}"] is None else float(r[f"c_{f}"]) for f in features])
         for i, r in enumerate(ordered)
     ]
-    return new_id, spark.createDataFrame(prof_rows, prof_schema).orderBy("cluster")
+    return new_id, local_frame(spark, prof_rows, prof_schema).orderBy("cluster")
 
 
 # The caller's local properties a k-means fit runs with: its job group (cancelling the group cancels

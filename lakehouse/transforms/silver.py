@@ -479,10 +479,24 @@ def csv_record_mates(lines: DataFrame, hit: Column) -> DataFrame:
 
 
 def csv_file_records(lines: DataFrame) -> DataFrame:
-    """Bronze lines of CSV files -> one row per RFC 4180 record (CSV_RECORD_SCHEMA), fields trimmed."""
-    return (lines.select("value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at")
-            .groupBy("source_file").applyInPandas(_file_records, CSV_RECORD_SCHEMA)
-            .withColumn("_fields", F.transform("_fields", lambda x: F.trim(x))))
+    """Bronze lines of CSV files -> one row per RFC 4180 record (CSV_RECORD_SCHEMA), fields trimmed.
+
+    A file none of whose lines holds a quote is split in Spark: each line is a record and its
+    fields are the text between commas (the byte-order mark dropped from the file's first line),
+    exactly what `csv_records` gives such a file. Only files with a quote somewhere are read
+    by `csv_records` in pandas, so a batch without quoted fields starts no Python worker (about
+    2 s of a run's profiles step, docs/performance.md "Profiles without a Python worker").
+    """
+    file = Window.partitionBy("source_file")
+    marked = (lines.select("value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at")
+              .withColumn("_quoted", F.max(F.col("value").contains('"')).over(file))
+              .withColumn("_first", F.min("line_id").over(file)))
+    text = F.when(F.col("line_id") == F.col("_first"), F.regexp_replace("value", f"^{BOM}", "")).otherwise(F.col("value"))
+    plain = marked.filter(~F.col("_quoted")).select(
+        "value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at",
+        F.lit(1).alias("_lines"), F.split(text, ",", -1).alias("_fields"), F.lit(None).cast("string").alias("_csv_reason"))
+    quoted = marked.filter(F.col("_quoted")).drop("_quoted", "_first").groupBy("source_file").applyInPandas(_file_records, CSV_RECORD_SCHEMA)
+    return plain.unionByName(quoted).withColumn("_fields", F.transform("_fields", lambda x: F.trim(x)))
 
 
 def _csv_as_json(df: DataFrame) -> DataFrame:
