@@ -285,6 +285,7 @@ def screenshot(base: str, password: str, chart: int, out: Path, say, width: int 
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     if not browser.available():
@@ -294,10 +295,24 @@ def screenshot(base: str, password: str, chart: int, out: Path, say, width: int 
     drv = browser.Driver(width, height)
     try:
         wait = WebDriverWait(drv.driver, 300)
-        drv.get(base + "/login/")
-        wait.until(ec.presence_of_element_located((By.ID, "username"))).send_keys(ADMIN)
-        drv.find_element(By.ID, "password").send_keys(password + Keys.ENTER)
-        wait.until(lambda d: "/login" not in d.current_url)
+        # The login form can be drawn again while the page settles (a first start on a busy
+        # machine): typed keys are then lost and the page stays on /login. Type and submit again.
+        for attempt in range(3):
+            drv.get(base + "/login/")
+            if "/login" not in drv.driver.current_url:
+                break  # the previous submit went through after all
+            user = wait.until(ec.element_to_be_clickable((By.ID, "username")))
+            user.clear()
+            user.send_keys(ADMIN)
+            field = drv.find_element(By.ID, "password")
+            field.clear()
+            field.send_keys(password + Keys.ENTER)
+            try:
+                WebDriverWait(drv.driver, 90).until(lambda d: "/login" not in d.current_url)
+                break
+            except TimeoutException:
+                if attempt == 2:
+                    raise SupersetError("Superset kept its login page after three submits of the admin's password") from None
         drv.get(f"{base}/explore/?slice_id={chart}")
         drawn = ("const c = document.querySelector('.chart-container canvas, [data-test=\"chart-container\"] canvas');"
                  "return !!c && c.width > 0 && !document.querySelector('.chart-container .loading, [aria-label=\"Loading\"]');")
