@@ -85,7 +85,7 @@ def local_frame(spark, rows: list, schema) -> DataFrame:
     Built from an Arrow table, which Spark reads as a local relation in the JVM. A frame built from
     a list of tuples (`spark.createDataFrame(rows, schema)`) is read back through Python workers
     instead: the first such frame of a run started them (about 1 s of a demo run on these 2 cores;
-    docs/performance.md "Frames of driver rows without a Python worker").
+    docs/performance.md "Frames of driver rows and quote-free CSV without a Python worker").
     """
     import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema

@@ -484,8 +484,8 @@ def csv_file_records(lines: DataFrame) -> DataFrame:
     A file none of whose lines holds a quote is split in Spark: each line is a record and its
     fields are the text between commas (the byte-order mark dropped from the file's first line),
     exactly what `csv_records` gives such a file. Only files with a quote somewhere are read
-    by `csv_records` in pandas, so a batch without quoted fields starts no Python worker (about
-    2 s of a run's profiles step, docs/performance.md "Profiles without a Python worker").
+    by `csv_records` in pandas, so a batch without quoted fields starts no Python worker (about 2 s
+    of a profiles step; docs/performance.md "Frames of driver rows and quote-free CSV without a Python worker").
     """
     file = Window.partitionBy("source_file")
     marked = (lines.select("value", "value_bytes", "source_file", "file_modified_at", "line_id", "batch_id", "ingested_at")
