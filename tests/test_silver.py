@@ -96,6 +96,16 @@ def test_quarantine_keeps_the_line_as_it_arrived_with_its_file(spark):
     ]
 
 
+def test_text_after_a_lines_json_object_makes_the_line_not_json(spark):
+    # Spark's parse_json alone keeps the first value and drops the rest: e2 would vanish unseen.
+    glued = [event() + " junk", event() + event(event_id="e2"), event() + ", " + event(event_id="e2"), event() + "}",
+             event() + "]", event() + "//", event() + " \t\r"]
+    assert reasons(spark, glued) == ["not_json"] * 6 + [None]
+    profiles = [profile(user_id="u1") + profile(user_id="u2"), profile(user_id="u3") + " x", profile(user_id="u4") + " "]
+    parsed = bronze(spark, profiles, source="file:/landing/users/a.jsonl").transform(T.parse_profiles("salt"))
+    assert [r["_error"] for r in parsed.orderBy("line_id").collect()] == ["not_json", "not_json", None]
+
+
 def test_duplicates_keep_the_first_copy_within_a_batch(spark):
     lines = [event(event_id="d", user_id="first"), event(event_id="d", user_id="second")]
     valid = T.valid_events(bronze(spark, lines).transform(T.parse_events()))

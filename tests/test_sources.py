@@ -86,12 +86,13 @@ def test_segment_track_page_screen_and_batch_bodies_map_onto_the_contract(spark,
 
 def test_segment_calls_that_do_not_map_are_quarantined_with_their_raw_line(spark, cfg, tmp_path):
     weird = json.dumps(call("weird", "m2", userId="u1"))
+    glued = json.dumps(call("track", "m5", userId="u1", event="x")) + json.dumps(call("track", "m6", userId="u1", event="y"))
     write_calls(tmp_path / "src", "c", ["not json", weird, call("track", "m3", event="x"),
-                                        call("group", "m4", userId="u1", groupId="g1")])
+                                        call("group", "m4", userId="u1", groupId="g1"), glued])
     to_silver(spark, cfg, seg(tmp_path / "src"), tmp_path / "lake")
     assert rows(tmp_path / "lake", "silver.quarantine", "reason", "value") == [
         ("missing_user_id", json.dumps(call("track", "m3", event="x"))),
-        ("not_json", "not json"), ("unknown_call_type", weird)]
+        ("not_json", "not json"), ("not_json", glued), ("unknown_call_type", weird)]
     assert not (tmp_path / "lake" / "silver" / "events").exists() or rows(tmp_path / "lake", "silver.events", "event_id") == []
 
 

@@ -28,28 +28,17 @@ BOM = "\ufeff"
 
 # (column, JSON path, Spark type) of typed fields taken from `properties` / `context`.
 PROPERTY_FIELDS = (
-    ("page", "$.properties.page", "string"),
-    ("item_id", "$.properties.item_id", "string"),
-    ("item_type", "$.properties.item_type", "string"),
-    ("category", "$.properties.category", "string"),
-    ("price", "$.properties.price", "double"),
-    ("quantity", "$.properties.quantity", "int"),
-    ("cart_value", "$.properties.cart_value", "double"),
-    ("order_id", "$.properties.order_id", "string"),
-    ("amount", "$.properties.amount", "double"),
-    ("currency", "$.properties.currency", "string"),
-    ("payment_status", "$.properties.payment_status", "string"),
-    ("course_id", "$.properties.course_id", "string"),
-    ("progress_pct", "$.properties.progress_pct", "double"),
-    ("quiz_id", "$.properties.quiz_id", "string"),
-    ("score", "$.properties.score", "double"),
-    ("max_score", "$.properties.max_score", "double"),
-    ("passed", "$.properties.passed", "boolean"),
-    ("duration_s", "$.properties.duration_s", "double"),
-    ("points", "$.properties.points", "long"),
-    ("reason", "$.properties.reason", "string"),
-    ("reward", "$.properties.reward", "string"),
-    ("channel", "$.properties.channel", "string"),
+    ("page", "$.properties.page", "string"), ("item_id", "$.properties.item_id", "string"),
+    ("item_type", "$.properties.item_type", "string"), ("category", "$.properties.category", "string"),
+    ("price", "$.properties.price", "double"), ("quantity", "$.properties.quantity", "int"),
+    ("cart_value", "$.properties.cart_value", "double"), ("order_id", "$.properties.order_id", "string"),
+    ("amount", "$.properties.amount", "double"), ("currency", "$.properties.currency", "string"),
+    ("payment_status", "$.properties.payment_status", "string"), ("course_id", "$.properties.course_id", "string"),
+    ("progress_pct", "$.properties.progress_pct", "double"), ("quiz_id", "$.properties.quiz_id", "string"),
+    ("score", "$.properties.score", "double"), ("max_score", "$.properties.max_score", "double"),
+    ("passed", "$.properties.passed", "boolean"), ("duration_s", "$.properties.duration_s", "double"),
+    ("points", "$.properties.points", "long"), ("reason", "$.properties.reason", "string"),
+    ("reward", "$.properties.reward", "string"), ("channel", "$.properties.channel", "string"),
 )
 NUMERIC_TYPES = ("double", "int", "long")
 WHOLE_TYPES = ("int", "long")
@@ -83,20 +72,25 @@ GENDER_MAP = {
 
 # ---------------------------------------------------------------- small column helpers
 
+def _in_line(path: str) -> str:
+    """A JSON path into the line (`$.field`) as a path into `_v` (`$[0].field`, see `_parse_line`)."""
+    return "$[0]" + path[1:]
+
+
 def _get(path: str, type_: str = "string") -> Column:
     """A typed field of the parsed line, null when absent or not castable."""
-    return F.expr(f"try_variant_get(_v, '{path}', '{type_}')")
+    return F.expr(f"try_variant_get(_v, '{_in_line(path)}', '{type_}')")
 
 
 def _get_struct(path: str, fields: list[tuple[str, str]]) -> Column:
     """Several typed fields of one object at once (each null when absent or not castable)."""
     struct = ", ".join(f"`{name}`: {type_}" for name, type_ in fields)
-    return F.expr(f"try_variant_get(_v, '{path}', 'struct<{struct}>')")
+    return F.expr(f"try_variant_get(_v, '{_in_line(path)}', 'struct<{struct}>')")
 
 
 def _json_type(path: str) -> Column:
     """The JSON type of a field ('STRING', 'BIGINT', 'OBJECT<…>', …), null when absent."""
-    return F.expr(f"schema_of_variant(variant_get(_v, '{path}'))")
+    return F.expr(f"schema_of_variant(variant_get(_v, '{_in_line(path)}'))")
 
 
 def _typed_property(name: str, type_: str, value: Column) -> Column:
@@ -179,16 +173,20 @@ def _raw_checks(max_line_bytes: int) -> Column:
 
 
 def _parse_line(df: DataFrame, max_line_bytes: int, text_col: str = "value") -> DataFrame:
-    """Add `_v` (the line as VARIANT, a leading BOM ignored; null when unparsable) and `_is_object`.
-
-    A line that parses is a JSON object exactly when its first non-blank character is `{`, which
-    is far cheaper than asking the VARIANT for its full schema.
+    """Add `_v` (the line, a leading BOM ignored, as the only element of a VARIANT array, read with
+    `_in_line` paths; null unless the line is one JSON value) and `_is_object` (its first non-blank
+    character is `{`: far cheaper than the VARIANT's schema). Spark's `parse_json` ignores text after
+    the first value (`{...} junk`, two events glued into one line); inside `[` and `]` such text
+    breaks the array or adds an element (`not_json`). Text starting with `]` ends the array early,
+    so an object line must also end with `}`; only `{...}]...}` passes both checks.
     """
-    parsed = F.expr(f"try_parse_json(regexp_replace({text_col}, '^\\uFEFF', ''))")
+    wrapped = F.expr(f"try_parse_json(concat('[', regexp_replace({text_col}, '^\\uFEFF', ''), ']'))")
     return (
         with_raw_bytes(df).withColumn("_raw_reason", _raw_checks(max_line_bytes))
-        .withColumn("_v", F.when(F.col("_raw_reason").isNull(), parsed))
+        .withColumn("_v", F.when(F.col("_raw_reason").isNull(), wrapped))
         .withColumn("_is_object", F.col(text_col).rlike("^\uFEFF?[ \t\r\n]*[{]"))
+        .withColumn("_v", F.when(F.expr(f"variant_get(_v, '$[1]') IS NULL AND (NOT _is_object OR endswith("
+                                        f"TRIM(TRAILING ' \t\r\n' FROM {text_col}), '}}'))"), F.col("_v")))
     )
 
 
@@ -226,7 +224,7 @@ def parse_events(max_line_bytes: int = 1_048_576, max_future_skew_hours: int = 2
             _get_struct("$.context", [(c, "string") for c in CONTEXT_FIELDS]).alias("_ctx"),
             # Numbers are taken as text and typed by `_number`, so that what is stored is what was sent.
             _get_struct("$.properties", [(n, "string" if t in NUMERIC_TYPES else t) for n, _, t in PROPERTY_FIELDS]).alias("_props"),
-            F.expr("to_json(variant_get(_v, '$.properties'))").alias("properties"),
+            F.expr(f"to_json(variant_get(_v, '{_in_line('$.properties')}'))").alias("properties"),
         ).select(
             *keep, "_raw_reason", "_v", "_is_object", "_t_context", "properties",
             *[F.col(f"_t_{f}") for f in REQUIRED_EVENT_FIELDS],
@@ -585,7 +583,7 @@ def parse_profiles(email_salt: str, max_line_bytes: int = 1_048_576) -> Transfor
             F.trim(_get("$.user_id")).alias("user_id"),
             registered_at.alias("registered_at"),
             normalise_gender(_get("$.gender")).alias("gender"),
-            F.expr("try_cast(trim(try_variant_get(_v, '$.birth_date', 'string')) AS DATE)").alias("birth_date"),
+            F.trim(_get("$.birth_date")).try_cast("date").alias("birth_date"),
             _get("$.age", "int").alias("age"),
             F.upper(_blank_to_null(_get("$.country"))).alias("country"),
             _blank_to_null(_get("$.city")).alias("city"),

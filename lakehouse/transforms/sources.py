@@ -114,10 +114,13 @@ def segment_calls(lines: DataFrame) -> DataFrame:
 
     A `{"batch": [...]}` body gives one row per call in it (parts 0, 1, ...); any other line is
     one call (part 0). A line that is not JSON keeps `_call` null, so that silver's parser
-    quarantines it as it arrived (`not_json`).
+    quarantines it as it arrived (`not_json`); as there, the line is parsed inside `[` and `]`, so
+    that text after its JSON value (which `parse_json` ignores) makes it not JSON (unless it starts with `]`).
     """
     batch = F.expr("try_variant_get(_line, '$.batch', 'array<variant>')")
-    return (lines.withColumn("_line", F.expr("try_parse_json(regexp_replace(value, '^\\uFEFF', ''))"))
+    wrapped = F.expr("try_parse_json(concat('[', regexp_replace(value, '^\\uFEFF', ''), ']'))")
+    return (lines.withColumn("_line", wrapped)
+            .withColumn("_line", F.expr("CASE WHEN variant_get(_line, '$[1]') IS NULL THEN variant_get(_line, '$[0]') END"))
             .withColumn("_calls", F.when(batch.isNotNull() & (F.size(batch) > 0), batch).otherwise(F.array(F.col("_line"))))
             .select(*lines.columns, F.posexplode("_calls").alias("part", "_call")))
 
