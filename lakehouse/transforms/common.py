@@ -215,3 +215,28 @@ def as_long(name: str) -> Column:
 def in_range(df: DataFrame, rng: DateRange, col: str = "activity_date") -> DataFrame:
     """The rows whose `col` date lies within `rng` (both ends included)."""
     return df.filter(F.col(col).between(F.lit(rng.start), F.lit(rng.end)))
+
+
+def json_value(text_col: str, out: str, is_object: str, parse_when: Column | None = None) -> Transform:
+    """Add `out`, the text column `text_col` as one JSON value, and `is_object` (boolean).
+
+    `out` is a VARIANT array holding the value as its only element (read it at `$[0]`). It is null
+    when the text is not exactly one JSON value (a leading BOM ignored) or when `parse_when` is false.
+    `is_object` is true when the first non-blank character is `{`, which is far cheaper than asking
+    the VARIANT for its schema. Spark's `parse_json` reads the first value and ignores what follows
+    (`{...} junk`, two events glued into one line). Inside `[` and `]` such text breaks the array or
+    adds a second element. Text starting with `]` would end the array early, so text that starts
+    with `{` must also end with `}`: only `{...}]...}` passes both checks
+    (docs/data-quality.md, `not_json`).
+    """
+
+    def _transform(df: DataFrame) -> DataFrame:
+        parsed = F.expr(f"try_parse_json(concat('[', regexp_replace({text_col}, '^\\uFEFF', ''), ']'))")
+        single = F.expr(f"variant_get({out}, '$[1]') IS NULL AND (NOT {is_object} OR endswith("
+                        f"TRIM(TRAILING ' \t\r\n' FROM {text_col}), '}}'))")
+        return (df.withColumn(out, parsed if parse_when is None else F.when(parse_when, parsed))
+                .withColumn(is_object, F.col(text_col).rlike("^\uFEFF?[ \t\r\n]*[{]"))
+                .withColumn(out, F.when(single, F.col(out))))
+
+    return _transform
+

@@ -11,6 +11,8 @@ from typing import Callable
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
+from lakehouse.transforms.common import json_value
+
 Transform = Callable[[DataFrame], DataFrame]
 
 REQUIRED_EVENT_FIELDS = ("event_id", "event", "ts", "user_id")
@@ -173,21 +175,10 @@ def _raw_checks(max_line_bytes: int) -> Column:
 
 
 def _parse_line(df: DataFrame, max_line_bytes: int, text_col: str = "value") -> DataFrame:
-    """Add `_v` (the line, a leading BOM ignored, as the only element of a VARIANT array, read with
-    `_in_line` paths; null unless the line is one JSON value) and `_is_object` (its first non-blank
-    character is `{`: far cheaper than the VARIANT's schema). Spark's `parse_json` ignores text after
-    the first value (`{...} junk`, two events glued into one line); inside `[` and `]` such text
-    breaks the array or adds an element (`not_json`). Text starting with `]` ends the array early,
-    so an object line must also end with `}`; only `{...}]...}` passes both checks.
-    """
-    wrapped = F.expr(f"try_parse_json(concat('[', regexp_replace({text_col}, '^\\uFEFF', ''), ']'))")
-    return (
-        with_raw_bytes(df).withColumn("_raw_reason", _raw_checks(max_line_bytes))
-        .withColumn("_v", F.when(F.col("_raw_reason").isNull(), wrapped))
-        .withColumn("_is_object", F.col(text_col).rlike("^\uFEFF?[ \t\r\n]*[{]"))
-        .withColumn("_v", F.when(F.expr(f"variant_get(_v, '$[1]') IS NULL AND (NOT _is_object OR endswith("
-                                        f"TRIM(TRAILING ' \t\r\n' FROM {text_col}), '}}'))"), F.col("_v")))
-    )
+    """Add `_raw_reason`, `_v` (the line as the only element of a VARIANT array, read with `_in_line`
+    paths; null unless the line is one JSON value: `common.json_value`) and `_is_object`."""
+    return (with_raw_bytes(df).withColumn("_raw_reason", _raw_checks(max_line_bytes))
+            .transform(json_value(text_col, "_v", "_is_object", parse_when=F.col("_raw_reason").isNull())))
 
 
 def _field_reason(field: str) -> Column:

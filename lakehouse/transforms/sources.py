@@ -21,6 +21,8 @@ from typing import Callable
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
+from lakehouse.transforms.common import json_value
+
 Transform = Callable[[DataFrame], DataFrame]
 
 # Contract fields of an event and of a profile (docs/spec/events.md).
@@ -114,13 +116,12 @@ def segment_calls(lines: DataFrame) -> DataFrame:
 
     A `{"batch": [...]}` body gives one row per call in it (parts 0, 1, ...); any other line is
     one call (part 0). A line that is not JSON keeps `_call` null, so that silver's parser
-    quarantines it as it arrived (`not_json`); as there, the line is parsed inside `[` and `]`, so
-    that text after its JSON value (which `parse_json` ignores) makes it not JSON (unless it starts with `]`).
+    quarantines it as it arrived (`not_json`); as there, text after the line's JSON value makes it
+    not JSON (`common.json_value`).
     """
     batch = F.expr("try_variant_get(_line, '$.batch', 'array<variant>')")
-    wrapped = F.expr("try_parse_json(concat('[', regexp_replace(value, '^\\uFEFF', ''), ']'))")
-    return (lines.withColumn("_line", wrapped)
-            .withColumn("_line", F.expr("CASE WHEN variant_get(_line, '$[1]') IS NULL THEN variant_get(_line, '$[0]') END"))
+    return (lines.transform(json_value("value", "_line", "_line_is_object"))
+            .withColumn("_line", F.expr("variant_get(_line, '$[0]')"))
             .withColumn("_calls", F.when(batch.isNotNull() & (F.size(batch) > 0), batch).otherwise(F.array(F.col("_line"))))
             .select(*lines.columns, F.posexplode("_calls").alias("part", "_call")))
 
