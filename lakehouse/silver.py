@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from lakehouse import ops
 from lakehouse.config import small_writes
 from lakehouse.sources import options_for
-from lakehouse.tables import Lake
+from lakehouse.tables import Lake, kept_rows, release_rows
 from lakehouse.transforms import silver as T
 from lakehouse.transforms import sources as S
 from lakehouse.transforms.common import local_frame
@@ -175,9 +175,9 @@ def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, res
     if mapped is not None:  # records of other sources, mapped; quarantined ones keep the raw record
         bronze = mapped.drop("raw_value")
         raw = mapped.withColumn("value", F.col("raw_value")).drop("raw_value", "map_reason")
-    # The raw text is not cached: quarantined lines (few) are taken back from bronze by line id.
-    parsed = (bronze.transform(T.parse_events(cfg["max_line_bytes"], cfg["max_future_skew_hours"]))
-              .drop("value", "value_bytes").persist(StorageLevel.MEMORY_AND_DISK))
+    # The raw text is not kept: quarantined lines (few) are taken back from bronze by line id.
+    parsed = kept_rows(bronze.transform(T.parse_events(cfg["max_line_bytes"], cfg["max_future_skew_hours"]))
+                       .drop("value", "value_bytes"))
     reasons = {r["reason"]: r["n"] for r in parsed.groupBy(F.col("_error").alias("reason")).agg(F.count(F.lit(1)).alias("n")).collect()}
     valid = reasons.pop(None, 0)
     lap(f"batch {batch_id} events parsed")
@@ -195,7 +195,7 @@ def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, res
         lake.write(T.quarantined(T.with_raw_lines(parsed, bronze if mapped is None else raw), "events"), "silver.quarantine", mode="append",
                    txn=("silver.quarantine.events", batch_id), small=_small(cfg, sum(reasons.values())))
         lap(f"batch {batch_id} quarantine written")
-    parsed.unpersist()
+    release_rows(parsed)
     result.events_added += added
     result.duplicates += valid - added
     result.quarantined.update({f"events:{k}": v for k, v in reasons.items()})

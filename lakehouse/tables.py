@@ -47,6 +47,30 @@ def one_partition(df: DataFrame) -> DataFrame:
     return df.coalesce(1)
 
 
+def kept_rows(df: DataFrame) -> DataFrame:
+    """`df` kept as its computed rows the first time an action runs it (a lazy local checkpoint:
+    memory, spilling to disk), for a frame read by several queries of one step.
+
+    Cheaper to fill than `persist` for a wide frame read whole: rows are copied as they are made,
+    where Spark's columnar cache builds compressed column batches with statistics (silver's parse
+    of 2M lines, 32.7 s -> 28.5 s; docs/performance.md "Parsed rows kept as rows"). The plan after
+    it starts from a short leaf. Free the rows with `release_rows` when the step is done.
+    """
+    return df.localCheckpoint(eager=False)
+
+
+def release_rows(df: DataFrame) -> None:
+    """Drop the rows `kept_rows` kept (no job; a frame it did not make is left alone).
+
+    A local checkpoint's blocks are otherwise freed only after a JVM garbage collection hands the
+    frame to Spark's cleaner; until then they hold storage memory the next step's caches need.
+    The frame cannot be read again afterwards.
+    """
+    plan = df._jdf.queryExecution().logical()
+    if plan.getClass().getSimpleName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
+
+
 def to_arrow_together(frames: Mapping[str, DataFrame], rows: Mapping[str, int], max_cells: int = 4_000_000) -> dict[str, pa.Table]:
     """Several small frames as Arrow tables, fetched in as few Spark jobs as memory allows.
 

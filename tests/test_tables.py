@@ -200,3 +200,24 @@ def test_a_table_path_that_is_a_file_or_holds_an_empty_log_is_not_a_table(spark,
     assert not lake.exists(spark, "silver.sessions")
     lake.write(spark.createDataFrame([(1,)], "x int"), "silver.sessions")
     assert lake.exists(spark, "silver.sessions")
+
+
+def test_kept_rows_are_held_after_the_first_action_and_release_rows_frees_them_and_leaves_other_frames_alone(spark):
+    from lakehouse.tables import kept_rows, release_rows
+
+    kept = kept_rows(spark.range(5000).select("id", (F.col("id") % 7).alias("k")))
+    sc = spark.sparkContext._jsc.sc()
+    before = {s.id() for s in sc.getRDDStorageInfo()}
+    assert kept.groupBy("k").count().count() == 7  # the first action computes and keeps the rows
+    held = [s for s in sc.getRDDStorageInfo() if s.id() not in before]
+    assert len(held) == 1 and held[0].memSize() + held[0].diskSize() > 0
+    assert kept.filter(F.col("k") == 0).count() == 715  # read back from the kept rows
+    release_rows(kept)
+    assert {s.id() for s in sc.getRDDStorageInfo()} == before
+    with pytest.raises(Exception, match="CHECKPOINT_RDD_BLOCK_ID_NOT_FOUND"):
+        kept.count()  # released rows cannot be read again
+    cached = spark.range(3).cache()
+    cached.count()
+    release_rows(cached)  # not kept_rows' frame: left as it is
+    assert cached.is_cached and cached.count() == 3
+    cached.unpersist()
