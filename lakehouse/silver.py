@@ -215,7 +215,7 @@ def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, r
     if not frames:  # only ids newly tied: the profiles already in silver are re-keyed
         frames = [local_frame(spark, [], T.SILVER_USERS_SCHEMA).transform(_as_parsed)]
     parsed = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
-    parsed = _resolve(parsed, resolved).persist(StorageLevel.MEMORY_AND_DISK)
+    parsed = kept_rows(_resolve(parsed, resolved))
     counts = parsed.groupBy(F.col("_error").alias("reason")).agg(F.count(F.lit(1)).alias("n"), F.sum("_lines").alias("lines")).collect()
     reasons = {r["reason"]: r["n"] for r in counts}  # records (profiles), each valid or quarantined whole
     record_lines = sum(r["lines"] for r in counts)
@@ -230,7 +230,7 @@ def _profiles_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, r
                    small=_small(cfg, sum(reasons.values())))
     # the lines of the landing's CSV header records (mapped records count their own lines)
     headers = (bronze.count() if landing else 0) + (mapped.count() if mapped is not None else 0) - record_lines
-    parsed.unpersist()
+    release_rows(parsed)
     result.profiles_valid += valid
     result.profile_headers += headers
     result.profile_continuation_lines += record_lines - valid - sum(reasons.values())
