@@ -53,7 +53,7 @@ def kept_rows(df: DataFrame) -> DataFrame:
 
     Cheaper to fill than `persist` for a wide frame read whole: rows are copied as they are made,
     where Spark's columnar cache builds compressed column batches with statistics (silver's parse
-    of 2M lines, 32.7 s -> 28.5 s; docs/performance.md "Parsed rows kept as rows"). The plan after
+    of 2M lines, 32.7 s -> 29.3 s; docs/performance.md "Parsed rows kept as rows"). The plan after
     it starts from a short leaf. Free the rows with `release_rows` when the step is done.
     """
     return df.localCheckpoint(eager=False)
