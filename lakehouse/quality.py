@@ -455,26 +455,44 @@ def _bad_sql(table: str, rule: Rule, exc: AnalysisException) -> _Outcome:
 
 
 def _aggregations(name: str, df: DataFrame, rules: list[Rule], tables: Mapping[str, DataFrame],
-                  samples: int, single: bool) -> tuple[DataFrame, list, dict, DataFrame | None]:
-    """One table's checks as a one-row frame (`table`, `counts` as JSON), before anything runs.
+                  single: bool) -> tuple[DataFrame, list, dict, DataFrame | None]:
+    """One table's checks as a one-row frame (`table`, `counts` as JSON: `__rows` and each rule's
+    failing rows, `<flag>_n`), before anything runs. Sample rows are asked for afterwards, only
+    for the rules that failed (`_sample_aggregations`).
 
     Returns (that frame or None when no rule needs Spark, the flagged rules, outcomes decided
     without Spark, the checked frame with one boolean column per rule).
     """
     checked, flags, decided = _plan_table(name, df, rules, tables, single)
-    columns = df.columns
-    key = _table_key(rules, columns)
     outcomes = {o.rule.name: o for o in decided}
     if not flags:
         return None, flags, outcomes, checked
-    aggs = ["count(1) AS __rows"]
-    for rule, flag in flags:
+    aggs = ["count(1) AS __rows"] + [f"sum(CASE WHEN {flag} THEN 1 ELSE 0 END) AS {flag}_n" for _, flag in flags]
+    return _one_row(name, checked, aggs), flags, outcomes, checked
+
+
+def _one_row(name: str, df: DataFrame, aggs: list[str]) -> DataFrame:
+    """`aggs` (SQL aggregates) over `df` as one row: `table` (the name) and `counts` (JSON)."""
+    return df.selectExpr(*aggs).selectExpr(f"{_sql_lit(name)} AS table", "to_json(struct(*)) AS counts")
+
+
+def _sample_aggregations(name: str, checked: DataFrame, columns: list[str], rules: list[Rule],
+                         failing: list[tuple[Rule, str]], samples: int) -> DataFrame:
+    """Sample rows of the rules that failed (`failing`: rule, flag column), as a one-row frame.
+
+    The smallest and largest failing row's `_sample` text, and with `samples` > 2 the one with the
+    smallest hash (a stable pick from the middle). Asked only for rules that failed: string
+    aggregates cannot run as Spark's hash aggregation, and over every rule of every table they
+    were half of the whole check (docs/performance.md, "Samples only for failing rules").
+    """
+    key = _table_key(rules, columns)
+    aggs = []
+    for rule, flag in failing:
         s = f"CASE WHEN {flag} THEN {_sample(rule, key, columns)} END"
-        aggs += [f"sum(CASE WHEN {flag} THEN 1 ELSE 0 END) AS {flag}_n", f"min({s}) AS {flag}_lo", f"max({s}) AS {flag}_hi"]
+        aggs += [f"min({s}) AS {flag}_lo", f"max({s}) AS {flag}_hi"]
         if samples > 2:
             aggs.append(f"min_by({s}, CASE WHEN {flag} THEN xxhash64({s}) END) AS {flag}_mid")
-    counts = checked.selectExpr(*aggs).selectExpr(f"{_sql_lit(name)} AS table", "to_json(struct(*)) AS counts")
-    return counts, flags, outcomes, checked
+    return _one_row(name, checked, aggs)
 
 
 def _outcomes(row: dict, flags: list, outcomes: dict, samples: int) -> None:
@@ -531,13 +549,19 @@ def apply(tables: Mapping[str, DataFrame], rules: Mapping[str, list[Rule]], run_
     for name in names:
         if name in tables:
             single = name.split(".", 1)[0] in single_partition_layers
-            planned[name] = _aggregations(name, tables[name], list(rules[name]), tables, samples, single)
+            planned[name] = _aggregations(name, tables[name], list(rules[name]), tables, single)
     frames = [p[0] for p in planned.values() if p[0] is not None]
     if frames:
-        for r in _union_all(frames).collect():
-            _, flags, outcomes, _ = planned[r["table"]]
-            counts = json.loads(r["counts"])
-            result.rows[r["table"]] = int(counts.get("__rows", 0))
+        found = {r["table"]: json.loads(r["counts"]) for r in _union_all(frames).collect()}
+        # A second job only when a rule failed: the failing rules' sample rows.
+        failing = {t: [(r, f) for r, f in planned[t][1] if int(c.get(f"{f}_n") or 0) > 0] for t, c in found.items()}
+        picks = [_sample_aggregations(t, planned[t][3], tables[t].columns, list(rules[t]), fs, samples) for t, fs in failing.items() if fs]
+        if picks and samples > 0:
+            for r in _union_all(picks).collect():
+                found[r["table"]].update(json.loads(r["counts"]))
+        for table, counts in found.items():
+            _, flags, outcomes, _ = planned[table]
+            result.rows[table] = int(counts.get("__rows", 0))
             _outcomes(counts, flags, outcomes, samples)
 
     for name in names:

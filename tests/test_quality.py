@@ -332,6 +332,37 @@ def test_all_rules_of_a_table_share_one_spark_job(spark):
     assert n_many <= 2
 
 
+def test_sample_rows_are_asked_only_for_failing_rules_so_a_clean_check_is_one_job(spark):
+    """Counts first (one job); the failing rules' sample rows in one more job, only when a rule failed."""
+    r = rules("""
+        gold.engagement_daily:
+          - {rule: not_null, name: dau_given, columns: [dau], action: warn}
+          - {rule: expression, name: wau_at_least_dau, expr: "wau >= dau", action: warn}
+        gold.revenue_daily:
+          - {rule: range, name: revenue_not_negative, column: revenue, min: 0, action: warn}
+    """)
+    revenue = spark.createDataFrame([(D(2026, 1, 1), 5.0), (D(2026, 1, 2), 7.5)], "activity_date date, revenue double")
+    bad = daily(spark, [(D(2026, 1, 1), 3, 2, 3, 1.0), (D(2026, 1, 2), 1, 2, 2, 0.5), (D(2026, 1, 3), 4, 1, 4, 1.0)])
+    sc = spark.sparkContext
+    tracker = sc.statusTracker()
+
+    def check(daily_frame, group):
+        sc.setJobGroup(group, "quality job count")
+        try:
+            res = Q.apply({"gold.engagement_daily": daily_frame, "gold.revenue_daily": revenue}, r, "t")
+        finally:
+            sc.setLocalProperty("spark.jobGroup.id", None)
+        return by_rule(res), len(tracker.getJobIdsForGroup(group))
+
+    clean, clean_jobs = check(daily(spark, GOOD_DAILY), "quality-clean")
+    failing, failing_jobs = check(bad, "quality-failing")
+    assert [clean[n]["detail"] for n in ("dau_given", "wau_at_least_dau")] == ["0 of 3 rows", "0 of 3 rows"]
+    assert failing["dau_given"]["detail"] == "0 of 3 rows"
+    assert failing["wau_at_least_dau"]["detail"] == "2 of 3 rows; e.g. activity_date=2026-01-01; activity_date=2026-01-03"
+    assert failing["revenue_not_negative"]["detail"] == clean["revenue_not_negative"]["detail"] == "0 of 2 rows"
+    assert (clean_jobs, failing_jobs) == (1, 2)
+
+
 # ---------------------------------------------------------------- the shipped rules file
 
 def _contract_gold_grains() -> dict[str, list[str]]:
