@@ -9,7 +9,8 @@ included), then the last day is landed and the whole `lakehouse run` timed again
 that finds nothing new. Each is printed beside the DuckDB peer (bench/peer.py, also its own
 process) run in the same bench: for the full build over the files landed then, for the other
 two over every landed file (the peer recomputes everything from scratch). Spark jobs and
-stages per layer come from the run's summary. Results go to `<out>/pipeline-<size>.json`.
+stages per layer come from the run's summary; each run's peak memory (its process and JVM together)
+is sampled from /proc (`bench.peak`). Results go to `<out>/pipeline-<size>.json`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.peak import PeakRss
+
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"1m": (5_000, 365), "2m": (10_000, 365), "10m": (50_000, 365)}
 SEED = 1
@@ -43,6 +46,7 @@ class Measured:
     stages: dict = field(default_factory=dict)
     spark_start: float | None = None
     peer: dict = field(default_factory=dict)
+    peak_rss: int | None = None  # bytes: the run's process and its children (the JVM), sampled
 
 
 # ---------------------------------------------------------------- landing (generated once, cached)
@@ -116,14 +120,16 @@ def lakehouse_run(landing: Path, lake: Path, sets: list[str], log: Path) -> Meas
     for s in sets:
         cmd += ["--set", s]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    with PeakRss(proc.pid) as memory:
+        stdout, stderr = proc.communicate()
     seconds = time.perf_counter() - start
-    log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    log.write_text(stdout + "\n--- stderr ---\n" + stderr)
     if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        tail = (stderr.strip().splitlines() or ["(no output)"])[-1]
         raise SystemExit(f"lakehouse run failed ({log}): {tail}")
-    layers, jobs, stages, spark_start = parse_summary(proc.stdout)
-    return Measured(seconds, proc.stdout, layers, jobs, stages, spark_start)
+    layers, jobs, stages, spark_start = parse_summary(stdout)
+    return Measured(seconds, stdout, layers, jobs, stages, spark_start, peak_rss=memory.peak)
 
 
 def peer_run(landing: Path, cfg: dict, out: Path | None = None) -> Measured:
@@ -203,6 +209,7 @@ def bench_size(label: str, users: int, days: int, out: Path, sets: list[str], cf
             "spark_start_seconds": run.spark_start, "layer_seconds": run.layers,
             "jobs": run.jobs, "stages": run.stages, "jobs_total": sum(run.jobs.values()),
             "stages_total": sum(run.stages.values()), "peer": peer.peer,
+            "peak_rss_mb": None if run.peak_rss is None else round(run.peak_rss / 2**20),
         }
     (out / f"pipeline-{label}.json").write_text(json.dumps(result, indent=2))
     return result
@@ -210,18 +217,20 @@ def bench_size(label: str, users: int, days: int, out: Path, sets: list[str], cf
 
 def table(results: list[dict]) -> str:
     """The printed table: one row per size and step."""
-    head = ("size", "step", "seconds", "peer s", "ratio", "bronze", "silver", "gold", "maint.", "jobs", "stages")
+    head = ("size", "step", "seconds", "peer s", "ratio", "bronze", "silver", "gold", "maint.", "jobs", "stages", "peak MB")
     rows = []
     for r in results:
         for step, s in r["steps"].items():
             per = [f"{s['jobs'].get(k, '-')}/{s['stages'].get(k, '-')}" if k in s["jobs"] else "-"
                    for k in ("bronze", "silver", "gold", "maintenance")]
             rows.append((r["size"], step, f"{s['seconds']:.1f}", f"{s['peer_seconds']:.1f}", f"{s['ratio']:.1f}x",
-                         *per, str(s["jobs_total"]), str(s["stages_total"])))
+                         *per, str(s["jobs_total"]), str(s["stages_total"]),
+                         "-" if s.get("peak_rss_mb") is None else str(s["peak_rss_mb"])))
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     fmt = lambda row: "  ".join(v.rjust(w) if i >= 2 else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths)))  # noqa: E731
     lines = [fmt(head), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows]
-    lines.append("(per layer: Spark jobs/stages; peer = DuckDB over the same landed files, from scratch, its own process)")
+    lines.append("(per layer: Spark jobs/stages; peer = DuckDB over the same landed files, from scratch, its own process;")
+    lines.append(" peak MB: resident memory of the run's processes, its JVM included, sampled every 0.25 s)")
     return "\n".join(lines)
 
 
