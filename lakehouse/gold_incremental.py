@@ -116,9 +116,14 @@ class Previous:
         return table.to_pyarrow_table(columns=columns, filters=filters).to_pylist()
 
 
-def _date_ts(day: dt.date, days_before: int = 2) -> F.Column:
+def _day_bound(day: dt.date, days_before: int = 2) -> dt.datetime:
     """A UTC instant safely before local midnight of `day` in any timezone (a data-skipping bound on ts)."""
-    return F.lit(dt.datetime.combine(day - dt.timedelta(days=days_before), dt.time())).cast("timestamp")
+    return dt.datetime.combine(day - dt.timedelta(days=days_before), dt.time(), tzinfo=dt.timezone.utc)
+
+
+def _date_ts(day: dt.date, days_before: int = 2) -> F.Column:
+    """`_day_bound` as a timestamp literal."""
+    return F.lit(_day_bound(day, days_before)).cast("timestamp")
 
 
 def _sql_date(d: dt.date) -> str:
@@ -241,7 +246,9 @@ def incremental(spark: SparkSession, lake: Lake, cfg: dict, state: dict, after_b
 
     # User-days: the previous ones before a0, the rest from silver.
     def events_since(day: dt.date) -> DataFrame:
-        return (silver.filter(F.col("ts") >= _date_ts(day)).select(*GOLD_EVENT_COLUMNS)
+        # silver.events is kept in time order (tables.ORDERED): its files and row groups before the bound are skipped.
+        recent = lake.read_pinned(spark, "silver.events", reaching=("ts", _day_bound(day)))
+        return (recent.filter(F.col("ts") >= _date_ts(day)).select(*GOLD_EVENT_COLUMNS)
                 .transform(with_activity_date(tz)).filter(F.col("activity_date") >= F.lit(day)))
 
     def sessions_since(day: dt.date) -> DataFrame:

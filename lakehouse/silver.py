@@ -184,6 +184,7 @@ def _events_batch(spark: SparkSession, lake: Lake, cfg: dict, batch_id: int, res
     events = T.first_copy_per_event_id(T.valid_events(parsed)).transform(lambda df: _resolve(df, resolved))
     if lake.exists(spark, "silver.events"):
         events = events.transform(T.drop_known_event_ids(lake.read_pinned(spark, "silver.events")))
+    lake.keep_order("silver.events")  # a table from before its layout: the properties, before the version below
     version = ops.table_version(lake, "silver.events")
     lake.write(events, "silver.events", mode="append", txn=("silver.events", batch_id), small=_small(cfg, valid))
     if ops.table_version(lake, "silver.events") != version:

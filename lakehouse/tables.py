@@ -25,6 +25,21 @@ OPS = ("ingest_files", "progress", "pipeline_runs", "expectations", "erasures", 
 
 REGISTRY = {f"bronze.{n}" for n in BRONZE} | {f"silver.{n}" for n in SILVER} | {f"gold.{n}" for n in GOLD} | {f"ops.{n}" for n in OPS}
 
+# Tables kept in the order of one column, so that a scan bounded on it reads little of the table:
+# compaction clusters the table by it and sorts each file (lakehouse.maintenance), and the table's
+# properties (`Lake.keep_order`) make each Spark write (compaction included) cut its Parquet files
+# into row groups of 4 MB with microsecond timestamps (Spark's default INT96 timestamps carry no
+# min/max statistics), so a filter on the column skips the row groups that end before it;
+# `Lake.read_pinned(reaching=...)` skips whole files from the Delta log's statistics (the batches
+# appended since). silver.events by event time: an incremental gold run reads the events from the
+# first date it rebuilds. Writes do not sort (sorting 2M events cost the full build 7-10 s):
+# the order comes with the first compaction (docs/performance.md).
+ORDERED = {"silver.events": "ts"}
+ORDERED_PROPERTIES = {
+    "parquet.block.size": str(4 * 1024 * 1024),
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+
 # Gold is read by delta-rs: keep it to plain reader/writer features.
 GOLD_PROPERTIES = {
     "delta.enableDeletionVectors": "false",
@@ -214,7 +229,8 @@ class Lake:
         return spark.read.format("delta").load(self.path(name))
 
     def read_pinned(self, spark: SparkSession, name: str, version: int | None = None,
-                    holding: tuple[str, object] | None = None) -> DataFrame:
+                    holding: tuple[str, object] | None = None,
+                    reaching: tuple[str, dt.datetime] | None = None) -> DataFrame:
         """The table at one version (default: the latest), its files listed once, read as Parquet.
 
         Spark's Delta source lists a table's live files again for every query planned over it (one
@@ -229,6 +245,10 @@ class Lake:
         `column == value` (Delta's data skipping, without its Spark job); files without statistics
         are read. The caller still filters the rows. For columns with exact statistics (integers,
         dates): timestamp statistics keep milliseconds only, so no file is skipped for a timestamp.
+        `reaching=(column, instant)` reads only the files whose maximum of `column` (a timestamp) may
+        be `instant` or later (statistics kept to the millisecond are compared a millisecond early;
+        a naive instant is UTC); the caller still filters the rows (`column >= instant`), which also
+        lets Parquet skip row groups of a table kept in order (`ORDERED`).
         """
         reader = spark.read.format("delta")
         if version is not None:
@@ -248,6 +268,8 @@ class Lake:
         files = table.file_uris()
         if holding is not None:
             files = _files_holding(table, files, *holding)
+        if reaching is not None:
+            files = _files_reaching(table, files, *reaching)
         if not files:
             return local_frame(spark, [], schema)
         return spark.read.schema(schema).parquet(*files)
@@ -373,6 +395,18 @@ class Lake:
             return
         self._write_spark(df, name, mode, txn, partition_by, replace_where, merge_schema)
 
+    def keep_order(self, name: str) -> None:
+        """Give a table `ORDERED` names its layout's properties (`ORDERED_PROPERTIES`: one metadata
+        commit by delta-rs, no Spark job; nothing when it has them or does not exist yet). Spark's
+        writes after it cut row groups with statistics; compaction (`lakehouse.maintenance`) puts
+        the files written before in order."""
+        if name not in ORDERED:
+            return
+        table = self._rs_table(name)
+        if table is not None and any(table.metadata().configuration.get(k) != v for k, v in ORDERED_PROPERTIES.items()):
+            # Not delta properties: delta-rs keeps them only when told not to check their names.
+            table.alter.set_table_properties(ORDERED_PROPERTIES, raise_if_not_exists=False)
+
     def register(self, spark: SparkSession, names: list[str] | None = None, only_missing: bool = False) -> list[str]:
         """Register existing tables as `<layer>.<table>` in the session catalog; the names registered.
 
@@ -444,6 +478,25 @@ def _files_holding(table, files: list[str], column: str, value) -> list[str]:
     try:
         return [f for f, lo, hi in zip(files, lows, highs) if lo is None or hi is None or lo <= value <= hi]
     except TypeError:  # statistics of another type than the value: skip nothing
+        return files
+
+
+def _files_reaching(table, files: list[str], column: str, instant: dt.datetime) -> list[str]:
+    """The data files (`files`, in the order of the table's add actions) whose maximum of `column`
+    may be `instant` or later; a file without one is kept. All files when the two listings disagree."""
+    adds = pa.table(table.get_add_actions(flatten=True))
+    paths = adds.column("path").to_pylist()
+    if len(paths) != len(files) or not all(f.endswith(p.split("/")[-1]) for f, p in zip(files, paths)):
+        return files
+    if f"max.{column}" not in adds.column_names:
+        return files
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=dt.timezone.utc)
+    early = instant - dt.timedelta(milliseconds=1)  # statistics keep milliseconds: never skip a file in reach
+    highs = adds.column(f"max.{column}").to_pylist()
+    try:
+        return [f for f, hi in zip(files, highs) if hi is None or hi >= early]
+    except TypeError:  # statistics of another type than the instant: skip nothing
         return files
 
 

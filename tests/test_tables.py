@@ -1,6 +1,7 @@
 """Lake.read_pinned: a table version read as Parquet gives exactly what the Delta source gives."""
 
 import datetime as dt
+import os
 
 import pyspark.sql.functions as F
 import pytest
@@ -221,3 +222,57 @@ def test_kept_rows_are_held_after_the_first_action_and_release_rows_frees_them_a
     release_rows(cached)  # not kept_rows' frame: left as it is
     assert cached.is_cached and cached.count() == 3
     cached.unpersist()
+
+
+def test_a_pinned_read_reaching_an_instant_skips_the_files_that_end_before_it_to_the_millisecond(spark, tmp_path):
+    lake = Lake(str(tmp_path))
+    at = lambda day, us=0: dt.datetime(2026, 1, day, 12, 0, 0, us)  # noqa: E731
+    for day in (1, 2, 3):  # one file a day, the last event of day 2 at 12:00:00.002002
+        lake.write(spark.createDataFrame([(f"e{day}.{i}", at(day, i * 1001)) for i in range(3)], "event_id string, ts timestamp")
+                   .coalesce(1), "bronze.users", mode="append")
+
+    def files(instant):
+        return lake.read_pinned(spark, "bronze.users", reaching=("ts", instant)).select(F.input_file_name()).distinct().count()
+
+    assert files(at(2, 2002)) == 2  # day 2's file ends exactly there: kept
+    assert files(at(2, 3000)) == 2  # its statistics keep milliseconds (12:00:00.002): within one, kept
+    assert files(at(2, 3001)) == 1  # more than a millisecond after: only day 3
+    assert files(dt.datetime(2026, 1, 3, 10, tzinfo=dt.timezone(dt.timedelta(hours=-2)))) == 1  # 12:00 UTC
+    assert files(at(4)) == 0 and files(at(1)) == 3
+
+
+def test_an_ordered_tables_properties_make_spark_write_small_row_groups_with_timestamp_statistics(spark, tmp_path):
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+
+    from lakehouse.tables import ORDERED_PROPERTIES
+
+    lake = Lake(str(tmp_path))
+    lake.keep_order("silver.events")  # no table yet: nothing to do
+    assert not os.path.exists(lake.path("silver.events"))
+    # 80,000 events a minute apart, each with 192 bytes of text that does not compress.
+    events = spark.range(80000).select(
+        F.concat(F.lit("e"), F.col("id").cast("string")).alias("event_id"),
+        F.timestamp_seconds(F.lit(1767225600) + F.col("id") * 60).alias("ts"),
+        F.concat(F.sha2(F.col("id").cast("string"), 512), F.sha2(F.col("id").cast("string"), 256)).alias("pad")).coalesce(1)
+
+    def layouts():  # (row groups, physical type of ts, whether its statistics hold a minimum) per file
+        out = []
+        for uri in DeltaTable(lake.path("silver.events")).file_uris():
+            meta = pq.ParquetFile(uri).metadata
+            ts = meta.schema.names.index("ts")
+            column = meta.row_group(0).column(ts)
+            out.append((meta.num_row_groups, column.physical_type, column.statistics.has_min_max))
+        return out
+
+    lake.write(events, "silver.events")  # a table from before the layout: Spark's defaults
+    assert layouts() == [(1, "INT96", False)]
+    lake.keep_order("silver.events")
+    table = DeltaTable(lake.path("silver.events"))
+    assert {k: table.metadata().configuration.get(k) for k in ORDERED_PROPERTIES} == ORDERED_PROPERTIES
+    lake.keep_order("silver.events")
+    assert DeltaTable(lake.path("silver.events")).version() == table.version()  # once only
+    lake.write(events.withColumn("event_id", F.concat("event_id", F.lit("b"))), "silver.events")
+    before, after = sorted(layouts(), key=lambda f: f[1], reverse=True)
+    assert before == (1, "INT96", False) and after[0] > 1 and after[1:] == ("INT64", True)  # about 16 MB: row groups of 4 MB
+    assert lake.read(spark, "silver.events").count() == 160000
