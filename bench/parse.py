@@ -24,6 +24,7 @@ import time
 
 from pyspark.sql import functions as F
 
+from bench.peak import stat_fields
 from lakehouse.config import load_config
 from lakehouse.session import build_spark, layer_conf, tuned
 from lakehouse.transforms.silver import CONTEXT_FIELDS, NUMERIC_TYPES, PROPERTY_FIELDS, parse_events
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     tick = os.sysconf("SC_CLK_TCK")
 
     def cpu() -> float:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        fields = stat_fields(pid)
         return (int(fields[11]) + int(fields[12])) / tick
 
     bronze = spark.read.format("delta").load(os.path.join(args.lake, "bronze", "events")).select(

@@ -14,6 +14,15 @@ from collections import defaultdict
 PROC = "/proc"
 
 
+def stat_fields(pid: int | str) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command: [state, ppid, ..., utime (11), stime (12), ...]
+    (proc(5), numbered from 0 here). Raises OSError when the process has ended."""
+    with open(f"{PROC}/{pid}/stat") as f:
+        stat = f.read()
+    # "pid (command) state ppid ...": the command may hold spaces and parentheses.
+    return stat.rsplit(")", 1)[1].split()
+
+
 def _parents() -> dict[int, int]:
     """pid -> parent pid of every process now."""
     out = {}
@@ -21,12 +30,9 @@ def _parents() -> dict[int, int]:
         if not name.isdigit():
             continue
         try:
-            with open(f"{PROC}/{name}/stat") as f:
-                stat = f.read()
+            out[int(name)] = int(stat_fields(name)[1])
         except OSError:  # it ended meanwhile
             continue
-        # "pid (command) state ppid ...": the command may hold spaces and parentheses.
-        out[int(name)] = int(stat.rsplit(")", 1)[1].split()[1])
     return out
 
 

@@ -463,14 +463,21 @@ def _padded(data: pa.Table, table: pa.Schema | None) -> pa.Table:
     return data
 
 
-def _files_holding(table, files: list[str], column: str, value) -> list[str]:
-    """The data files (`files`, in the order of the table's add actions) whose min/max statistics of
-    `column` admit `value`; a file without them is kept. All files when the two listings disagree."""
+def _file_stats(table, files: list[str], *columns: str) -> pa.Table | None:
+    """The table's add actions with their flattened statistics (one row per file of `files`, in the
+    same order), or None when the two listings disagree or a statistics column is missing."""
     adds = pa.table(table.get_add_actions(flatten=True))
     paths = adds.column("path").to_pylist()
     if len(paths) != len(files) or not all(f.endswith(p.split("/")[-1]) for f, p in zip(files, paths)):
-        return files
-    if f"min.{column}" not in adds.column_names or f"max.{column}" not in adds.column_names:
+        return None
+    return adds if all(c in adds.column_names for c in columns) else None
+
+
+def _files_holding(table, files: list[str], column: str, value) -> list[str]:
+    """The data files (`files`, in the order of the table's add actions) whose min/max statistics of
+    `column` admit `value`; a file without them is kept. All files when the two listings disagree."""
+    adds = _file_stats(table, files, f"min.{column}", f"max.{column}")
+    if adds is None:
         return files
     if isinstance(value, (dt.datetime, float)):  # inexact statistics: skip nothing
         return files
@@ -484,11 +491,8 @@ def _files_holding(table, files: list[str], column: str, value) -> list[str]:
 def _files_reaching(table, files: list[str], column: str, instant: dt.datetime) -> list[str]:
     """The data files (`files`, in the order of the table's add actions) whose maximum of `column`
     may be `instant` or later; a file without one is kept. All files when the two listings disagree."""
-    adds = pa.table(table.get_add_actions(flatten=True))
-    paths = adds.column("path").to_pylist()
-    if len(paths) != len(files) or not all(f.endswith(p.split("/")[-1]) for f, p in zip(files, paths)):
-        return files
-    if f"max.{column}" not in adds.column_names:
+    adds = _file_stats(table, files, f"max.{column}")
+    if adds is None:
         return files
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=dt.timezone.utc)

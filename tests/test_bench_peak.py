@@ -34,3 +34,13 @@ def test_a_process_that_has_ended_measures_nothing():
     with PeakRss(proc.pid, interval=0.05) as memory:
         pass
     assert memory.peak is None
+
+
+def test_stat_fields_start_after_a_command_holding_spaces_and_parentheses(tmp_path, monkeypatch):
+    from bench import peak
+
+    (tmp_path / "123").mkdir()
+    (tmp_path / "123" / "stat").write_text("123 (a (b) c) S 7 123 123 0 -1 4194560 1 0 0 0 250 40 0 0 20 0\n")
+    monkeypatch.setattr(peak, "PROC", str(tmp_path))
+    fields = peak.stat_fields(123)
+    assert fields[:2] == ["S", "7"] and (fields[11], fields[12]) == ("250", "40")  # state, ppid, utime, stime
