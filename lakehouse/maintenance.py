@@ -32,7 +32,7 @@ from lakehouse import catalog, gold, ops
 from lakehouse.lock import lake_lock
 from lakehouse.objectstore import storage_options
 from lakehouse.session import layer_settings, tuned
-from lakehouse.tables import BRONZE, GOLD, ORDERED, REGISTRY, SILVER, Lake, is_local
+from lakehouse.tables import BRONZE, GOLD, ORDERED, REGISTRY, SILVER, Lake, is_local, local_path
 from lakehouse.transforms import silver as silver_transforms
 
 UPSTREAM = [f"bronze.{n}" for n in BRONZE] + [f"silver.{n}" for n in SILVER]
@@ -58,6 +58,10 @@ ZORDER = {
     "silver.sessions": ("session_start",),
     **{f"gold.{t.name}": t.zorder for t in catalog.GOLD_TABLES if t.zorder},
 }
+
+
+# Files a compaction of a table kept in order writes (silver.events at 10M events: 4 of about 100 MB).
+ORDERED_FILE_BYTES = 128 * 1024 * 1024
 
 
 class MaintenanceError(RuntimeError):
@@ -155,8 +159,10 @@ def _vacuum(uri: str, hours: int) -> int:
 
 
 def _sql_path(lake: Lake, name: str) -> str:
-    """delta.`<path>` for Spark SQL."""
-    return "delta.`" + lake.path(name).replace("`", "``") + "`"
+    """delta.`<path>` for Spark SQL; a local lake's path made absolute (Delta takes delta.`...` for a
+    path only when it is absolute, so `--lake demo/lake` would read as a missing table)."""
+    path = os.path.abspath(local_path(lake.path(name))) if lake.is_local else lake.path(name)
+    return "delta.`" + path.replace("`", "``") + "`"
 
 
 # ---------------------------------------------------------------- forget: matching and deleting
@@ -506,10 +512,13 @@ def _compact(spark: SparkSession, lake: Lake, name: str, zorder: bool) -> str:
     if name in ORDERED:
         lake.keep_order(name)  # a lake from before the layout: its properties, then its files
         # Each file also sorted by the clustering value (Delta's default only ranges the rows across
-        # files), so its row groups hold narrow ranges that Parquet's statistics skip. In a session
-        # of its own: the setting must not reach the other tables compacted at the same time.
+        # files), so its row groups hold narrow ranges that Parquet's statistics skip; and files of
+        # at most ORDERED_FILE_BYTES (Delta's default: 1 GB), each a range of the column, sorted in
+        # parallel and skipped whole from the log's statistics. In a session of its own: these
+        # settings must not reach the other tables compacted at the same time.
         ordered = spark.newSession()
         ordered.conf.set("spark.databricks.io.skipping.mdc.sortWithinFiles", "true")
+        ordered.conf.set("spark.databricks.delta.optimize.maxFileSize", str(ORDERED_FILE_BYTES))
         ordered.sql(f"OPTIMIZE {_sql_path(lake, name)} ZORDER BY ({ORDERED[name]})")
         return f"z-ordered by {ORDERED[name]}, sorted within files"
     columns = ZORDER.get(name, ()) if zorder else ()

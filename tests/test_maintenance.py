@@ -288,3 +288,17 @@ def test_compaction_keeps_silver_events_in_time_order_and_gives_an_older_lake_th
     # clustering's ranges of ts, so together they span little more than the data does.
     assert len(bounds) > 1 and all(lo <= next_lo and hi <= next_hi for (lo, hi), (next_lo, next_hi) in zip(bounds, bounds[1:]))
     assert sum((hi - lo for lo, hi in bounds), dt.timedelta()) <= 1.1 * (bounds[-1][1] - bounds[0][0])
+
+
+def test_a_lake_given_as_a_relative_path_is_compacted_like_an_absolute_one(spark, cfg, tmp_path, monkeypatch):
+    # Delta reads delta.`<path>` as a path only when it is absolute: `--lake demo/lake` must still compact.
+    monkeypatch.chdir(tmp_path)
+    lake = Lake("lake")
+    for i in range(2):
+        write_deltalake(lake.path("bronze.events"), bronze_row(i), mode="append")
+
+    summary = maintenance.maintain(spark, {**cfg, "vacuum_retention_hours": 0}, "lake")
+
+    assert "bronze.events: 2 -> 1" in summary
+    assert live_files(tmp_path / "lake" / "bronze" / "events") == 1
+    assert sorted(r["source_file"] for r in rows(tmp_path / "lake" / "bronze" / "events")) == ["f0", "f1"]
