@@ -60,7 +60,7 @@ ZORDER = {
 }
 
 
-# Files a compaction of a table kept in order writes (silver.events at 10M events: 4 of about 100 MB).
+# Files a compaction of a table kept in order writes (silver.events at 10M events: 3 of about 120 MB).
 ORDERED_FILE_BYTES = 128 * 1024 * 1024
 
 
