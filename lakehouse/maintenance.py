@@ -32,7 +32,7 @@ from lakehouse import catalog, gold, ops
 from lakehouse.lock import lake_lock
 from lakehouse.objectstore import storage_options
 from lakehouse.session import layer_settings, tuned
-from lakehouse.tables import BRONZE, GOLD, ORDERED, REGISTRY, SILVER, Lake, is_local, local_path
+from lakehouse.tables import BRONZE, GOLD, ORDERED, REGISTRY, SILVER, Lake, absolute, is_local
 from lakehouse.transforms import silver as silver_transforms
 
 UPSTREAM = [f"bronze.{n}" for n in BRONZE] + [f"silver.{n}" for n in SILVER]
@@ -161,8 +161,7 @@ def _vacuum(uri: str, hours: int) -> int:
 def _sql_path(lake: Lake, name: str) -> str:
     """delta.`<path>` for Spark SQL; a local lake's path made absolute (Delta takes delta.`...` for a
     path only when it is absolute, so `--lake demo/lake` would read as a missing table)."""
-    path = os.path.abspath(local_path(lake.path(name))) if lake.is_local else lake.path(name)
-    return "delta.`" + path.replace("`", "``") + "`"
+    return "delta.`" + absolute(lake.path(name)).replace("`", "``") + "`"
 
 
 # ---------------------------------------------------------------- forget: matching and deleting

@@ -48,7 +48,7 @@ from typing import Callable
 
 from lakehouse.config import cache_dir
 from lakehouse.objectstore import is_s3
-from lakehouse.tables import REGISTRY, Lake, local_path
+from lakehouse.tables import REGISTRY, Lake, absolute, is_local, local_path
 
 JAVA_SOURCES = Path(__file__).resolve().parent / "java"
 MAIN_CLASS = "lakehouse.serve.ReadOnlyThriftServer"
@@ -75,11 +75,10 @@ def lake_tables(lake: str) -> list[tuple[str, str]]:
     if is_s3(lake):
         raise ServeError(f"serve-sql over an object-store lake ({lake}) is not supported yet: serve a local copy, "
                          "or query it with `lakehouse sql` (docs/object-storage.md, known limits)")
-    if "://" not in lake or lake.startswith("file:"):
-        path = local_path(lake)
-        if not os.path.isdir(path):
+    if is_local(lake):
+        if not os.path.isdir(local_path(lake)):
             raise ServeError(f"lake folder not found: {lake}")
-        lake = os.path.abspath(path)
+        lake = absolute(lake)
     found = []
     for name in sorted(REGISTRY):
         location = Lake(lake).path(name)

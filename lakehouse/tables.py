@@ -186,6 +186,12 @@ def local_path(uri: str) -> str:
     return uri.removeprefix("file://").removeprefix("file:")
 
 
+def absolute(uri: str) -> str:
+    """A local path or `file:` URI as an absolute plain path (relative to the working folder); any
+    other URI unchanged. Delta reads delta.`<path>` in Spark SQL as a path only when it is absolute."""
+    return os.path.abspath(local_path(uri)) if is_local(uri) else uri
+
+
 @dataclass(frozen=True)
 class Lake:
     """A lake root (local path or any Hadoop URI) and the tables under it."""

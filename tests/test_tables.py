@@ -9,7 +9,7 @@ import pytest
 from chispa import assert_df_equality
 
 from lakehouse.session import layer_conf, tuned
-from lakehouse.tables import Lake, to_arrow_together
+from lakehouse.tables import Lake, absolute, to_arrow_together
 
 
 def test_a_pinned_read_gives_the_delta_sources_rows_at_that_version_including_evolved_columns(spark, tmp_path):
@@ -276,3 +276,12 @@ def test_an_ordered_tables_properties_make_spark_write_small_row_groups_with_tim
     before, after = sorted(layouts(), key=lambda f: f[1], reverse=True)
     assert before == (1, "INT96", False) and after[0] > 1 and after[1:] == ("INT64", True)  # about 16 MB: row groups of 4 MB
     assert lake.read(spark, "silver.events").count() == 160000
+
+
+def test_absolute_makes_local_paths_and_file_uris_absolute_and_leaves_other_uris_alone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert absolute("demo/lake") == str(tmp_path / "demo" / "lake")
+    assert absolute("file:///data/lake/silver/events") == "/data/lake/silver/events"
+    assert absolute("file:/data/lake") == "/data/lake"
+    assert absolute("/data/../data/lake") == "/data/lake"
+    assert absolute("s3a://bucket/lake/gold/users") == "s3a://bucket/lake/gold/users"
