@@ -15,7 +15,7 @@ from typing import Iterable, Iterator, Mapping
 
 from pyspark.sql import SparkSession
 
-from lakehouse import objectstore, ops, silver
+from lakehouse import objectstore, ops, py4jcalls, silver
 from lakehouse.config import conf_dir
 from lakehouse.errors import describe
 from lakehouse.tables import Lake
@@ -182,6 +182,7 @@ def build_spark(cfg: dict, app_name: str | None = None, uris: Iterable[str | Non
     """
     java_version = check_java()
     spark_cfg = cfg.get("spark", {})
+    py4jcalls.install()  # fewer round trips per PySpark call (lakehouse/py4jcalls.py)
     # Python workers (UDFs, ML) run in this interpreter, not whatever `python3` is on the PATH; on a
     # cluster in the one `spark.pyspark.python` names (the same path on every worker).
     executor_python = (spark_cfg.get("conf") or {}).get("spark.pyspark.python") or sys.executable
