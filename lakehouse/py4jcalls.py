@@ -60,9 +60,9 @@ class ListConverter:
     fewer round trips. Non-empty strings cross as one string joined with `SEPARATOR` and split in
     the JVM (`Collections.list(new StringTokenizer(...))`: two round trips whatever the length);
     other elements (PySpark's Java columns, numbers, nested lists) as `List.of` calls of up to
-    `LIST_OF_MAX` elements each (two round trips per ten). A list holding None, an empty string
-    or the separator is left to py4j's converter (`List.of` refuses nulls, a tokenizer drops
-    empty strings)."""
+    `LIST_OF_MAX` elements each (two round trips per ten), and so do strings that a tokenizer
+    would lose (empty ones, or ones holding `SEPARATOR`). A list holding None is left to py4j's
+    converter (`List.of` refuses nulls)."""
 
     def can_convert(self, obj) -> bool:
         return type(obj) in (list, tuple) and len(obj) >= LIST_MIN and all(e is not None for e in obj)

@@ -76,9 +76,9 @@ def test_a_list_of_java_columns_and_numbers_crosses_ten_at_a_time_with_the_same_
 
 
 @pytest.mark.parametrize("values", [
-    ["a", None, "b", "c"],           # List.of refuses nulls
-    ["a", "", "b", ""],              # a tokenizer drops empty strings
-    ["a", f"x{SEPARATOR}y", "b"],    # the separator itself
+    ["a", None, "b", "c"],           # List.of refuses nulls: py4j's own converter
+    ["a", "", "b", ""],              # a tokenizer drops empty strings: List.of
+    ["a", f"x{SEPARATOR}y", "b"],    # the separator itself: List.of
 ])
 def test_a_list_holding_none_an_empty_string_or_the_separator_keeps_every_element(spark, values):
     got = spark.sparkContext._jvm.java.util.ArrayList(values)
