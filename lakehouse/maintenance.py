@@ -396,7 +396,11 @@ def tied_ids(lake: Lake, user_ids: list[str]) -> dict[str, str]:
 def _erase_rows(spark: SparkSession, lake: Lake, cfg: dict, names: list[str], erasure: Erasure,
                 say: Callable[[str], None]) -> None:
     """Delete the users (and the anonymous ids tied to them) from bronze and silver, then recompute
-    gold (or delete their gold rows). Rows of a tied anonymous id count as its user's."""
+    gold (or delete their gold rows). Rows of a tied anonymous id count as its user's.
+
+    A lake that holds no gold table yet (built with `--only silver`, or stopped before gold) gets
+    none: forget erases, it does not build; the next run builds gold from the cleaned silver.
+    """
     owner = tied_ids(lake, erasure.ids)
     ids, removed = erasure.ids + sorted(owner), erasure.removed
 
@@ -408,7 +412,7 @@ def _erase_rows(spark: SparkSession, lake: Lake, cfg: dict, names: list[str], er
 
     removed.update(_each(erase, [n for n in UPSTREAM if n in names]))
     say(f"bronze and silver: {sum(sum(c.values()) for c in removed.values())} rows removed")
-    if any(any(c.values()) for c in removed.values()):
+    if any(any(c.values()) for c in removed.values()) and any(n in names for n in GOLD_TABLES):
         erasure.rebuilt = _recompute_gold(spark, lake, cfg, erasure.erasure_id)
     leftover = [n for n in GOLD_TABLES if n in names and n not in erasure.rebuilt]
     removed.update(_each(lambda n: _erase(spark, lake, n, ids), leftover))

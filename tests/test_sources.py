@@ -185,7 +185,8 @@ def test_a_late_tie_rebuilds_gold_and_equals_one_run_over_everything(spark, cfg,
     assert sorted(users["user_id"]) == ["u1", "u2"]
 
 
-def test_forgetting_a_user_also_erases_the_anonymous_ids_tied_to_them(spark, cfg, tmp_path):
+def test_forgetting_a_user_also_erases_the_anonymous_ids_tied_to_them_and_builds_no_gold_where_there_was_none(
+        spark, cfg, tmp_path):
     from lakehouse import maintenance
 
     src = tmp_path / "src"
@@ -201,6 +202,7 @@ def test_forgetting_a_user_also_erases_the_anonymous_ids_tied_to_them(spark, cfg
     assert lines == [(json.dumps(call("page", "m3", anonymousId="a2", name="Home")),)]
     assert rows(tmp_path / "lake", "silver.events", "event_id", "user_id") == [("m3", "a2")]
     assert rows(tmp_path / "lake", "silver.identities", "anonymous_id") == []
+    assert not (tmp_path / "lake" / "gold").exists()  # a silver-only lake: forget erases, it does not build
 
 
 # ---------------------------------------------------------------- CSV exports
