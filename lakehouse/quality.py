@@ -33,6 +33,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse.config import load_yaml
 from lakehouse.tables import one_partition, quote_ident
 
 ACTIONS = ("warn", "drop", "fail")
@@ -272,7 +273,7 @@ def load_rules(path: str | Path | None = None) -> dict[str, list[Rule]]:
         path = expectations_path()
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     except OSError as exc:
