@@ -33,7 +33,7 @@ from lakehouse.gold_incremental import (
     read_sessions,
 )
 from lakehouse.progress import trace
-from lakehouse.tables import GOLD, Lake, one_partition, to_arrow_together
+from lakehouse.tables import GOLD, Lake, one_partition, rdd_mark, release_since, to_arrow_together
 from lakehouse.transforms.common import DateRange, active_only, calendar, date_range_and_names, local_frame, sessions_per_day, user_days, with_activity_date, with_neighbours
 from lakehouse.transforms.engagement import engagement_daily, rolling_active
 from lakehouse.transforms.funnel import funnel_user_entries
@@ -248,15 +248,6 @@ def read_silver(spark: SparkSession, lake: Lake) -> tuple[DataFrame, DataFrame, 
     return events, profiles, read_sessions(spark, lake), quarantine.select("feed", "reason")
 
 
-def _free_checkpoints(spark: SparkSession) -> None:
-    """Let Spark drop the blocks of this run's local checkpoints: once Python lets go of the frames,
-    a JVM garbage collection hands their RDDs to Spark's cleaner (otherwise that waits up to 30 min)."""
-    import gc
-
-    gc.collect()
-    spark.sparkContext._jvm.java.lang.System.gc()
-
-
 @dataclass
 class GoldRun:
     """What a gold run published: rows written per table and what it recomputed."""
@@ -288,6 +279,7 @@ def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run
     previous gold.
     """
     trace("start")
+    mark = rdd_mark(spark)
     rules = {k: v for k, v in quality.load_rules(expectations_path()).items() if k.startswith("gold.")}
     if not lake.exists(spark, "silver.events"):
         return GoldRun({}, "nothing (silver holds no events)")
@@ -363,7 +355,9 @@ def run(spark: SparkSession, lake: Lake, cfg: dict, txn_version: int | None, run
     finally:
         if x is not None:
             x.release()
-    _free_checkpoints(spark)
+        # The run's local checkpoints and caches, dropped now rather than at the JVM's next full
+        # garbage collection (a failed run's too: a long-lived session keeps no blocks of it).
+        release_since(spark, mark)
     trace("released")
     rows = table_rows(lake, written)
     trace("rows counted")

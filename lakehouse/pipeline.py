@@ -18,7 +18,7 @@ from lakehouse.config import small_writes
 from lakehouse.progress import Line, Reporter, as_reporter
 from lakehouse.session import layer_settings, tuned
 from lakehouse.lock import LakeBusyError, PipelineError, lake_lock  # noqa: F401 - part of this module's API
-from lakehouse.tables import GOLD, Lake
+from lakehouse.tables import GOLD, Lake, rdd_mark, release_since
 
 LAYERS = ("bronze", "silver", "gold")
 
@@ -158,15 +158,19 @@ def run(spark: SparkSession, cfg: dict, landing: str | list | None, lake_root: s
     summary = RunSummary(run_id=uuid.uuid4().hex[:12], started_at=ops.now())
     layers = [only] if only else list(LAYERS)
     with lake_lock(lake_root, wait=wait, command="lakehouse run"):
+        mark = rdd_mark(spark)  # the layers' local checkpoints and caches are dropped when they end
         try:
             wrote = _run_layers(spark, cfg, landing, lake, layers, full_refresh, summary, progress)
             summary.status = "success"
         except BaseException as exc:
+            with contextlib.suppress(Exception):
+                release_since(spark, mark)
             summary.status = "failed"
             summary.message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             with contextlib.suppress(Exception):
                 _log_run(lake, cfg, summary)
             raise
+        release_since(spark, mark)
         if wrote:
             _log_run(lake, cfg, summary)
             # Keeps live files per table bounded. After the run log: its time and jobs are in the summary only.

@@ -71,6 +71,15 @@ def _table(lake: Path, layer: str, name: str):
     return table.sort_values(list(table.columns)).reset_index(drop=True)
 
 
+LEFT_BEHIND: list[set] = []  # per incremental run: the persisted RDDs it left in the session
+
+
+def persisted(spark) -> set[int]:
+    """Ids of the RDDs the session holds persisted (caches and local checkpoints)."""
+    text = spark.sparkContext._jsc.getPersistentRDDs().keySet().toString().strip("[]")
+    return {int(i) for i in text.split(",") if i.strip()}
+
+
 @pytest.fixture(scope="module")
 def lakes(spark, cfg, tmp_path_factory):
     root = tmp_path_factory.mktemp("incremental")
@@ -80,7 +89,7 @@ def lakes(spark, cfg, tmp_path_factory):
     batches = _batches(src)
     assert len(batches) == 11
     incremental, landing = root / "incremental", root / "landing"
-    summaries, before_late = [], None
+    summaries, before_late, left_behind = [], None, LEFT_BEHIND
     for i, files in enumerate(batches):
         if files is batches[-1]:
             before_late = _gold(incremental, "engagement_daily")
@@ -88,7 +97,9 @@ def lakes(spark, cfg, tmp_path_factory):
         # Both ways of writing an incremental table: odd runs replace only the rebuilt rows of every
         # table (as large tables do), even runs rewrite small tables whole with the kept rows.
         run_cfg = {**cfg, "gold": {"replace_where_min_rows": 0 if i % 2 else 10**12}}
+        before = persisted(spark)
         summaries.append(pipeline.run(spark, run_cfg, str(landing), str(incremental), progress=lambda _: None))
+        left_behind.append(persisted(spark) - before)
     rebuild = root / "rebuild"
     pipeline.run(spark, cfg, str(landing), str(rebuild), progress=lambda _: None)
     return incremental, rebuild, summaries, before_late
@@ -158,3 +169,7 @@ def test_funnel_windows_close_as_days_land(lakes, cfg):
     entries = _gold(incremental, "funnel_entries")
     daily = _gold(incremental, "funnel_daily")
     assert int(daily[daily["step_index"] == 1]["users"].sum()) == len(entries)
+
+
+def test_no_run_leaves_checkpoints_or_caches_behind_in_a_long_lived_session(lakes):
+    assert len(LEFT_BEHIND) == 11 and all(not left for left in LEFT_BEHIND), LEFT_BEHIND

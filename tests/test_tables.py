@@ -224,6 +224,25 @@ def test_kept_rows_are_held_after_the_first_action_and_release_rows_frees_them_a
     cached.unpersist()
 
 
+def test_releasing_since_a_mark_drops_the_checkpoints_and_caches_made_after_it_and_keeps_older_ones(spark):
+    from lakehouse.tables import rdd_mark, release_since
+
+    older = spark.range(4).cache()
+    older.count()
+    mark = rdd_mark(spark)
+    kept = spark.range(50).localCheckpoint(eager=True)
+    cached = spark.range(9).cache()
+    cached.count()
+    lazy = spark.range(6).localCheckpoint(eager=False)  # never computed: nothing to drop, no error
+    assert release_since(spark, mark) == 3
+    with pytest.raises(Exception, match="CHECKPOINT_RDD_BLOCK_ID_NOT_FOUND"):
+        kept.count()  # a dropped local checkpoint cannot be read again
+    assert cached.count() == 9 and lazy is not None  # a dropped cache is recomputed from its plan
+    assert older.is_cached and older.count() == 4
+    assert release_since(spark, mark) == 0
+    older.unpersist()
+
+
 def test_a_pinned_read_reaching_an_instant_skips_the_files_that_end_before_it_to_the_millisecond(spark, tmp_path):
     lake = Lake(str(tmp_path))
     at = lambda day, us=0: dt.datetime(2026, 1, day, 12, 0, 0, us)  # noqa: E731
