@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import sys
 import zoneinfo
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import yaml
+
+if TYPE_CHECKING:  # no Spark import for reading configuration
+    from pyspark.sql import SparkSession
 
 ENV_PREFIX = "LAKEHOUSE_"
 
@@ -78,8 +82,8 @@ def _set_path(cfg: dict, dotted: str, value: Any) -> None:
     parts = dotted.replace("__", ".").split(".")
     if parts[0] == "spark" and len(parts) > 2 and parts[1] == "conf":
         parts = ["spark", "conf", ".".join(parts[2:])]
-    elif parts[:3] == ["spark", "small_runs", "conf"] and len(parts) > 3:
-        parts = ["spark", "small_runs", "conf", ".".join(parts[3:])]
+    elif parts[:2] == ["spark", "small_runs"] and len(parts) > 4 and parts[2] in ("conf", "whole_table_conf"):
+        parts = ["spark", "small_runs", parts[2], ".".join(parts[3:])]
     elif parts[:2] == ["spark", "layers"] and len(parts) > 4:
         parts = ["spark", "layers", parts[2], ".".join(parts[3:])]
     node = cfg
@@ -134,8 +138,8 @@ def _validate(cfg: dict) -> dict:
     if not str(partitions).isdigit() or int(partitions) <= 0:
         raise ConfigError(f"spark.conf.spark.sql.shuffle.partitions: must be a positive whole number, got {partitions!r}")
     small = spark.get("small_runs") or {}
-    if not isinstance(small, dict) or not isinstance(small.get("conf") or {}, dict):
-        raise ConfigError("spark.small_runs: must be a mapping with silver_max_bytes, gold_max_events and conf")
+    if not isinstance(small, dict) or any(not isinstance(small.get(k) or {}, dict) for k in ("conf", "whole_table_conf")):
+        raise ConfigError("spark.small_runs: must be a mapping with silver_max_bytes, gold_max_events, conf and whole_table_conf")
     layers = spark.get("layers") or {}
     if not isinstance(layers, dict) or any(not isinstance(v or {}, dict) for v in layers.values()):
         raise ConfigError("spark.layers: must map a layer name (bronze, silver, gold) to Spark SQL settings")
@@ -219,3 +223,41 @@ def cache_dir(name: str) -> Path | None:
         if os.access(candidate, os.W_OK):
             return candidate
     return None
+
+
+def conf_value(value) -> str:
+    """A YAML value as Spark expects it (booleans lower-case)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@contextlib.contextmanager
+def tuned(spark: SparkSession, conf: Mapping | None) -> Iterator[None]:
+    """Run a block with extra SQL settings (None: none), restoring the previous values afterwards."""
+    conf = {k: conf_value(v) for k, v in (conf or {}).items()}
+    saved = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
+def whole_table_conf(cfg: dict, rows: int | None) -> dict | None:
+    """The settings of a small silver run's steps that scan silver.events whole (the sessions cut):
+    `spark.small_runs.whole_table_conf` when silver.events holds more than
+    `spark.small_runs.gold_max_events` rows (`rows`; None: unknown), else None (the layer's own).
+
+    Silver chooses its settings by the bytes of the batches it parses (`session.layer_settings`); a small
+    batch landed on a large lake still cuts sessions from scans of the whole table, which
+    interpreted evaluation makes slower (docs/performance.md "Small runs by what a step reads").
+    """
+    small = (cfg.get("spark") or {}).get("small_runs") or {}
+    limit, conf = small.get("gold_max_events"), small.get("whole_table_conf")
+    if rows is None or not limit or rows <= int(limit) or not conf:
+        return None
+    return dict(conf)

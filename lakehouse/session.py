@@ -11,12 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Mapping
 
 from pyspark.sql import SparkSession
 
 from lakehouse import objectstore, ops, py4jcalls, silver
-from lakehouse.config import conf_dir
+from lakehouse.config import conf_dir, conf_value, tuned  # noqa: F401 - tuned: part of this module's API
 from lakehouse.errors import describe
 from lakehouse.tables import Lake
 
@@ -65,11 +65,6 @@ def _s3_jars(spark_cfg: Mapping, excludes: str) -> tuple[str, str]:
     print(f"lakehouse: first use of S3: Spark resolves {coordinates} and the AWS SDK bundle (about 700 MB) "
           "from Maven Central into the Ivy cache once; later starts use the cached jars", file=sys.stderr, flush=True)
     return "", coordinates
-
-
-def _conf_value(value) -> str:
-    """A YAML value as Spark expects it (booleans lower-case)."""
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def master_url(cfg: dict) -> str:
@@ -221,7 +216,7 @@ def build_spark(cfg: dict, app_name: str | None = None, uris: Iterable[str | Non
     for key, value in s3_conf.items():
         builder = builder.config(key, value)
     for key, value in (spark_cfg.get("conf") or {}).items():
-        builder = builder.config(key, _conf_value(value))
+        builder = builder.config(key, conf_value(value))
     java_opts = str((spark_cfg.get("conf") or {}).get("spark.driver.extraJavaOptions", ""))
     log_conf = conf_dir() / "log4j2.properties"
     if log_conf.is_file():
@@ -294,23 +289,6 @@ def shutdown(timeout: float = 120) -> None:
         from lakehouse import classdata
 
         classdata.publish(*archive, proc.returncode if proc is not None else None)
-
-
-@contextlib.contextmanager
-def tuned(spark: SparkSession, conf: Mapping | None) -> Iterator[None]:
-    """Run a block with extra SQL settings (None: none), restoring the previous values afterwards."""
-    conf = {k: _conf_value(v) for k, v in (conf or {}).items()}
-    saved = {k: spark.conf.get(k, None) for k in conf}
-    for k, v in conf.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
 
 
 def layer_conf(cfg: dict, layer: str, size: int | None) -> dict:

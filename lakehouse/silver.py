@@ -19,7 +19,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse import ops
-from lakehouse.config import small_writes
+from lakehouse.config import small_writes, tuned, whole_table_conf
 from lakehouse.sources import options_for
 from lakehouse.tables import Lake, kept_rows, release_rows
 from lakehouse.transforms import silver as T
@@ -387,7 +387,8 @@ def process(spark: SparkSession, lake: Lake, cfg: dict, bronze_batches: list[int
             whole = stale or not lake.exists(spark, "silver.sessions")
             if added or moved or whole:
                 gone = changed.select(F.col("anonymous_id").alias("user_id")) if moved else None
-                _write_sessions(spark, lake, cfg, batch_id, gone, m.cached, whole)
+                with tuned(spark, whole_table_conf(cfg, ops.live_rows(lake, "silver.events"))):
+                    _write_sessions(spark, lake, cfg, batch_id, gone, m.cached, whole)
                 stale = False
                 lap(f"batch {batch_id} sessions")
         for frame in m.cached:

@@ -189,6 +189,30 @@ def test_lines_that_are_not_utf8_are_quarantined_with_their_original_bytes(spark
     assert [(r["reason"], bytes(r["value_bytes"])) for r in q] == [("not_utf8", raw)]
 
 
+def test_a_small_batch_cuts_sessions_with_code_generation_once_silver_events_outgrows_the_small_run_limit(
+        spark, cfg, tmp_path, monkeypatch):
+    """Silver's small-run settings follow the bytes of the batch it parses; the sessions step scans
+    silver.events whole, so above `spark.small_runs.gold_max_events` rows it runs with
+    `spark.small_runs.whole_table_conf` (code generation back on, adaptive execution still off)."""
+    landing, lake = tmp_path / "landing", Lake(str(tmp_path / "lake"))
+    (landing / "events").mkdir(parents=True)
+    seen, real = [], silver._write_sessions
+
+    def spy(session, *args, **kwargs):
+        seen.append((session.conf.get("spark.sql.codegen.wholeStage"), session.conf.get("spark.sql.adaptive.enabled")))
+        return real(session, *args, **kwargs)
+
+    monkeypatch.setattr(silver, "_write_sessions", spy)
+    small = cfg["spark"]["small_runs"]
+    for name, limit in (("a.jsonl", 3), ("b.jsonl", 2)):  # silver.events: 2 rows, then 4
+        (landing / "events" / name).write_text(event(event_id=f"{name}1") + "\n" + event(event_id=f"{name}2") + "\n")
+        bronze_step.ingest(spark, lake, str(landing))
+        settings = {**cfg, "spark": {**cfg["spark"], "small_runs": {**small, "gold_max_events": limit}}}
+        pipeline.run(spark, settings, str(landing), lake.root, only="silver", progress=None, register=False)
+    assert seen == [("false", "false"), ("true", "false")]
+    assert spark.conf.get("spark.sql.codegen.wholeStage") == "true"  # the session's own value once the layer ends
+
+
 def test_sessions_are_cut_again_whole_when_the_gap_or_excluded_events_change(spark, cfg, tmp_path):
     """silver.sessions keeps no session cut with other settings: the next batch (or a full refresh)
     cuts every user's sessions again, not only those its events reach."""
