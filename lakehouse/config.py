@@ -59,6 +59,7 @@ def load_yaml(text: str) -> Any:
     """`yaml.safe_load(text)`, parsed by libyaml when available; raises yaml.YAMLError as it does."""
     return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
 
+
 def _read_layer(folder: Path) -> dict:
     """Merge every YAML file of one folder, in name order."""
     merged: dict = {}

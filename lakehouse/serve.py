@@ -46,7 +46,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-from lakehouse.config import cache_dir
+from lakehouse.config import cache_dir, conf_value
 from lakehouse.objectstore import is_s3
 from lakehouse.tables import REGISTRY, Lake, absolute, is_local, local_path
 
@@ -183,10 +183,6 @@ def delta_jars(cfg: dict) -> list[str]:
     return [j for j in str(jars).split(",") if j]
 
 
-def _conf_value(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def command(cfg: dict, tables_file: str, workdir: str, host: str, port: int,
             users_file: str | None = None, lake_scheme: str = "file") -> list[str]:
     """The spark-submit command line that starts the server (see the module docstring); `lake_scheme`
@@ -197,7 +193,7 @@ def command(cfg: dict, tables_file: str, workdir: str, host: str, port: int,
     serve_cfg = cfg.get("serve_sql") or {}
     delta = delta_jars(cfg)
     jars = [*delta, str(guard_jar(delta))]
-    conf = {k: _conf_value(v) for k, v in (spark_cfg.get("conf") or {}).items()}
+    conf = {k: conf_value(v) for k, v in (spark_cfg.get("conf") or {}).items()}
     java_opts = [conf.pop("spark.driver.extraJavaOptions", ""), f"-Dderby.system.home={workdir}"]
     log_conf = conf_dir() / "log4j2.properties"
     if log_conf.is_file():

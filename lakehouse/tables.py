@@ -91,6 +91,12 @@ def rdd_mark(spark: SparkSession) -> int:
     return int(spark.sparkContext._jsc.sc().newRddId())
 
 
+def persisted_rdd_ids(spark: SparkSession) -> set[int]:
+    """Ids of the RDDs the session holds persisted (caches and local checkpoints), in one round trip."""
+    text = spark.sparkContext._jsc.getPersistentRDDs().keySet().toString().strip("[]")  # "[3, 17, 42]"
+    return {int(i) for i in text.split(",") if i.strip()}
+
+
 def release_since(spark: SparkSession, mark: int) -> int:
     """Drop the blocks of every RDD persisted since `mark` (`rdd_mark`): local checkpoints and
     caches a step made (no job). Returns how many were dropped.
@@ -100,9 +106,8 @@ def release_since(spark: SparkSession, mark: int) -> int:
     (docs/performance.md "Checkpoints dropped by id"). Frames built on those RDDs cannot be read
     afterwards, so call it when the step's frames are done with.
     """
-    persisted = spark.sparkContext._jsc.getPersistentRDDs()  # java.util.Map<Integer, JavaRDD>
-    text = persisted.keySet().toString().strip("[]")  # one round trip: "[3, 17, 42]"
-    ids = [int(i) for i in text.split(",") if i.strip() and int(i) > mark]
+    ids = sorted(i for i in persisted_rdd_ids(spark) if i > mark)
+    persisted = spark.sparkContext._jsc.getPersistentRDDs() if ids else None  # java.util.Map<Integer, JavaRDD>
     for rdd_id in ids:
         rdd = persisted.get(rdd_id)
         if rdd is not None:

@@ -12,7 +12,7 @@ import pytest
 from deltalake import DeltaTable
 
 from lakehouse import generator, pipeline
-from lakehouse.tables import GOLD
+from lakehouse.tables import GOLD, persisted_rdd_ids
 
 pytestmark = [pytest.mark.e2e, pytest.mark.trust]
 
@@ -74,12 +74,6 @@ def _table(lake: Path, layer: str, name: str):
 LEFT_BEHIND: list[set] = []  # per incremental run: the persisted RDDs it left in the session
 
 
-def persisted(spark) -> set[int]:
-    """Ids of the RDDs the session holds persisted (caches and local checkpoints)."""
-    text = spark.sparkContext._jsc.getPersistentRDDs().keySet().toString().strip("[]")
-    return {int(i) for i in text.split(",") if i.strip()}
-
-
 @pytest.fixture(scope="module")
 def lakes(spark, cfg, tmp_path_factory):
     root = tmp_path_factory.mktemp("incremental")
@@ -97,9 +91,9 @@ def lakes(spark, cfg, tmp_path_factory):
         # Both ways of writing an incremental table: odd runs replace only the rebuilt rows of every
         # table (as large tables do), even runs rewrite small tables whole with the kept rows.
         run_cfg = {**cfg, "gold": {"replace_where_min_rows": 0 if i % 2 else 10**12}}
-        before = persisted(spark)
+        before = persisted_rdd_ids(spark)
         summaries.append(pipeline.run(spark, run_cfg, str(landing), str(incremental), progress=lambda _: None))
-        left_behind.append(persisted(spark) - before)
+        left_behind.append(persisted_rdd_ids(spark) - before)
     rebuild = root / "rebuild"
     pipeline.run(spark, cfg, str(landing), str(rebuild), progress=lambda _: None)
     return incremental, rebuild, summaries, before_late
